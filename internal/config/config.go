@@ -1,0 +1,212 @@
+// Package config reads Rebook's settings from the environment, in one place.
+// Each command names the settings it needs; a missing or malformed one stops
+// that command at start-up with one line naming the variable, and never the
+// value, since several are secrets.
+package config
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+)
+
+// The environment variables. Deployments and outside checks rely on these
+// names: keep them exactly.
+const (
+	TemporalAddress    = "TEMPORAL_ADDRESS"
+	TemporalNamespace  = "TEMPORAL_NAMESPACE"
+	DatabaseURL        = "DATABASE_URL"
+	PKBBaseURL         = "PKB_BASE_URL"
+	PKBFHIRBaseURL     = "PKB_FHIR_BASE_URL"
+	PKBClientID        = "PKB_CLIENT_ID"
+	PKBClientSecret    = "PKB_CLIENT_SECRET"
+	PKBRedirectURL     = "PKB_REDIRECT_URL"
+	SlackBotToken      = "SLACK_BOT_TOKEN"
+	SlackAPIURL        = "SLACK_API_URL"
+	SlackSigningSecret = "SLACK_SIGNING_SECRET"
+	SlackAppToken      = "SLACK_APP_TOKEN"
+	EncryptionKey      = "REBOOK_ENCRYPTION_KEY"
+	HTTPAddr           = "REBOOK_HTTP_ADDR"
+	PublicURL          = "REBOOK_PUBLIC_URL"
+	TriageChannel      = "REBOOK_TRIAGE_CHANNEL"
+	AdminChannel       = "REBOOK_ADMIN_CHANNEL"
+)
+
+// Defaults suit a developer's machine; production sets every value.
+var defaults = map[string]string{
+	TemporalAddress:   "127.0.0.1:7233",
+	TemporalNamespace: "default",
+	DatabaseURL:       "postgres://postgres@127.0.0.1:5432/rebook?sslmode=disable",
+	SlackAPIURL:       "https://slack.com/api/",
+	HTTPAddr:          "127.0.0.1:8080",
+	TriageChannel:     "rebook-triage",
+	AdminChannel:      "rebook-admin",
+}
+
+// Config holds every setting. EncryptionKey is decoded; the rest are as set.
+type Config struct {
+	TemporalAddress    string
+	TemporalNamespace  string
+	DatabaseURL        string
+	PKBBaseURL         string
+	PKBFHIRBaseURL     string
+	PKBClientID        string
+	PKBClientSecret    string
+	PKBRedirectURL     string
+	SlackBotToken      string
+	SlackAPIURL        string
+	SlackSigningSecret string
+	SlackAppToken      string
+	EncryptionKey      []byte
+	HTTPAddr           string
+	PublicURL          string
+	TriageChannel      string
+	AdminChannel       string
+}
+
+// Error names the variable at fault and why, never its value.
+type Error struct {
+	Var    string
+	Reason string
+}
+
+func (e *Error) Error() string { return "config: " + e.Var + " " + e.Reason }
+
+// FromEnv reads the process environment; see Load.
+func FromEnv(need ...string) (Config, error) { return Load(os.Getenv, need...) }
+
+// Load reads every setting through getenv, applies defaults, checks the
+// form of every value that is set, and requires the ones in need.
+func Load(getenv func(string) string, need ...string) (Config, error) {
+	get := func(name string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		return defaults[name]
+	}
+	c := Config{
+		TemporalAddress:    get(TemporalAddress),
+		TemporalNamespace:  get(TemporalNamespace),
+		DatabaseURL:        get(DatabaseURL),
+		PKBBaseURL:         strings.TrimRight(get(PKBBaseURL), "/"),
+		PKBFHIRBaseURL:     strings.TrimRight(get(PKBFHIRBaseURL), "/"),
+		PKBClientID:        get(PKBClientID),
+		PKBClientSecret:    get(PKBClientSecret),
+		PKBRedirectURL:     get(PKBRedirectURL),
+		SlackBotToken:      get(SlackBotToken),
+		SlackAPIURL:        get(SlackAPIURL),
+		SlackSigningSecret: get(SlackSigningSecret),
+		SlackAppToken:      get(SlackAppToken),
+		HTTPAddr:           get(HTTPAddr),
+		PublicURL:          strings.TrimRight(get(PublicURL), "/"),
+		TriageChannel:      strings.TrimPrefix(get(TriageChannel), "#"),
+		AdminChannel:       strings.TrimPrefix(get(AdminChannel), "#"),
+	}
+	if c.PublicURL == "" && c.HTTPAddr != "" {
+		c.PublicURL = "http://" + c.HTTPAddr
+	}
+
+	for _, name := range need {
+		if get(name) == "" {
+			return Config{}, &Error{name, "is not set"}
+		}
+	}
+
+	checks := []struct {
+		name, value string
+		check       func(string) string
+	}{
+		{TemporalAddress, c.TemporalAddress, hostPort},
+		{HTTPAddr, c.HTTPAddr, hostPort},
+		{DatabaseURL, c.DatabaseURL, postgresURL},
+		{PKBBaseURL, c.PKBBaseURL, httpURL},
+		{PKBFHIRBaseURL, c.PKBFHIRBaseURL, httpURL},
+		{PKBRedirectURL, c.PKBRedirectURL, httpURL},
+		{SlackAPIURL, c.SlackAPIURL, httpURL},
+		{PublicURL, c.PublicURL, httpURL},
+		{SlackBotToken, c.SlackBotToken, prefixed("xoxb-")},
+		{SlackAppToken, c.SlackAppToken, prefixed("xapp-")},
+		{TriageChannel, c.TriageChannel, channel},
+		{AdminChannel, c.AdminChannel, channel},
+	}
+	for _, ch := range checks {
+		if ch.value == "" {
+			continue
+		}
+		if reason := ch.check(ch.value); reason != "" {
+			return Config{}, &Error{ch.name, reason}
+		}
+	}
+	if v := get(EncryptionKey); v != "" {
+		key, err := DecodeKey(v)
+		if err != nil {
+			return Config{}, &Error{EncryptionKey, err.Error()}
+		}
+		c.EncryptionKey = key
+	}
+	return c, nil
+}
+
+// DecodeKey reads a 32-byte AES-256 key written as base64 (standard or URL
+// alphabet, padded or not) or as 64 hex digits.
+func DecodeKey(v string) ([]byte, error) {
+	if len(v) == 64 {
+		if b, err := hex.DecodeString(v); err == nil {
+			return b, nil
+		}
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(v); err == nil {
+			if len(b) != 32 {
+				return nil, fmt.Errorf("must decode to 32 bytes, not %d (make one with: openssl rand -base64 32)", len(b))
+			}
+			return b, nil
+		}
+	}
+	return nil, fmt.Errorf("must be 32 bytes written as base64 or 64 hex digits (make one with: openssl rand -base64 32)")
+}
+
+func hostPort(v string) string {
+	if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+		return "must be host:port"
+	}
+	return ""
+}
+
+func httpURL(v string) string {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "must be an http:// or https:// URL"
+	}
+	return ""
+}
+
+func postgresURL(v string) string {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
+		return "must be a postgres:// URL"
+	}
+	return ""
+}
+
+func prefixed(p string) func(string) string {
+	return func(v string) string {
+		if !strings.HasPrefix(v, p) {
+			return "must start with " + p
+		}
+		return ""
+	}
+}
+
+func channel(v string) string {
+	for _, r := range v {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r >= 'A' && r <= 'Z') {
+			return "must be a Slack channel name or id (letters, digits, - and _)"
+		}
+	}
+	return ""
+}

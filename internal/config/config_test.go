@@ -1,0 +1,74 @@
+package config
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func env(kv ...string) func(string) string {
+	m := map[string]string{}
+	for i := 0; i < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) string { return m[k] }
+}
+
+const key32 = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" // base64 of 32 ASCII bytes
+
+func TestDefaults(t *testing.T) {
+	c, err := Load(env())
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.1:7233", c.TemporalAddress)
+	assert.Equal(t, "default", c.TemporalNamespace)
+	assert.Equal(t, "http://127.0.0.1:8080", c.PublicURL)
+	assert.Equal(t, "rebook-triage", c.TriageChannel)
+}
+
+func TestRequiredMissing(t *testing.T) {
+	_, err := Load(env(PKBClientID, "abc"), PKBClientID, PKBClientSecret)
+	require.Error(t, err)
+	assert.Equal(t, "config: PKB_CLIENT_SECRET is not set", err.Error())
+}
+
+func TestMalformedValuesNameTheVariableNotTheValue(t *testing.T) {
+	cases := []struct{ name, value, want string }{
+		{PKBBaseURL, "ftp://secret-host", "config: PKB_BASE_URL must be an http:// or https:// URL"},
+		{DatabaseURL, "mysql://x", "config: DATABASE_URL must be a postgres:// URL"},
+		{TemporalAddress, "localhost", "config: TEMPORAL_ADDRESS must be host:port"},
+		{SlackBotToken, "xoxp-personal-token", "config: SLACK_BOT_TOKEN must start with xoxb-"},
+		{SlackAppToken, "xoxb-not-an-app-token", "config: SLACK_APP_TOKEN must start with xapp-"},
+		{TriageChannel, "triage team!", "config: REBOOK_TRIAGE_CHANNEL must be a Slack channel name or id (letters, digits, - and _)"},
+		{EncryptionKey, "c2hvcnQ=", "config: REBOOK_ENCRYPTION_KEY must decode to 32 bytes, not 5 (make one with: openssl rand -base64 32)"},
+		{EncryptionKey, "not base64 at all!", "config: REBOOK_ENCRYPTION_KEY must be 32 bytes written as base64 or 64 hex digits (make one with: openssl rand -base64 32)"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(env(tc.name, tc.value))
+			require.Error(t, err)
+			assert.Equal(t, tc.want, err.Error())
+			var ce *Error
+			require.ErrorAs(t, err, &ce)
+			assert.Equal(t, tc.name, ce.Var)
+			assert.False(t, strings.Contains(err.Error(), tc.value), "value leaked")
+		})
+	}
+}
+
+func TestEncryptionKeyForms(t *testing.T) {
+	for _, v := range []string{key32, strings.TrimRight(key32, "="), strings.Repeat("ab", 32)} {
+		c, err := Load(env(EncryptionKey, v))
+		require.NoError(t, err, v)
+		assert.Len(t, c.EncryptionKey, 32)
+	}
+}
+
+func TestValuesAreTrimmedAndNormalised(t *testing.T) {
+	c, err := Load(env(PKBBaseURL, " https://sandbox.patientsknowbest.com/ ", TriageChannel, "#triage", PublicURL, "https://rebook.example.nhs.uk/"))
+	require.NoError(t, err)
+	assert.Equal(t, "https://sandbox.patientsknowbest.com", c.PKBBaseURL)
+	assert.Equal(t, "triage", c.TriageChannel)
+	assert.Equal(t, "https://rebook.example.nhs.uk", c.PublicURL)
+}
