@@ -10,11 +10,11 @@ import (
 // Reasons a number is refused. They name the fault, never the number, so
 // they are safe to log and to show in triage.
 var (
-	ErrMissing     = errors.New("nhs number: missing")
-	ErrFormat      = errors.New("nhs number: not ten digits")
-	ErrCheckDigit  = errors.New("nhs number: check digit does not match")
-	ErrRepeated    = errors.New("nhs number: all digits the same")
-	ErrCheckIsTen  = errors.New("nhs number: check digit would be 10, so no such number exists")
+	ErrMissing    = errors.New("nhs number: missing")
+	ErrFormat     = errors.New("nhs number: not ten digits")
+	ErrCheckDigit = errors.New("nhs number: check digit does not match")
+	ErrRepeated   = errors.New("nhs number: all digits the same")
+	ErrCheckIsTen = errors.New("nhs number: check digit would be 10, so no such number exists")
 )
 
 // Normalize accepts the forms people and systems write ("943 476 5919",
@@ -97,4 +97,3 @@ func Format(digits string) string {
 	}
 	return digits[:3] + " " + digits[3:6] + " " + digits[6:]
 }
-

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
 )
 
 // Faults are injected into the API (messages, FHIR and token endpoints).
@@ -306,4 +305,3 @@ func (s *Server) SetAutoPAS(d time.Duration) {
 	s.cfg.AutoPAS = d
 	s.mu.Unlock()
 }
-
