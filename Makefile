@@ -1,0 +1,28 @@
+# The two commands a new user runs: `make dev` and `make test`.
+GO ?= go
+FUZZTIME ?= 30s
+
+.PHONY: dev test lint fuzz build clean
+
+dev: ## the whole local stack; Ctrl-C stops it (same as: go run ./starter dev)
+	@$(GO) build -o bin/starter ./starter && bin/starter dev
+
+test: ## unit and integration tests (needs PostgreSQL on 127.0.0.1:5432; starts its own Temporal)
+	$(GO) test -count=1 -timeout 45m ./...
+
+lint: ## gofmt, go vet, staticcheck and Temporal's determinism checker
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+	$(GO) tool -modfile=tools/lint/go.mod staticcheck ./...
+	$(GO) tool -modfile=tools/lint/go.mod workflowcheck ./...
+
+fuzz: ## each fuzz target for $(FUZZTIME)
+	$(GO) test ./internal/subject -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/nhsnumber -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime $(FUZZTIME)
+
+build: ## binaries into bin/
+	$(GO) build -o bin/ ./starter
+	$(GO) build -o bin/temporal -modfile=tools/go.mod github.com/temporalio/cli/cmd/temporal
+
+clean:
+	rm -rf bin .rebook-dev
