@@ -1,0 +1,92 @@
+// Package codec encrypts every Temporal payload Rebook writes (workflow
+// inputs, activity results, signals) with AES-256-GCM under
+// REBOOK_ENCRYPTION_KEY, so Temporal's history holds no patient data in
+// clear. `starter serve` exposes the same codec to the Web UI at /codec.
+package codec
+
+import (
+	"fmt"
+	"net/http"
+
+	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/rebookhq/rebook/internal/secret"
+)
+
+const (
+	// Encoding marks a payload this codec sealed.
+	Encoding  = "binary/rebook-aes256gcm"
+	metaKey   = "encoding"
+	sealPlace = "temporal-payload"
+)
+
+// Codec is a converter.PayloadCodec.
+type Codec struct{ box *secret.Box }
+
+// New makes a Codec from a 32-byte key.
+func New(key []byte) (*Codec, error) {
+	b, err := secret.New(key)
+	if err != nil {
+		return nil, err
+	}
+	return &Codec{box: b}, nil
+}
+
+// Encode seals each payload whole: its metadata (which names the original
+// encoding) and its data.
+func (c *Codec) Encode(in []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	out := make([]*commonpb.Payload, len(in))
+	for i, p := range in {
+		raw, err := p.Marshal()
+		if err != nil {
+			return nil, err
+		}
+		sealed, err := c.box.Seal(raw, sealPlace)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = &commonpb.Payload{Metadata: map[string][]byte{metaKey: []byte(Encoding)}, Data: sealed}
+	}
+	return out, nil
+}
+
+// Decode opens payloads this codec sealed and passes others through.
+func (c *Codec) Decode(in []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	out := make([]*commonpb.Payload, len(in))
+	for i, p := range in {
+		if string(p.GetMetadata()[metaKey]) != Encoding {
+			out[i] = p
+			continue
+		}
+		raw, err := c.box.Open(p.Data, sealPlace)
+		if err != nil {
+			return nil, fmt.Errorf("codec: %w", err)
+		}
+		var orig commonpb.Payload
+		if err := orig.Unmarshal(raw); err != nil {
+			return nil, fmt.Errorf("codec: %w", err)
+		}
+		out[i] = &orig
+	}
+	return out, nil
+}
+
+// DataConverter is the SDK's default converter with this codec underneath.
+func DataConverter(key []byte) (converter.DataConverter, error) {
+	c, err := New(key)
+	if err != nil {
+		return nil, err
+	}
+	return converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), c), nil
+}
+
+// Handler serves the codec to the Temporal Web UI and CLI (the remote codec
+// protocol: POST /encode and /decode).
+func Handler(key []byte) (http.Handler, error) {
+	c, err := New(key)
+	if err != nil {
+		return nil, err
+	}
+	return converter.NewPayloadCodecHTTPHandler(c), nil
+}
