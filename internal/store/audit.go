@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // AuditEntry records who did what to which request or grant. Detail holds
@@ -19,16 +20,22 @@ type AuditEntry struct {
 	Detail  map[string]string
 }
 
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
 // Audit appends an entry.
-func (s *Store) Audit(ctx context.Context, e AuditEntry) error {
-	detail, err := json.Marshal(e.Detail)
-	if err != nil {
-		return err
+func (s *Store) Audit(ctx context.Context, e AuditEntry) error { return auditTx(ctx, s.pool, e) }
+
+func auditTx(ctx context.Context, db execer, e AuditEntry) error {
+	detail := []byte("{}")
+	if e.Detail != nil {
+		var err error
+		if detail, err = json.Marshal(e.Detail); err != nil {
+			return err
+		}
 	}
-	if e.Detail == nil {
-		detail = []byte("{}")
-	}
-	_, err = s.pool.Exec(ctx, `INSERT INTO audit_log (actor, action, subject, detail) VALUES ($1, $2, $3, $4)`,
+	_, err := db.Exec(ctx, `INSERT INTO audit_log (actor, action, subject, detail) VALUES ($1, $2, $3, $4)`,
 		e.Actor, e.Action, e.Subject, detail)
 	if err != nil {
 		return fmt.Errorf("store: audit: %w", err)

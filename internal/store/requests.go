@@ -9,37 +9,63 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Request is a row of the request read model: ids and categories only.
+// Request is a row of the request read model. PatientID is PKB's opaque
+// public id; no NHS number, name or message text is kept here.
 type Request struct {
-	MessageID     string
-	WorkflowID    string
-	State         string
-	RequestType   string
-	Specialty     string
-	Clinic        string
-	Team          string
-	SlackChannel  string
-	SlackTS       string
-	AppointmentID string
-	Reason        string
-	ReceivedAt    time.Time
-	UpdatedAt     time.Time
-	ClosedAt      *time.Time
+	MessageID        string
+	WorkflowID       string
+	State            string
+	RequestType      string
+	Specialty        string
+	SpecialtyCode    string
+	Clinic           string
+	Team             string
+	SlackChannel     string
+	SlackTS          string
+	AppointmentID    string
+	AppointmentStart *time.Time
+	PatientID        string
+	Triage           bool
+	Flags            string
+	Reason           string
+	ClaimedBy        string
+	ClosedBy         string
+	CloseNote        string
+	ReceivedAt       time.Time
+	UpdatedAt        time.Time
+	ClosedAt         *time.Time
 }
 
-// SaveRequest inserts or updates a request's row.
+const requestColumns = `message_id, workflow_id, state, request_type, specialty, specialty_code, clinic, team,
+	slack_channel, slack_ts, appointment_id, appointment_start, patient_id, triage, flags, reason,
+	claimed_by, closed_by, close_note, received_at, updated_at, closed_at`
+
+func scanRequest(row pgx.Row) (Request, error) {
+	var r Request
+	err := row.Scan(&r.MessageID, &r.WorkflowID, &r.State, &r.RequestType, &r.Specialty, &r.SpecialtyCode, &r.Clinic, &r.Team,
+		&r.SlackChannel, &r.SlackTS, &r.AppointmentID, &r.AppointmentStart, &r.PatientID, &r.Triage, &r.Flags, &r.Reason,
+		&r.ClaimedBy, &r.ClosedBy, &r.CloseNote, &r.ReceivedAt, &r.UpdatedAt, &r.ClosedAt)
+	return r, err
+}
+
+// SaveRequest inserts or updates a request's row. The Slack post columns
+// are left alone: they belong to StartSlackPost and SetSlackPost.
 func (s *Store) SaveRequest(ctx context.Context, r Request) error {
 	_, err := s.pool.Exec(ctx, `
-		INSERT INTO requests (message_id, workflow_id, state, request_type, specialty, clinic, team,
-		                      slack_channel, slack_ts, appointment_id, reason, received_at, closed_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+		INSERT INTO requests (message_id, workflow_id, state, request_type, specialty, specialty_code, clinic, team,
+		                      appointment_id, appointment_start, patient_id, triage, flags, reason,
+		                      claimed_by, closed_by, close_note, received_at, closed_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
 		ON CONFLICT (message_id) DO UPDATE SET
 		    state = EXCLUDED.state, request_type = EXCLUDED.request_type, specialty = EXCLUDED.specialty,
-		    clinic = EXCLUDED.clinic, team = EXCLUDED.team, slack_channel = EXCLUDED.slack_channel,
-		    slack_ts = EXCLUDED.slack_ts, appointment_id = EXCLUDED.appointment_id,
-		    reason = EXCLUDED.reason, closed_at = EXCLUDED.closed_at, updated_at = now()`,
-		r.MessageID, r.WorkflowID, r.State, r.RequestType, r.Specialty, r.Clinic, r.Team,
-		r.SlackChannel, r.SlackTS, r.AppointmentID, r.Reason, r.ReceivedAt, r.ClosedAt)
+		    specialty_code = EXCLUDED.specialty_code, clinic = EXCLUDED.clinic, team = EXCLUDED.team,
+		    appointment_id = EXCLUDED.appointment_id, appointment_start = EXCLUDED.appointment_start,
+		    patient_id = EXCLUDED.patient_id, triage = EXCLUDED.triage, flags = EXCLUDED.flags,
+		    reason = EXCLUDED.reason, claimed_by = EXCLUDED.claimed_by, closed_by = EXCLUDED.closed_by,
+		    close_note = EXCLUDED.close_note, closed_at = EXCLUDED.closed_at, updated_at = now()`,
+		r.MessageID, r.WorkflowID, r.State, r.RequestType, r.Specialty, r.SpecialtyCode, r.Clinic, r.Team,
+		r.AppointmentID, r.AppointmentStart, r.PatientID, r.Triage, r.Flags, r.Reason,
+		r.ClaimedBy, r.ClosedBy, r.CloseNote, r.ReceivedAt, r.ClosedAt)
 	if err != nil {
 		return fmt.Errorf("store: save request: %w", err)
 	}
@@ -48,13 +74,7 @@ func (s *Store) SaveRequest(ctx context.Context, r Request) error {
 
 // Request reads one request by its PKB message id.
 func (s *Store) Request(ctx context.Context, messageID string) (Request, error) {
-	var r Request
-	err := s.pool.QueryRow(ctx, `
-		SELECT message_id, workflow_id, state, request_type, specialty, clinic, team, slack_channel,
-		       slack_ts, appointment_id, reason, received_at, updated_at, closed_at
-		FROM requests WHERE message_id = $1`, messageID).Scan(
-		&r.MessageID, &r.WorkflowID, &r.State, &r.RequestType, &r.Specialty, &r.Clinic, &r.Team,
-		&r.SlackChannel, &r.SlackTS, &r.AppointmentID, &r.Reason, &r.ReceivedAt, &r.UpdatedAt, &r.ClosedAt)
+	r, err := scanRequest(s.pool.QueryRow(ctx, `SELECT `+requestColumns+` FROM requests WHERE message_id = $1`, messageID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Request{}, ErrNotFound
 	}
@@ -62,6 +82,28 @@ func (s *Store) Request(ctx context.Context, messageID string) (Request, error) 
 		return Request{}, fmt.Errorf("store: read request: %w", err)
 	}
 	return r, nil
+}
+
+// WaitingFor returns the open requests about an appointment, or, for a
+// new booking, the open change requests of the same patient and specialty
+// received before it was created.
+func (s *Store) WaitingFor(ctx context.Context, appointmentID, patientID, specialtyCode string, bookedAt time.Time) ([]Request, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+requestColumns+` FROM requests
+		WHERE closed_at IS NULL AND (
+		    (appointment_id <> '' AND appointment_id = $1)
+		 OR (request_type = 'change' AND patient_id <> '' AND patient_id = $2 AND specialty_code = $3 AND received_at <= $4))`,
+		appointmentID, patientID, specialtyCode, bookedAt)
+	if err != nil {
+		return nil, fmt.Errorf("store: waiting requests: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Request, error) { return scanRequest(r) })
+}
+
+// CountOpen counts requests not yet closed.
+func (s *Store) CountOpen(ctx context.Context) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM requests WHERE closed_at IS NULL`).Scan(&n)
+	return n, err
 }
 
 // CountRequestsByState counts the read model's rows per state.
@@ -81,4 +123,75 @@ func (s *Store) CountRequestsByState(ctx context.Context) (map[string]int, error
 		out[st] = n
 	}
 	return out, rows.Err()
+}
+
+// SlackPost is where a request's Slack message is, or was being posted.
+type SlackPost struct {
+	Channel   string // channel id
+	TS        string // empty until the post is known to have happened
+	StartedAt *time.Time
+}
+
+// StartSlackPost records the intent to post to channel before posting, and
+// returns what was recorded before: a TS means the post already happened;
+// a StartedAt without TS means an earlier attempt may have posted and lost
+// the answer.
+func (s *Store) StartSlackPost(ctx context.Context, messageID, channel string) (SlackPost, error) {
+	var before SlackPost
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `SELECT slack_channel, slack_ts, slack_post_started_at FROM requests WHERE message_id = $1 FOR UPDATE`, messageID).
+			Scan(&before.Channel, &before.TS, &before.StartedAt)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if before.StartedAt == nil {
+			_, err = tx.Exec(ctx, `UPDATE requests SET slack_channel = $2, slack_post_started_at = now() WHERE message_id = $1`, messageID, channel)
+		}
+		return err
+	})
+	if err != nil {
+		return SlackPost{}, fmt.Errorf("store: start slack post: %w", err)
+	}
+	return before, nil
+}
+
+// SetSlackPost records where the request's message is.
+func (s *Store) SetSlackPost(ctx context.Context, messageID, channel, ts string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE requests SET slack_channel = $2, slack_ts = $3, updated_at = now() WHERE message_id = $1`, messageID, channel, ts)
+	if err != nil {
+		return fmt.Errorf("store: set slack post: %w", err)
+	}
+	return nil
+}
+
+// StateChange is one transition of a request.
+type StateChange struct {
+	MessageID string
+	State     string
+	ClaimedBy string
+	ClosedBy  string
+	CloseNote string
+	Closed    bool
+}
+
+// ChangeState records a transition in the read model and the audit log,
+// in one transaction.
+func (s *Store) ChangeState(ctx context.Context, c StateChange, audit AuditEntry) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `
+			UPDATE requests SET state = $2,
+			    claimed_by = CASE WHEN $3 <> '' THEN $3 ELSE claimed_by END,
+			    closed_by = CASE WHEN $4 <> '' THEN $4 ELSE closed_by END,
+			    close_note = CASE WHEN $5 <> '' THEN $5 ELSE close_note END,
+			    closed_at = CASE WHEN $6 THEN COALESCE(closed_at, now()) ELSE closed_at END,
+			    updated_at = now()
+			WHERE message_id = $1`, c.MessageID, c.State, c.ClaimedBy, c.ClosedBy, c.CloseNote, c.Closed)
+		if err != nil {
+			return fmt.Errorf("store: change state: %w", err)
+		}
+		return auditTx(ctx, tx, audit)
+	})
 }

@@ -1,0 +1,248 @@
+// Package slackfake is a stateful Slack Web API for tests and `make dev`,
+// built on slack-go's slacktest server. slacktest answers chat.postMessage
+// with second-resolution timestamps and keeps no history; Rebook edits its
+// messages and looks for them again after a lost response, so this fake
+// adds unique timestamps, chat.update, conversations.history and
+// conversations.list on top.
+package slackfake
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/slacktest"
+)
+
+// Message is one message the fake holds.
+type Message struct {
+	Channel   string // channel id
+	TS        string
+	ThreadTS  string
+	Text      string
+	Blocks    slack.Blocks
+	Ephemeral bool
+	User      string // for ephemeral messages: who sees it
+	Edits     int
+}
+
+// Server is the fake. Its zero value is not usable: call New.
+type Server struct {
+	*slacktest.Server
+	mu       sync.Mutex
+	seq      int64
+	names    map[string]string // channel id -> name
+	msgs     []*Message
+	failNext map[string]int // method -> failures to inject
+	onPost   func(Message)
+}
+
+// New starts a fake. onPost, if set, sees every message posted or edited.
+func New(onPost func(Message)) *Server {
+	s := &Server{names: map[string]string{}, failNext: map[string]int{}, onPost: onPost}
+	s.Server = slacktest.NewTestServer(func(c slacktest.Customize) {
+		c.Handle("/chat.postMessage", s.post)
+		c.Handle("/chat.update", s.update)
+		c.Handle("/chat.postEphemeral", s.ephemeral)
+		c.Handle("/conversations.history", s.history)
+		c.Handle("/conversations.list", s.list)
+	})
+	s.Start()
+	return s
+}
+
+// ChannelID is the id the fake gives a channel name.
+func ChannelID(name string) string {
+	if strings.HasPrefix(name, "C") && strings.ToUpper(name) == name {
+		return name
+	}
+	h := sha256.Sum256([]byte(strings.TrimPrefix(name, "#")))
+	return "C" + strings.ToUpper(hex.EncodeToString(h[:5]))
+}
+
+func (s *Server) channel(v string) string {
+	id := ChannelID(v)
+	if id != v {
+		s.names[id] = strings.TrimPrefix(v, "#")
+	}
+	return id
+}
+
+// FailNext makes the next n calls to method ("chat.postMessage") fail
+// after doing their work, as a lost response would.
+func (s *Server) FailNext(method string, n int) {
+	s.mu.Lock()
+	s.failNext[method] = n
+	s.mu.Unlock()
+}
+
+func (s *Server) lost(w http.ResponseWriter, method string) bool {
+	if s.failNext[method] > 0 {
+		s.failNext[method]--
+		w.WriteHeader(http.StatusBadGateway)
+		return true
+	}
+	return false
+}
+
+func reply(w http.ResponseWriter, v map[string]any) {
+	v["ok"] = true
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func fail(w http.ResponseWriter, code string) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"ok": false, "error": code})
+}
+
+func (s *Server) nextTS() string {
+	s.seq++
+	return fmt.Sprintf("1700000000.%06d", s.seq)
+}
+
+func blocks(r *http.Request) (slack.Blocks, error) {
+	var b slack.Blocks
+	if v := r.FormValue("blocks"); v != "" {
+		if err := json.Unmarshal([]byte(v), &b); err != nil {
+			return b, err
+		}
+	}
+	return b, nil
+}
+
+func (s *Server) post(w http.ResponseWriter, r *http.Request) {
+	b, err := blocks(r)
+	if err != nil || r.FormValue("channel") == "" {
+		fail(w, "invalid_arguments")
+		return
+	}
+	s.mu.Lock()
+	m := &Message{Channel: s.channel(r.FormValue("channel")), TS: s.nextTS(), ThreadTS: r.FormValue("thread_ts"), Text: r.FormValue("text"), Blocks: b}
+	s.msgs = append(s.msgs, m)
+	cp := *m
+	lost := s.lost(w, "chat.postMessage")
+	s.mu.Unlock()
+	if s.onPost != nil {
+		s.onPost(cp)
+	}
+	if !lost {
+		reply(w, map[string]any{"channel": m.Channel, "ts": m.TS})
+	}
+}
+
+func (s *Server) update(w http.ResponseWriter, r *http.Request) {
+	b, err := blocks(r)
+	if err != nil {
+		fail(w, "invalid_blocks")
+		return
+	}
+	s.mu.Lock()
+	id := s.channel(r.FormValue("channel"))
+	var found *Message
+	for _, m := range s.msgs {
+		if m.Channel == id && m.TS == r.FormValue("ts") && !m.Ephemeral {
+			found = m
+		}
+	}
+	if found == nil {
+		s.mu.Unlock()
+		fail(w, "message_not_found")
+		return
+	}
+	found.Text, found.Blocks = r.FormValue("text"), b
+	found.Edits++
+	cp := *found
+	lost := s.lost(w, "chat.update")
+	s.mu.Unlock()
+	if s.onPost != nil {
+		s.onPost(cp)
+	}
+	if !lost {
+		reply(w, map[string]any{"channel": id, "ts": cp.TS, "text": cp.Text})
+	}
+}
+
+func (s *Server) ephemeral(w http.ResponseWriter, r *http.Request) {
+	b, _ := blocks(r)
+	s.mu.Lock()
+	m := &Message{Channel: s.channel(r.FormValue("channel")), TS: s.nextTS(), Text: r.FormValue("text"), Blocks: b, Ephemeral: true, User: r.FormValue("user")}
+	s.msgs = append(s.msgs, m)
+	s.mu.Unlock()
+	reply(w, map[string]any{"message_ts": m.TS})
+}
+
+func (s *Server) history(w http.ResponseWriter, r *http.Request) {
+	id := r.FormValue("channel")
+	oldest := r.FormValue("oldest")
+	s.mu.Lock()
+	var out []map[string]any
+	for i := len(s.msgs) - 1; i >= 0; i-- { // newest first, as Slack
+		m := s.msgs[i]
+		if m.Channel != id || m.Ephemeral || m.ThreadTS != "" || (oldest != "" && m.TS < oldest) {
+			continue
+		}
+		out = append(out, map[string]any{"type": "message", "ts": m.TS, "text": m.Text})
+	}
+	s.mu.Unlock()
+	reply(w, map[string]any{"messages": out, "has_more": false})
+}
+
+func (s *Server) list(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	var out []map[string]any
+	for id, name := range s.names {
+		out = append(out, map[string]any{"id": id, "name": name, "is_channel": true, "is_member": true})
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i]["id"].(string) < out[j]["id"].(string) })
+	reply(w, map[string]any{"channels": out, "response_metadata": map[string]string{"next_cursor": ""}})
+}
+
+// AddChannel makes a channel known to conversations.list before anything is
+// posted to it, as a real workspace's channels are.
+func (s *Server) AddChannel(name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.channel(name)
+}
+
+// Messages returns copies of every message, oldest first.
+func (s *Server) Messages() []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Message, len(s.msgs))
+	for i, m := range s.msgs {
+		out[i] = *m
+	}
+	return out
+}
+
+// Roots returns the top-level, non-ephemeral messages in a channel (name
+// or id); an empty channel means every channel.
+func (s *Server) Roots(channel string) []Message {
+	id := ""
+	if channel != "" {
+		id = ChannelID(channel)
+	}
+	var out []Message
+	for _, m := range s.Messages() {
+		if !m.Ephemeral && m.ThreadTS == "" && (id == "" || m.Channel == id) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Name returns the name of a channel id the fake has seen.
+func (s *Server) Name(id string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.names[id]
+}

@@ -1,0 +1,258 @@
+// Package slackmsg posts and edits Rebook's Slack messages: one Block Kit
+// message per request in its team's channel, carrying the least a team
+// needs (request type, specialty, clinic, appointment time, an opaque
+// reference, age, a dashboard link) and the Claim / Done / Can't action
+// buttons. No NHS number, name or message text ever goes to Slack.
+package slackmsg
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/slack-go/slack"
+
+	"github.com/rebookhq/rebook/internal/subject"
+)
+
+// Button action ids. Their value is the request's workflow id.
+const (
+	ActionClaim      = "rebook_claim"
+	ActionDone       = "rebook_done"
+	ActionCantAction = "rebook_cant_action"
+)
+
+// Card is what a request's message shows.
+type Card struct {
+	Ref          string // opaque reference, e.g. RB-1A2B3C4D
+	WorkflowID   string
+	RequestType  string // cancel, change, or empty when unreadable
+	Specialty    string
+	Clinic       string
+	Start        time.Time // zero when unknown
+	ReceivedAt   time.Time
+	DashboardURL string
+	Triage       bool
+	Reason       string   // why it is in triage
+	Flags        []string // worth a look, e.g. NHS number not verified
+	State        string   // open, claimed, completed, closed
+	ClaimedBy    string   // Slack user id
+	ClosedBy     string
+	CloseNote    string
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
+}
+
+func age(from, now time.Time) string {
+	d := now.Sub(from)
+	switch {
+	case d < time.Minute:
+		return "just now"
+	case d < time.Hour:
+		return fmt.Sprintf("%d min ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%d h ago", int(d.Hours()))
+	default:
+		return fmt.Sprintf("%d days ago", int(d.Hours()/24))
+	}
+}
+
+func title(c Card) string {
+	kind := "Appointment request"
+	switch c.RequestType {
+	case "cancel":
+		kind = "Cancel request"
+	case "change":
+		kind = "Change request"
+	}
+	if c.Triage {
+		kind = "Triage: " + strings.ToLower(kind[:1]) + kind[1:]
+	}
+	return kind
+}
+
+// Text is the notification and fallback text; it carries the reference so
+// a lost post can be found again in the channel's history.
+func Text(c Card) string {
+	return fmt.Sprintf("%s %s: %s, %s", title(c), c.Ref, orDash(c.Specialty), orDash(c.Clinic))
+}
+
+// Blocks lays the card out.
+func Blocks(c Card, now time.Time) []slack.Block {
+	when := "—"
+	if !c.Start.IsZero() {
+		when = c.Start.In(subject.London()).Format("Mon 2 Jan 2006 15:04")
+	}
+	state := map[string]string{"": "Open", "open": "Open", "claimed": "Claimed by <@" + c.ClaimedBy + ">", "completed": "Completed", "closed": "Closed by <@" + c.ClosedBy + ">"}[c.State]
+	if state == "" {
+		state = c.State
+	}
+	fields := []*slack.TextBlockObject{
+		slack.NewTextBlockObject(slack.MarkdownType, "*Specialty*\n"+orDash(c.Specialty), false, false),
+		slack.NewTextBlockObject(slack.MarkdownType, "*Clinic*\n"+orDash(c.Clinic), false, false),
+		slack.NewTextBlockObject(slack.MarkdownType, "*Appointment*\n"+when, false, false),
+		slack.NewTextBlockObject(slack.MarkdownType, "*Reference*\n"+c.Ref, false, false),
+		slack.NewTextBlockObject(slack.MarkdownType, "*Received*\n"+age(c.ReceivedAt, now), false, false),
+		slack.NewTextBlockObject(slack.MarkdownType, "*Status*\n"+state, false, false),
+	}
+	bs := []slack.Block{
+		slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, title(c), false, false)),
+		slack.NewSectionBlock(nil, fields, nil),
+	}
+	var notes []string
+	if c.Reason != "" {
+		notes = append(notes, "*Why triage:* "+c.Reason)
+	}
+	for _, f := range c.Flags {
+		notes = append(notes, ":warning: "+f)
+	}
+	if c.CloseNote != "" {
+		notes = append(notes, c.CloseNote)
+	}
+	if c.DashboardURL != "" {
+		notes = append(notes, "<"+c.DashboardURL+"|Open in Rebook>")
+	}
+	if len(notes) > 0 {
+		bs = append(bs, slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, strings.Join(notes, "\n"), false, false), nil, nil))
+	}
+	if c.State == "" || c.State == "open" || c.State == "claimed" {
+		var btns []slack.BlockElement
+		if c.State != "claimed" {
+			btns = append(btns, slack.NewButtonBlockElement(ActionClaim, c.WorkflowID, slack.NewTextBlockObject(slack.PlainTextType, "Claim", false, false)))
+		}
+		done := slack.NewButtonBlockElement(ActionDone, c.WorkflowID, slack.NewTextBlockObject(slack.PlainTextType, "Done", false, false))
+		done.Style = slack.StylePrimary
+		cant := slack.NewButtonBlockElement(ActionCantAction, c.WorkflowID, slack.NewTextBlockObject(slack.PlainTextType, "Can't action", false, false))
+		cant.Style = slack.StyleDanger
+		cant.Confirm = slack.NewConfirmationBlockObject(
+			slack.NewTextBlockObject(slack.PlainTextType, "Close without action?", false, false),
+			slack.NewTextBlockObject(slack.PlainTextType, "The request will be closed as not actionable, under your name.", false, false),
+			slack.NewTextBlockObject(slack.PlainTextType, "Close it", false, false),
+			slack.NewTextBlockObject(slack.PlainTextType, "Cancel", false, false))
+		btns = append(btns, done, cant)
+		bs = append(bs, slack.NewActionBlock("rebook_actions", btns...))
+	}
+	return bs
+}
+
+// Client is the Slack Web API calls Rebook makes.
+type Client struct {
+	api *slack.Client
+	mu  sync.Mutex
+	ids map[string]string // channel name -> id
+}
+
+// New makes a Client for token against apiURL (Slack's, or a fake's).
+func New(token, apiURL string) *Client {
+	opts := []slack.Option{}
+	if apiURL != "" {
+		if !strings.HasSuffix(apiURL, "/") {
+			apiURL += "/"
+		}
+		opts = append(opts, slack.OptionAPIURL(apiURL))
+	}
+	return &Client{api: slack.New(token, opts...), ids: map[string]string{}}
+}
+
+// ChannelID resolves a channel name to its id (ids pass through), listing
+// the workspace's channels when the name is new.
+func (c *Client) ChannelID(ctx context.Context, name string) (string, error) {
+	name = strings.TrimPrefix(name, "#")
+	if len(name) >= 9 && (name[0] == 'C' || name[0] == 'G') && strings.ToUpper(name) == name {
+		return name, nil
+	}
+	c.mu.Lock()
+	id, ok := c.ids[name]
+	c.mu.Unlock()
+	if ok {
+		return id, nil
+	}
+	params := &slack.GetConversationsParameters{ExcludeArchived: true, Limit: 1000, Types: []string{"public_channel", "private_channel"}}
+	for {
+		chans, next, err := c.api.GetConversationsContext(ctx, params)
+		if err != nil {
+			return "", fmt.Errorf("slack: conversations.list: %w", err)
+		}
+		c.mu.Lock()
+		for _, ch := range chans {
+			c.ids[ch.Name] = ch.ID
+		}
+		id, ok = c.ids[name]
+		c.mu.Unlock()
+		if ok {
+			return id, nil
+		}
+		if next == "" {
+			return "", fmt.Errorf("slack: channel %q not found (is the Rebook app invited to it?)", name)
+		}
+		params.Cursor = next
+	}
+}
+
+// FindByRef looks for a root message carrying ref in the channel since
+// oldest: how a post whose response was lost is found instead of repeated.
+func (c *Client) FindByRef(ctx context.Context, channelID, ref string, oldest time.Time) (string, bool, error) {
+	params := &slack.GetConversationHistoryParameters{ChannelID: channelID, Limit: 200, Oldest: fmt.Sprintf("%d.000000", oldest.Unix())}
+	for {
+		resp, err := c.api.GetConversationHistoryContext(ctx, params)
+		if err != nil {
+			return "", false, fmt.Errorf("slack: conversations.history: %w", err)
+		}
+		for _, m := range resp.Messages {
+			if strings.Contains(m.Text, " "+ref+":") {
+				return m.Timestamp, true, nil
+			}
+		}
+		if !resp.HasMore || resp.ResponseMetaData.NextCursor == "" {
+			return "", false, nil
+		}
+		params.Cursor = resp.ResponseMetaData.NextCursor
+	}
+}
+
+// Post posts a card and returns its channel id and timestamp.
+func (c *Client) Post(ctx context.Context, channelID string, card Card, now time.Time) (string, string, error) {
+	ch, ts, err := c.api.PostMessageContext(ctx, channelID, slack.MsgOptionText(Text(card), false), slack.MsgOptionBlocks(Blocks(card, now)...))
+	if err != nil {
+		return "", "", fmt.Errorf("slack: chat.postMessage: %w", err)
+	}
+	return ch, ts, nil
+}
+
+// Update redraws a posted card.
+func (c *Client) Update(ctx context.Context, channelID, ts string, card Card, now time.Time) error {
+	_, _, _, err := c.api.UpdateMessageContext(ctx, channelID, ts, slack.MsgOptionText(Text(card), false), slack.MsgOptionBlocks(Blocks(card, now)...))
+	if err != nil {
+		return fmt.Errorf("slack: chat.update: %w", err)
+	}
+	return nil
+}
+
+// Say posts plain text to a channel, in a thread when threadTS is set.
+func (c *Client) Say(ctx context.Context, channelID, threadTS, text string) (string, error) {
+	opts := []slack.MsgOption{slack.MsgOptionText(text, false)}
+	if threadTS != "" {
+		opts = append(opts, slack.MsgOptionTS(threadTS))
+	}
+	_, ts, err := c.api.PostMessageContext(ctx, channelID, opts...)
+	if err != nil {
+		return "", fmt.Errorf("slack: chat.postMessage: %w", err)
+	}
+	return ts, nil
+}
+
+// Whisper shows text to one user only.
+func (c *Client) Whisper(ctx context.Context, channelID, userID, text string) error {
+	_, err := c.api.PostEphemeralContext(ctx, channelID, userID, slack.MsgOptionText(text, false))
+	if err != nil {
+		return fmt.Errorf("slack: chat.postEphemeral: %w", err)
+	}
+	return nil
+}
