@@ -1,0 +1,188 @@
+// Package activities holds the AppointmentRequest, PollMessages and
+// WatchAppointments activities: every piece of I/O the workflows do (PKB,
+// PostgreSQL, Slack, Temporal). Their inputs and results carry ids,
+// categories and appointment facts, which the payload codec encrypts.
+package activities
+
+import "time"
+
+// Activity names, as registered on the worker.
+const (
+	NameReadMessages      = "read-messages"
+	NameStartRequests     = "start-requests"
+	NameAdvanceCursor     = "advance-cursor"
+	NameLoadCursor        = "load-cursor"
+	NameFetchMessage      = "fetch-message"
+	NameMatchAppointment  = "match-appointment"
+	NameResolveNationalID = "resolve-national-ID"
+	NameRouteToTeam       = "route-to-team"
+	NameCheckAppointment  = "await-rebooked-FHIR-update"
+	NameWatchAppointments = "watch-appointments"
+	NameRecordState       = "record-state"
+	NameUpdateCard        = "update-card"
+	NameNotify            = "notify"
+)
+
+// Shared with the workflows: their names and the signal the watcher sends.
+const (
+	TaskQueue                  = "rebook"
+	AppointmentRequestWorkflow = "AppointmentRequest"
+	SignalAppointmentChanged   = "appointment-changed"
+	MessagesCursor             = "pkb-messages"
+	AppointmentsCursor         = "pkb-appointments-last-updated"
+	// TriageTeam is the team name triaged requests carry.
+	TriageTeam = "Triage"
+)
+
+// AppointmentRequestID is the workflow id for a PKB message.
+func AppointmentRequestID(messageID string) string { return "appointment-request-" + messageID }
+
+// MessageRef identifies a PKB message. PKB has no read-by-id, so the
+// timestamp travels with the id.
+type MessageRef struct {
+	ID        string
+	Timestamp int64
+}
+
+// MessageFacts is what fetch-message learns: the message's subject read,
+// never its text.
+type MessageFacts struct {
+	PatientID  string
+	ReceivedAt time.Time
+	Readable   bool
+	Reason     string // why the subject could not be read
+	Type       string // cancel or change
+	Start      time.Time
+	Subject    string // the appointment's subject, as the patient's request names it
+}
+
+// MatchInput asks for the appointment a request names.
+type MatchInput struct {
+	PatientID string
+	Start     time.Time
+	Subject   string
+}
+
+// Match is the appointment found, or why none was.
+type Match struct {
+	Found         bool
+	AppointmentID string
+	Status        string
+	Specialty     string
+	SpecialtyCode string
+	Clinic        string
+	Start         time.Time
+	Reason        string
+	Candidates    []string // appointment ids, when none or several matched
+}
+
+// NationalID says whether the patient's NHS number can be relied on. The
+// number itself stays in PKB.
+type NationalID struct {
+	Status   string // valid, missing, invalid, no-patient
+	Verified bool
+	Reason   string
+}
+
+// National ID statuses.
+const (
+	NHSValid     = "valid"
+	NHSMissing   = "missing"
+	NHSInvalid   = "invalid"
+	NHSNoPatient = "no-patient"
+)
+
+// RouteInput is everything route-to-team needs.
+type RouteInput struct {
+	MessageID     string
+	WorkflowID    string
+	ReceivedAt    time.Time
+	PatientID     string
+	RequestType   string
+	Specialty     string
+	SpecialtyCode string
+	Clinic        string
+	AppointmentID string
+	Start         time.Time
+	Triage        bool
+	Reason        string
+	Flags         []string
+}
+
+// Route is where a request went.
+type Route struct {
+	Team      string
+	Channel   string // name, as in the rules
+	ChannelID string
+	TS        string
+	Ref       string
+	SLAHours  int
+	Triage    bool
+	Reason    string
+}
+
+// AppointmentUpdate is what PKB shows of an appointment a request waits on:
+// the appointment itself, or a new booking for the same patient and
+// specialty.
+type AppointmentUpdate struct {
+	AppointmentID string
+	Status        string
+	Start         time.Time
+	NewBooking    bool
+}
+
+// CheckInput asks PKB about a waiting request's appointment.
+type CheckInput struct {
+	AppointmentID string
+	PatientID     string
+	SpecialtyCode string
+	RequestType   string
+	ReceivedAt    time.Time
+}
+
+// StateInput records a transition.
+type StateInput struct {
+	MessageID  string
+	WorkflowID string
+	State      string
+	Actor      string
+	Action     string
+	ClaimedBy  string
+	ClosedBy   string
+	CloseNote  string
+	Closed     bool
+	Detail     map[string]string
+}
+
+// CardInput redraws a request's Slack message.
+type CardInput struct {
+	ChannelID string
+	TS        string
+	Card      Card
+}
+
+// Card is the request's Slack message content (see slackmsg.Card).
+type Card struct {
+	Ref         string
+	WorkflowID  string
+	RequestType string
+	Specialty   string
+	Clinic      string
+	Start       time.Time
+	ReceivedAt  time.Time
+	Triage      bool
+	Reason      string
+	Flags       []string
+	State       string
+	ClaimedBy   string
+	ClosedBy    string
+	CloseNote   string
+}
+
+// NotifyInput posts a line of text to a channel (name or id), in a thread
+// when ThreadTS is set.
+type NotifyInput struct {
+	Channel  string
+	ThreadTS string
+	Text     string
+}

@@ -1,0 +1,401 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/rebookhq/rebook/activities"
+)
+
+// SafetyCheckEvery is how often a waiting request asks PKB itself, in case
+// the watcher missed a change. With the watcher's one search a few minutes
+// for all requests, PKB sees well under one call per waiting request per
+// hour.
+const SafetyCheckEvery = 2 * time.Hour
+
+var (
+	pkbOptions = workflow.ActivityOptions{
+		StartToCloseTimeout: 45 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Minute},
+	}
+	slackOptions = workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: 5 * time.Minute},
+	}
+	dbOptions = workflow.ActivityOptions{
+		StartToCloseTimeout: 15 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
+	}
+)
+
+// RequestStatus is what the state query returns.
+type RequestStatus struct {
+	State       string
+	Ref         string
+	Team        string
+	Triage      bool
+	Reason      string
+	ClaimedBy   string
+	ClosedBy    string
+	Progress    activities.Progress
+	RequestType string
+}
+
+type request struct {
+	ref      activities.MessageRef
+	wfID     string
+	facts    activities.MessageFacts
+	match    activities.Match
+	natID    activities.NationalID
+	route    activities.Route
+	reasons  []string
+	flags    []string
+	state    string
+	claimed  string
+	progress activities.Progress
+	updates  []activities.AppointmentUpdate
+	outcome  *Outcome
+}
+
+// AppointmentRequest takes one patient request from PKB to its end:
+// fetch-message, match-appointment, resolve-national-ID, route-to-team,
+// then wait for PKB to show the appointment cancelled or moved, reminding
+// and escalating on the SLA, and reacting at once to staff's buttons.
+// Anything it cannot read or match goes to triage with the reason; bad
+// data never fails it.
+func AppointmentRequest(ctx workflow.Context, ref activities.MessageRef) (Outcome, error) {
+	r := &request{ref: ref, wfID: workflow.GetInfo(ctx).WorkflowExecution.ID, state: StateReceived}
+	if err := workflow.SetQueryHandler(ctx, QueryState, r.status); err != nil {
+		return Outcome{}, err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateStaffAction, r.staffAction, workflow.UpdateHandlerOptions{Validator: r.validate}); err != nil {
+		return Outcome{}, err
+	}
+	signals := workflow.GetSignalChannel(ctx, SignalAppointmentChanged)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var u activities.AppointmentUpdate
+			signals.Receive(ctx, &u)
+			r.updates = append(r.updates, u)
+		}
+	})
+
+	if err := r.intake(ctx); err != nil {
+		return Outcome{}, err
+	}
+	if err := r.wait(ctx); err != nil {
+		return Outcome{}, err
+	}
+	if err := r.close(ctx); err != nil {
+		return Outcome{}, err
+	}
+	return *r.outcome, nil
+}
+
+func (r *request) status() (RequestStatus, error) {
+	s := RequestStatus{State: r.state, Ref: r.route.Ref, Team: r.route.Team, Triage: r.route.Triage, Reason: r.route.Reason,
+		ClaimedBy: r.claimed, Progress: r.progress, RequestType: r.facts.Type}
+	if r.outcome != nil {
+		s.ClosedBy = r.outcome.ClosedBy
+	}
+	return s, nil
+}
+
+// business turns a non-retryable activity failure (PKB said 400, 403 or
+// 404) into a triage reason; anything else stops the workflow task so it
+// is retried.
+func business(err error, what string) (string, error) {
+	var ae *temporal.ApplicationError
+	var actErr *temporal.ActivityError
+	if errors.As(err, &actErr) && errors.As(err, &ae) && ae.NonRetryable() {
+		return what + " failed: " + ae.Type(), nil
+	}
+	return "", err
+}
+
+func (r *request) intake(ctx workflow.Context) error {
+	pctx := workflow.WithActivityOptions(ctx, pkbOptions)
+	err := workflow.ExecuteActivity(pctx, activities.NameFetchMessage, r.ref).Get(ctx, &r.facts)
+	if err != nil {
+		reason, err := business(err, "reading the message from PKB")
+		if err != nil {
+			return err
+		}
+		r.reasons = append(r.reasons, reason)
+	}
+	switch {
+	case len(r.reasons) > 0:
+	case !r.facts.Readable:
+		r.reasons = append(r.reasons, "subject not understood: "+r.facts.Reason)
+	default:
+		err := workflow.ExecuteActivity(pctx, activities.NameMatchAppointment, activities.MatchInput{PatientID: r.facts.PatientID, Start: r.facts.Start, Subject: r.facts.Subject}).Get(ctx, &r.match)
+		if err != nil {
+			reason, err := business(err, "searching PKB's appointments")
+			if err != nil {
+				return err
+			}
+			r.reasons = append(r.reasons, reason)
+		} else if !r.match.Found {
+			r.reasons = append(r.reasons, r.match.Reason)
+		}
+	}
+	if r.facts.PatientID != "" {
+		err := workflow.ExecuteActivity(pctx, activities.NameResolveNationalID, r.facts.PatientID).Get(ctx, &r.natID)
+		switch {
+		case err != nil:
+			reason, err := business(err, "reading the patient's record from PKB")
+			if err != nil {
+				return err
+			}
+			r.reasons = append(r.reasons, reason)
+		case r.natID.Status != activities.NHSValid:
+			r.reasons = append(r.reasons, r.natID.Reason)
+		case !r.natID.Verified:
+			r.flags = append(r.flags, "NHS number not verified in PKB")
+		}
+	}
+
+	in := activities.RouteInput{
+		MessageID: r.ref.ID, WorkflowID: r.wfID, ReceivedAt: r.facts.ReceivedAt, PatientID: r.facts.PatientID,
+		RequestType: r.facts.Type, Specialty: r.match.Specialty, SpecialtyCode: r.match.SpecialtyCode, Clinic: r.match.Clinic,
+		AppointmentID: r.match.AppointmentID, Start: r.facts.Start, Triage: len(r.reasons) > 0,
+		Reason: strings.Join(r.reasons, "; "), Flags: r.flags,
+	}
+	if r.match.Found {
+		in.Start = r.match.Start
+	}
+	sctx := workflow.WithActivityOptions(ctx, slackOptions)
+	if err := workflow.ExecuteActivity(sctx, activities.NameRouteToTeam, in).Get(ctx, &r.route); err != nil {
+		return err
+	}
+	r.state = StateRouted
+	if r.route.Triage {
+		r.state = StateTriaged
+	}
+	return workflow.UpsertTypedSearchAttributes(ctx,
+		RequestTypeKey.ValueSet(orUnknown(r.facts.Type)), SpecialtyKey.ValueSet(orUnknown(r.match.Specialty)),
+		TeamKey.ValueSet(r.route.Team), RequestStateKey.ValueSet(r.state))
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+func (r *request) apply(updates []activities.AppointmentUpdate) {
+	for _, u := range updates {
+		r.progress = r.progress.Apply(u, r.match.AppointmentID, r.match.Start)
+	}
+	if r.outcome != nil || !r.match.Found {
+		return
+	}
+	if ok, how := r.progress.Actioned(r.facts.Type); ok {
+		state := StateCompleted
+		if r.route.Triage {
+			state = StateTriagedThenCompleted
+		}
+		r.outcome = &Outcome{State: state, Note: "PKB shows the appointment " + how}
+	}
+}
+
+func (r *request) check(ctx workflow.Context) error {
+	var updates []activities.AppointmentUpdate
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, pkbOptions), activities.NameCheckAppointment, activities.CheckInput{
+		AppointmentID: r.match.AppointmentID, PatientID: r.facts.PatientID, SpecialtyCode: r.match.SpecialtyCode,
+		RequestType: r.facts.Type, ReceivedAt: r.facts.ReceivedAt,
+	}).Get(ctx, &updates)
+	if err != nil {
+		if _, berr := business(err, "checking the appointment"); berr == nil {
+			return nil // the safety net tries again later
+		}
+		return err
+	}
+	r.apply(updates)
+	return nil
+}
+
+func (r *request) wait(ctx workflow.Context) error {
+	start := workflow.Now(ctx)
+	sla := time.Duration(r.route.SLAHours) * time.Hour
+	remindAt, escalateAt := start.Add(sla*3/4), start.Add(sla)
+	nextCheck := start.Add(SafetyCheckEvery)
+	reminded, escalated := false, false
+	sctx := workflow.WithActivityOptions(ctx, slackOptions)
+	for r.outcome == nil {
+		now := workflow.Now(ctx)
+		var next time.Time
+		for _, t := range []struct {
+			at time.Time
+			on bool
+		}{{nextCheck, r.match.Found}, {remindAt, !reminded}, {escalateAt, !escalated}} {
+			if t.on && (next.IsZero() || t.at.Before(next)) {
+				next = t.at
+			}
+		}
+		cond := func() bool { return r.outcome != nil || len(r.updates) > 0 }
+		if next.IsZero() {
+			if err := workflow.Await(ctx, cond); err != nil {
+				return err
+			}
+		} else if d := next.Sub(now); d > 0 {
+			if _, err := workflow.AwaitWithTimeout(ctx, d, cond); err != nil {
+				return err
+			}
+		}
+		if len(r.updates) > 0 {
+			updates := r.updates
+			r.updates = nil
+			r.apply(updates)
+		}
+		if r.outcome != nil {
+			break
+		}
+		now = workflow.Now(ctx)
+		if r.match.Found && !now.Before(nextCheck) {
+			if err := r.check(ctx); err != nil {
+				return err
+			}
+			nextCheck = workflow.Now(ctx).Add(SafetyCheckEvery)
+		}
+		if !reminded && !now.Before(remindAt) && r.outcome == nil {
+			reminded = true
+			text := fmt.Sprintf("Reminder: %s is due within %d h (SLA %d h).", r.route.Ref, r.route.SLAHours/4, r.route.SLAHours)
+			if err := workflow.ExecuteActivity(sctx, activities.NameNotify, activities.NotifyInput{Channel: r.route.ChannelID, ThreadTS: r.route.TS, Text: text}).Get(ctx, nil); err != nil {
+				return err
+			}
+		}
+		if !escalated && !now.Before(escalateAt) && r.outcome == nil {
+			escalated = true
+			text := fmt.Sprintf(":rotating_light: Overdue: %s for %s has passed its %d h SLA and is still open.", r.route.Ref, r.route.Team, r.route.SLAHours)
+			if err := workflow.ExecuteActivity(sctx, activities.NameNotify, activities.NotifyInput{Text: text}).Get(ctx, nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (r *request) card() activities.Card {
+	c := activities.Card{
+		Ref: r.route.Ref, WorkflowID: r.wfID, RequestType: r.facts.Type, Specialty: r.match.Specialty, Clinic: r.match.Clinic,
+		Start: r.facts.Start, ReceivedAt: r.facts.ReceivedAt, Triage: r.route.Triage, Reason: r.route.Reason, Flags: r.flags,
+		State: "open", ClaimedBy: r.claimed,
+	}
+	if r.match.Found {
+		c.Start = r.match.Start
+	}
+	if r.claimed != "" {
+		c.State = "claimed"
+	}
+	if r.outcome != nil {
+		c.State, c.ClosedBy, c.CloseNote = "completed", r.outcome.ClosedBy, r.outcome.Note
+		if r.outcome.State == StateClosedByStaff {
+			c.State = "closed"
+		}
+	}
+	return c
+}
+
+func (r *request) close(ctx workflow.Context) error {
+	r.state = r.outcome.State
+	dctx := workflow.WithActivityOptions(ctx, dbOptions)
+	err := workflow.ExecuteActivity(dctx, activities.NameRecordState, activities.StateInput{
+		MessageID: r.ref.ID, WorkflowID: r.wfID, State: r.state, Actor: orRebook(r.outcome.ClosedBy), Action: r.state,
+		ClosedBy: r.outcome.ClosedBy, CloseNote: r.outcome.Note, Closed: true,
+	}).Get(ctx, nil)
+	if err != nil {
+		return err
+	}
+	sctx := workflow.WithActivityOptions(ctx, slackOptions)
+	if err := workflow.ExecuteActivity(sctx, activities.NameUpdateCard, activities.CardInput{ChannelID: r.route.ChannelID, TS: r.route.TS, Card: r.card()}).Get(ctx, nil); err != nil {
+		return err
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, RequestStateKey.ValueSet(r.state)); err != nil {
+		return err
+	}
+	return workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+}
+
+func orRebook(user string) string {
+	if user == "" {
+		return "rebook"
+	}
+	return user
+}
+
+func (r *request) validate(ctx workflow.Context, a StaffAction) error {
+	switch a.Action {
+	case ActionClaim, ActionDone, ActionCantAction:
+	default:
+		return fmt.Errorf("unknown action %q", a.Action)
+	}
+	if a.User == "" {
+		return errors.New("who pressed the button is not known")
+	}
+	if r.outcome != nil {
+		return errors.New("this request is already closed")
+	}
+	if r.route.TS == "" {
+		return errors.New("this request is still being routed; try again in a moment")
+	}
+	if a.Action == ActionClaim && r.claimed != "" {
+		if r.claimed == a.User {
+			return errors.New("you have already claimed this request")
+		}
+		return fmt.Errorf("already claimed by <@%s>", r.claimed)
+	}
+	return nil
+}
+
+// staffAction applies a button press and says what happened. A refusal
+// is an error, which the Slack front door shows to the clicker alone.
+func (r *request) staffAction(ctx workflow.Context, a StaffAction) (string, error) {
+	switch a.Action {
+	case ActionClaim:
+		r.claimed, r.state = a.User, StateClaimed
+		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, dbOptions), activities.NameRecordState, activities.StateInput{
+			MessageID: r.ref.ID, WorkflowID: r.wfID, State: StateClaimed, Actor: a.User, Action: "claimed", ClaimedBy: a.User,
+		}).Get(ctx, nil)
+		if err != nil {
+			return "", err
+		}
+		if err := workflow.UpsertTypedSearchAttributes(ctx, RequestStateKey.ValueSet(StateClaimed)); err != nil {
+			return "", err
+		}
+		err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, slackOptions), activities.NameUpdateCard, activities.CardInput{ChannelID: r.route.ChannelID, TS: r.route.TS, Card: r.card()}).Get(ctx, nil)
+		return "You have claimed " + r.route.Ref + ".", err
+	case ActionCantAction:
+		note := "Closed as not actionable by <@" + a.User + ">"
+		if a.Note != "" {
+			note += ": " + a.Note
+		}
+		r.outcome = &Outcome{State: StateClosedByStaff, ClosedBy: a.User, Note: note}
+		return "Closed " + r.route.Ref + " as not actionable.", nil
+	}
+	// Done.
+	if r.route.Triage && !r.match.Found {
+		r.outcome = &Outcome{State: StateTriagedThenCompleted, ClosedBy: a.User, Note: "Completed by <@" + a.User + "> from triage"}
+		return "Marked " + r.route.Ref + " done.", nil
+	}
+	if err := r.check(ctx); err != nil {
+		return "", err
+	}
+	if r.outcome != nil {
+		if r.outcome.ClosedBy == "" {
+			r.outcome.ClosedBy = a.User
+		}
+		return "PKB shows it done: " + r.route.Ref + " is closed.", nil
+	}
+	if r.route.Triage {
+		r.outcome = &Outcome{State: StateTriagedThenCompleted, ClosedBy: a.User, Note: "Completed by <@" + a.User + "> from triage"}
+		return "Marked " + r.route.Ref + " done.", nil
+	}
+	return "", errors.New("PKB does not show the appointment changed yet; " + r.route.Ref + " stays open and closes itself when it does")
+}
