@@ -135,7 +135,7 @@ func (a *Activities) FetchMessage(ctx context.Context, ref MessageRef) (MessageF
 		f.Readable, f.Type, f.Start, f.Subject = true, string(req.Type), req.Start, req.Subject
 	}
 	if err := a.Store.SaveRequest(ctx, store.Request{
-		MessageID: ref.ID, WorkflowID: AppointmentRequestID(ref.ID), State: "received",
+		MessageID: ref.ID, WorkflowID: AppointmentRequestID(ref.ID), Ref: Ref(ref.ID), State: "received",
 		RequestType: f.Type, PatientID: f.PatientID, ReceivedAt: f.ReceivedAt,
 	}); err != nil {
 		return MessageFacts{}, err
@@ -329,7 +329,7 @@ func (a *Activities) RouteToTeam(ctx context.Context, in RouteInput) (Route, err
 		start = &in.Start
 	}
 	if err := a.Store.SaveRequest(ctx, store.Request{
-		MessageID: in.MessageID, WorkflowID: in.WorkflowID, State: state, RequestType: in.RequestType,
+		MessageID: in.MessageID, WorkflowID: in.WorkflowID, Ref: r.Ref, State: state, RequestType: in.RequestType,
 		Specialty: in.Specialty, SpecialtyCode: in.SpecialtyCode, Clinic: in.Clinic, Team: r.Team,
 		AppointmentID: in.AppointmentID, AppointmentStart: start, PatientID: in.PatientID,
 		Triage: r.Triage, Flags: strings.Join(in.Flags, "; "), Reason: r.Reason, ReceivedAt: in.ReceivedAt,

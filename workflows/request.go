@@ -222,6 +222,10 @@ func (r *request) check(ctx workflow.Context) error {
 }
 
 func (r *request) wait(ctx workflow.Context) error {
+	if r.match.Found {
+		// The PAS may have acted before the request was routed.
+		r.apply([]activities.AppointmentUpdate{{AppointmentID: r.match.AppointmentID, Status: r.match.Status, Start: r.match.Start}})
+	}
 	start := workflow.Now(ctx)
 	sla := time.Duration(r.route.SLAHours) * time.Hour
 	remindAt, escalateAt := start.Add(sla*3/4), start.Add(sla)

@@ -35,6 +35,9 @@ type Options struct {
 	// Timeout bounds each call, attempts included; 30 s if zero.
 	Timeout    time.Duration
 	HTTPClient *http.Client
+	// MaxConcurrent caps calls in flight from this client; PKB asks
+	// integrators for about 4. Zero means 4.
+	MaxConcurrent int
 }
 
 // Client calls PKB's messages and FHIR APIs with a bearer token.
@@ -43,6 +46,7 @@ type Client struct {
 	tokens         TokenSource
 	timeout        time.Duration
 	http           *http.Client
+	slots          chan struct{}
 }
 
 // New makes a Client.
@@ -61,18 +65,28 @@ func New(o Options) (*Client, error) {
 	if o.HTTPClient == nil {
 		o.HTTPClient = &http.Client{}
 	}
+	if o.MaxConcurrent <= 0 {
+		o.MaxConcurrent = 4
+	}
 	return &Client{
 		base:     strings.TrimRight(o.BaseURL, "/"),
 		fhirBase: strings.TrimRight(o.FHIRBaseURL, "/"),
 		tokens:   o.Tokens,
 		timeout:  o.Timeout,
 		http:     o.HTTPClient,
+		slots:    make(chan struct{}, o.MaxConcurrent),
 	}, nil
 }
 
 // get fetches rawURL with the bearer token and decodes a 200 JSON body into
 // out. op names the call in errors.
 func (c *Client) get(ctx context.Context, op, rawURL string, out any) error {
+	select {
+	case c.slots <- struct{}{}:
+		defer func() { <-c.slots }()
+	case <-ctx.Done():
+		return transportError(ctx, op, ctx.Err())
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	tok, err := c.tokens.AccessToken(ctx)
@@ -190,6 +204,9 @@ func (c *Client) Message(ctx context.Context, id string, timestamp int64) (Messa
 	}
 	return Message{}, &Error{Op: "GET " + MessagesPath + "{ms}", Kind: KindNotFound, Err: errors.New("message not found at its timestamp")}
 }
+
+// OAuthConfig is x/oauth2's configuration, named here so callers need not import it.
+type OAuthConfig = oauth2.Config
 
 // OAuth builds the oauth2 configuration for PKB's endpoints.
 func OAuth(baseURL, clientID, clientSecret, redirectURL string) *oauth2.Config {

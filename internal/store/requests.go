@@ -14,6 +14,7 @@ import (
 type Request struct {
 	MessageID        string
 	WorkflowID       string
+	Ref              string
 	State            string
 	RequestType      string
 	Specialty        string
@@ -36,13 +37,13 @@ type Request struct {
 	ClosedAt         *time.Time
 }
 
-const requestColumns = `message_id, workflow_id, state, request_type, specialty, specialty_code, clinic, team,
+const requestColumns = `message_id, workflow_id, ref, state, request_type, specialty, specialty_code, clinic, team,
 	slack_channel, slack_ts, appointment_id, appointment_start, patient_id, triage, flags, reason,
 	claimed_by, closed_by, close_note, received_at, updated_at, closed_at`
 
 func scanRequest(row pgx.Row) (Request, error) {
 	var r Request
-	err := row.Scan(&r.MessageID, &r.WorkflowID, &r.State, &r.RequestType, &r.Specialty, &r.SpecialtyCode, &r.Clinic, &r.Team,
+	err := row.Scan(&r.MessageID, &r.WorkflowID, &r.Ref, &r.State, &r.RequestType, &r.Specialty, &r.SpecialtyCode, &r.Clinic, &r.Team,
 		&r.SlackChannel, &r.SlackTS, &r.AppointmentID, &r.AppointmentStart, &r.PatientID, &r.Triage, &r.Flags, &r.Reason,
 		&r.ClaimedBy, &r.ClosedBy, &r.CloseNote, &r.ReceivedAt, &r.UpdatedAt, &r.ClosedAt)
 	return r, err
@@ -54,10 +55,10 @@ func (s *Store) SaveRequest(ctx context.Context, r Request) error {
 	_, err := s.pool.Exec(ctx, `
 		INSERT INTO requests (message_id, workflow_id, state, request_type, specialty, specialty_code, clinic, team,
 		                      appointment_id, appointment_start, patient_id, triage, flags, reason,
-		                      claimed_by, closed_by, close_note, received_at, closed_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)
+		                      claimed_by, closed_by, close_note, received_at, closed_at, ref)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
 		ON CONFLICT (message_id) DO UPDATE SET
-		    state = EXCLUDED.state, request_type = EXCLUDED.request_type, specialty = EXCLUDED.specialty,
+		    ref = EXCLUDED.ref, state = EXCLUDED.state, request_type = EXCLUDED.request_type, specialty = EXCLUDED.specialty,
 		    specialty_code = EXCLUDED.specialty_code, clinic = EXCLUDED.clinic, team = EXCLUDED.team,
 		    appointment_id = EXCLUDED.appointment_id, appointment_start = EXCLUDED.appointment_start,
 		    patient_id = EXCLUDED.patient_id, triage = EXCLUDED.triage, flags = EXCLUDED.flags,
@@ -65,7 +66,7 @@ func (s *Store) SaveRequest(ctx context.Context, r Request) error {
 		    close_note = EXCLUDED.close_note, closed_at = EXCLUDED.closed_at, updated_at = now()`,
 		r.MessageID, r.WorkflowID, r.State, r.RequestType, r.Specialty, r.SpecialtyCode, r.Clinic, r.Team,
 		r.AppointmentID, r.AppointmentStart, r.PatientID, r.Triage, r.Flags, r.Reason,
-		r.ClaimedBy, r.ClosedBy, r.CloseNote, r.ReceivedAt, r.ClosedAt)
+		r.ClaimedBy, r.ClosedBy, r.CloseNote, r.ReceivedAt, r.ClosedAt, r.Ref)
 	if err != nil {
 		return fmt.Errorf("store: save request: %w", err)
 	}
@@ -82,6 +83,27 @@ func (s *Store) Request(ctx context.Context, messageID string) (Request, error) 
 		return Request{}, fmt.Errorf("store: read request: %w", err)
 	}
 	return r, nil
+}
+
+// RequestByRef reads one request by its opaque reference.
+func (s *Store) RequestByRef(ctx context.Context, ref string) (Request, error) {
+	r, err := scanRequest(s.pool.QueryRow(ctx, `SELECT `+requestColumns+` FROM requests WHERE ref = $1`, ref))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Request{}, ErrNotFound
+	}
+	if err != nil {
+		return Request{}, fmt.Errorf("store: read request: %w", err)
+	}
+	return r, nil
+}
+
+// AllRequests returns every request, oldest first.
+func (s *Store) AllRequests(ctx context.Context) ([]Request, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+requestColumns+` FROM requests ORDER BY received_at, message_id`)
+	if err != nil {
+		return nil, fmt.Errorf("store: list requests: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Request, error) { return scanRequest(r) })
 }
 
 // WaitingFor returns the open requests about an appointment, or, for a

@@ -1,0 +1,191 @@
+// Package interactions is Slack's way in: button presses on request cards
+// arrive over HTTP (signed with the app's signing secret) or over Socket
+// Mode, and become updates to the request's workflow. A refused action is
+// explained to the person who pressed the button, and to no one else.
+package interactions
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/socketmode"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/rebookhq/rebook/internal/slackmsg"
+	"github.com/rebookhq/rebook/workflows"
+)
+
+// Handler turns interactions into workflow updates.
+type Handler struct {
+	Temporal      client.Client
+	Slack         *slackmsg.Client
+	SigningSecret string
+	Log           *slog.Logger
+	// Timeout bounds one update, Slack's answer included; 30 s if zero.
+	Timeout time.Duration
+
+	wg sync.WaitGroup
+}
+
+var actions = map[string]string{
+	slackmsg.ActionClaim:      workflows.ActionClaim,
+	slackmsg.ActionDone:       workflows.ActionDone,
+	slackmsg.ActionCantAction: workflows.ActionCantAction,
+}
+
+// ServeHTTP answers Slack's interaction requests. Anything not signed
+// with the signing secret within the last five minutes gets 401 and
+// changes nothing. Slack wants an answer within three seconds, so the
+// update runs after the answer.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err != nil {
+		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	v, err := slack.NewSecretsVerifier(r.Header, h.SigningSecret)
+	if err == nil {
+		_, _ = v.Write(body)
+		err = v.Ensure()
+	}
+	if err != nil || h.SigningSecret == "" {
+		h.Log.Warn("slack interaction refused: bad or stale signature", "remote", r.RemoteAddr)
+		http.Error(w, "invalid signature", http.StatusUnauthorized)
+		return
+	}
+	r.Body = io.NopCloser(strings.NewReader(string(body)))
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "bad form", http.StatusBadRequest)
+		return
+	}
+	var cb slack.InteractionCallback
+	if err := json.Unmarshal([]byte(r.PostForm.Get("payload")), &cb); err != nil {
+		http.Error(w, "bad payload", http.StatusBadRequest)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		h.Handle(context.Background(), cb)
+	}()
+}
+
+// Wait waits for updates still running, for a clean shutdown.
+func (h *Handler) Wait() { h.wg.Wait() }
+
+// Handle applies the button presses in one interaction.
+func (h *Handler) Handle(ctx context.Context, cb slack.InteractionCallback) {
+	if cb.Type != slack.InteractionTypeBlockActions {
+		return
+	}
+	timeout := h.Timeout
+	if timeout == 0 {
+		timeout = 30 * time.Second
+	}
+	for _, a := range cb.ActionCallback.BlockActions {
+		action, ok := actions[a.ActionID]
+		if !ok || !strings.HasPrefix(a.Value, "appointment-request-") {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		msg, err := h.update(ctx, a.Value, workflows.StaffAction{Action: action, User: cb.User.ID})
+		cancel()
+		log := h.Log.With("workflow_id", a.Value, "action", action, "user", cb.User.ID)
+		if err != nil {
+			log.Info("staff action refused", "why", err)
+			h.whisper(cb, refusal(err))
+			continue
+		}
+		log.Info("staff action applied")
+		if action == workflows.ActionDone && msg != "" {
+			h.whisper(cb, msg)
+		}
+	}
+}
+
+func (h *Handler) update(ctx context.Context, workflowID string, a workflows.StaffAction) (string, error) {
+	handle, err := h.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: workflowID, UpdateName: workflows.UpdateStaffAction, Args: []interface{}{a},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err != nil {
+		return "", err
+	}
+	var msg string
+	err = handle.Get(ctx, &msg)
+	return msg, err
+}
+
+// refusal says, without internals, why an action did not apply.
+func refusal(err error) string {
+	var nf *serviceerror.NotFound
+	switch {
+	case errors.As(err, &nf) || strings.Contains(err.Error(), "workflow execution already completed"):
+		return "This request is already closed."
+	case errors.Is(err, context.DeadlineExceeded):
+		return "Rebook did not answer in time; please try again."
+	}
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) {
+		return "Not done: " + ae.Message()
+	}
+	return "Not done: Rebook could not apply the action; please try again."
+}
+
+func (h *Handler) whisper(cb slack.InteractionCallback, text string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := h.Slack.Whisper(ctx, cb.Channel.ID, cb.User.ID, text); err != nil {
+		h.Log.Warn("could not tell the user", "err", err)
+	}
+}
+
+// RunSocketMode receives interactions over Socket Mode until ctx ends, so
+// a trust needs no public URL for Slack.
+func (h *Handler) RunSocketMode(ctx context.Context, botToken, appToken, apiURL string) error {
+	opts := []slack.Option{slack.OptionAppLevelToken(appToken)}
+	if apiURL != "" {
+		opts = append(opts, slack.OptionAPIURL(apiURL))
+	}
+	sm := socketmode.New(slack.New(botToken, opts...))
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case evt, ok := <-sm.Events:
+				if !ok {
+					return
+				}
+				if evt.Type != socketmode.EventTypeInteractive || evt.Request == nil {
+					continue
+				}
+				cb, ok := evt.Data.(slack.InteractionCallback)
+				sm.Ack(*evt.Request)
+				if ok {
+					h.wg.Add(1)
+					go func() {
+						defer h.wg.Done()
+						h.Handle(context.Background(), cb)
+					}()
+				}
+			}
+		}
+	}()
+	return sm.RunContext(ctx)
+}
