@@ -18,8 +18,11 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"sim": {"run the PKB simulator (OAuth, messages, FHIR, admin API)", runSim},
-	"dev": {"run the whole local stack: Temporal dev server, Postgres check, simulator", runDev},
+	"sim":      {"run the PKB simulator (OAuth, messages, FHIR, admin API)", runSim},
+	"dev":      {"run the whole local stack: Temporal, Postgres check, simulator, worker, front door, schedules", runDev},
+	"serve":    {"the front door: Slack interactions, codec for the Web UI, request pages, health", runServe},
+	"schedule": {"create or update the PollMessages and WatchAppointments schedules (idempotent)", runSchedule},
+	"rules":    {"routing rules: list | import FILE.csv | export [FILE.csv]", runRules},
 }
 
 func usage() {

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/rebookhq/rebook/internal/config"
+	"github.com/rebookhq/rebook/internal/routing"
+	"github.com/rebookhq/rebook/internal/store"
+)
+
+const rulesUsage = `usage: starter rules list | import FILE.csv | export [FILE.csv]
+
+The CSV header is exactly: specialty,clinic,request_type,team,slack_channel,sla_hours
+An empty cell matches anything; the most specific rule wins. An import is
+checked whole and applied in one transaction, or not at all.`
+
+func runRules(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return errors.New(rulesUsage)
+	}
+	cfg, err := config.FromEnv()
+	if err != nil {
+		return err
+	}
+	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	st, err := store.Open(octx, cfg.DatabaseURL, nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	switch args[0] {
+	case "list":
+		rules, err := st.Rules(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "SPECIALTY\tCLINIC\tREQUEST TYPE\tTEAM\tCHANNEL\tSLA (h)")
+		for _, r := range rules {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t#%s\t%d\n", orAny(r.Specialty), orAny(r.Clinic), orAny(r.RequestType), r.Team, r.SlackChannel, r.SLAHours)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		if len(rules) == 0 {
+			fmt.Println("(no rules: every request goes to triage)")
+		}
+		return nil
+	case "export":
+		rules, err := st.Rules(ctx)
+		if err != nil {
+			return err
+		}
+		var w io.Writer = os.Stdout
+		if len(args) > 1 {
+			f, err := os.Create(args[1])
+			if err != nil {
+				return err
+			}
+			defer func() { _ = f.Close() }()
+			w = f
+		}
+		return routing.WriteCSV(w, rules)
+	case "import":
+		if len(args) != 2 {
+			return errors.New(rulesUsage)
+		}
+		f, err := os.Open(args[1])
+		if err != nil {
+			return err
+		}
+		defer func() { _ = f.Close() }()
+		rules, err := routing.ReadCSV(f)
+		if err != nil {
+			return err
+		}
+		if err := importRules(ctx, st, rules, "starter rules import"); err != nil {
+			return err
+		}
+		fmt.Printf("imported %d rules\n", len(rules))
+		return nil
+	}
+	return errors.New(rulesUsage)
+}
+
+func importRules(ctx context.Context, st *store.Store, rules []store.Rule, actor string) error {
+	if err := st.ReplaceRules(ctx, rules); err != nil {
+		return err
+	}
+	return st.Audit(ctx, store.AuditEntry{Actor: actor, Action: "rules-imported", Subject: "routing-rules", Detail: map[string]string{"count": fmt.Sprint(len(rules))}})
+}
+
+func orAny(s string) string {
+	if s == "" {
+		return "*"
+	}
+	return s
+}

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/rebookhq/rebook/internal/app"
+	"github.com/rebookhq/rebook/internal/config"
+	"github.com/rebookhq/rebook/internal/schedules"
+	"github.com/rebookhq/rebook/workflows"
+)
+
+func runSchedule(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("schedule", flag.ContinueOnError)
+	every := fs.Duration("every", 30*time.Second, "how often PollMessages reads new requests from PKB")
+	watch := fs.Duration("watch-every", 2*time.Minute, "how often WatchAppointments asks PKB for changed appointments")
+	attrs := fs.Bool("search-attributes", true, "register Rebook's search attributes in the namespace if missing")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.FromEnv(config.EncryptionKey)
+	if err != nil {
+		return err
+	}
+	tc, err := app.Temporal(ctx, cfg, slog.Default())
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	if *attrs {
+		if err := app.RegisterSearchAttributes(ctx, tc, cfg.TemporalNamespace, workflows.SearchAttributes); err != nil {
+			return fmt.Errorf("%w (on Temporal Cloud, add them with tcld; see README)", err)
+		}
+	}
+	if err := schedules.Ensure(ctx, tc, *every, *watch); err != nil {
+		return err
+	}
+	fmt.Printf("schedules ready: %s every %s, %s every %s (overlaps skipped)\n", workflows.PollScheduleID, *every, workflows.WatchScheduleID, *watch)
+	return nil
+}

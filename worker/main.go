@@ -1,0 +1,91 @@
+// Command worker is Rebook's Temporal worker: the workflows and their
+// activities. It has no inbound HTTP beyond its health check; run as many
+// as you like.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/rebookhq/rebook/activities"
+	"github.com/rebookhq/rebook/internal/app"
+	"github.com/rebookhq/rebook/internal/config"
+	"github.com/rebookhq/rebook/internal/store"
+	"github.com/rebookhq/rebook/workflows"
+)
+
+func main() {
+	health := flag.String("health-addr", "127.0.0.1:8081", "address for GET /healthz (empty: none)")
+	flag.Parse()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if err := run(log, *health); err != nil {
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		os.Exit(1)
+	}
+}
+
+func run(log *slog.Logger, healthAddr string) error {
+	cfg, err := config.FromEnv(app.WorkerNeeds...)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := store.Open(ctx, cfg.DatabaseURL, cfg.EncryptionKey)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	tc, err := app.Temporal(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	acts, err := app.Activities(cfg, st, tc)
+	if err != nil {
+		return err
+	}
+	w := worker.New(tc, workflows.TaskQueue, worker.Options{})
+	workflows.Register(w)
+	activities.Register(w, acts)
+
+	if healthAddr != "" {
+		l, err := net.Listen("tcp", healthAddr)
+		if err != nil {
+			return fmt.Errorf("health check: listen on %s: %w", healthAddr, err)
+		}
+		srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/healthz" {
+				http.NotFound(rw, r)
+				return
+			}
+			ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+			defer cancel()
+			if err := st.Pool().Ping(ctx); err != nil {
+				http.Error(rw, "postgres unreachable", http.StatusServiceUnavailable)
+				return
+			}
+			if _, err := tc.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+				http.Error(rw, "temporal unreachable", http.StatusServiceUnavailable)
+				return
+			}
+			_, _ = rw.Write([]byte("ok\n"))
+		})}
+		go func() { _ = srv.Serve(l) }()
+		defer func() { _ = srv.Close() }()
+	}
+	log.Info("worker started", "task_queue", workflows.TaskQueue, "temporal", cfg.TemporalAddress, "namespace", cfg.TemporalNamespace)
+	// Run returns on SIGINT or SIGTERM once in-flight tasks have stopped.
+	err = w.Run(worker.InterruptCh())
+	log.Info("worker stopped")
+	return err
+}
