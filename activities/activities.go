@@ -416,7 +416,7 @@ func (a *Activities) WatchAppointments(ctx context.Context) (int, error) {
 	}
 	// A millisecond of overlap: an update in the same millisecond as the
 	// last one seen is not missed; signalling twice is harmless.
-	changed, err := a.search(ctx, pkb.AppointmentQuery{UpdatedAfter: since.Add(-time.Millisecond), Count: 100})
+	changed, err := a.search(ctx, pkb.AppointmentQuery{UpdatedAfter: since.Add(-time.Millisecond), SortByLastUpdated: true, Count: 100})
 	if err != nil {
 		return 0, a.pkbError(err)
 	}
@@ -453,6 +453,11 @@ func (a *Activities) WatchAppointments(ctx context.Context) (int, error) {
 			}
 			signalled++
 		}
+	}
+	// A PKB clock ahead of ours must not push the cursor past changes yet
+	// to come.
+	if now := a.now(); latest.After(now) {
+		latest = now
 	}
 	return signalled, a.Store.AdvanceCursor(ctx, AppointmentsCursor, latest.UnixMilli())
 }

@@ -60,9 +60,9 @@ func (f *simFlags) server(cfg config.Config, log *slog.Logger) (*pkbsim.Server, 
 	}
 	ds := pkbsim.Generate(pkbsim.ScenarioOptions{
 		Name: f.scenario, Seed: f.seed, Requests: n, AppointmentsFrom: from,
-		// Messages arrive over the hour before start-up, so requests look
-		// fresh whenever the simulator is started.
-		MessagesFrom: time.Now().Add(-time.Hour).Truncate(time.Second),
+		// The last message arrives a minute before start-up, so requests
+		// look fresh whenever the simulator is started.
+		MessagesUntil: time.Now().Add(-time.Minute).Truncate(time.Second),
 	})
 	return pkbsim.New(pkbsim.Config{
 		ClientID: cfg.PKBClientID, ClientSecret: cfg.PKBClientSecret, RedirectURL: cfg.PKBRedirectURL,

@@ -20,7 +20,11 @@ type AppointmentQuery struct {
 	Before    time.Time // date=lt
 	// UpdatedAfter asks for appointments changed after this instant.
 	UpdatedAfter time.Time
-	Count        int
+	// SortByLastUpdated orders results oldest change first (_sort), so
+	// paging through changes that are still happening skips none: a change
+	// made meanwhile lands at the end.
+	SortByLastUpdated bool
+	Count             int
 }
 
 // AppointmentPage is one page of a search; Next is empty on the last.
@@ -49,6 +53,9 @@ func (c *Client) SearchAppointments(ctx context.Context, q AppointmentQuery) (Ap
 	}
 	if !q.UpdatedAfter.IsZero() {
 		v.Set("_lastUpdated", "gt"+q.UpdatedAfter.UTC().Format(time.RFC3339Nano))
+	}
+	if q.SortByLastUpdated {
+		v.Set("_sort", "_lastUpdated")
 	}
 	if q.Count > 0 {
 		v.Set("_count", strconv.Itoa(q.Count))

@@ -161,8 +161,8 @@ func (s *Server) adminScenario(w http.ResponseWriter, r *http.Request) {
 	if o.Requests == 0 {
 		o.Requests = n
 	}
-	if o.MessagesFrom.IsZero() {
-		o.MessagesFrom = s.cfg.Now().Add(-time.Hour)
+	if o.MessagesFrom.IsZero() && o.MessagesUntil.IsZero() {
+		o.MessagesUntil = s.cfg.Now().Add(-time.Minute)
 	}
 	ds := Generate(o)
 	s.Load(ds)

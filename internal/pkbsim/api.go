@@ -247,8 +247,22 @@ func (s *Server) searchAppointments(w http.ResponseWriter, r *http.Request) {
 		}
 		hits = append(hits, a)
 	}
+	byUpdated := false
+	switch q.Get("_sort") {
+	case "", "date":
+	case "_lastUpdated":
+		byUpdated = true
+	default:
+		s.mu.Unlock()
+		writeOutcome(w, http.StatusBadRequest, "not-supported", "_sort supports date and _lastUpdated")
+		return
+	}
 	slices.SortStableFunc(hits, func(a, b Appointment) int {
-		if c := a.Start.Compare(b.Start); c != 0 {
+		if byUpdated {
+			if c := a.LastUpdated.Compare(b.LastUpdated); c != 0 {
+				return c
+			}
+		} else if c := a.Start.Compare(b.Start); c != 0 {
 			return c
 		}
 		return strings.Compare(a.ID, b.ID)

@@ -94,6 +94,10 @@ type ScenarioOptions struct {
 	AppointmentsFrom time.Time `json:"appointmentsFrom"`
 	// MessagesFrom is the timestamp of the first message.
 	MessagesFrom time.Time `json:"messagesFrom"`
+	// MessagesUntil, when set, shifts every message so the last one is
+	// stamped then: a scenario started "now" has no message from the
+	// future.
+	MessagesUntil time.Time `json:"messagesUntil"`
 }
 
 // Scenarios are the named scenarios and their default request counts.
@@ -147,6 +151,10 @@ func Generate(o ScenarioOptions) Dataset {
 	}
 	if o.MessagesFrom.IsZero() {
 		o.MessagesFrom = time.Date(2027, time.February, 1, 9, 0, 0, 0, time.UTC)
+		if !o.MessagesUntil.IsZero() {
+			// Appointments were booked weeks before the messages.
+			o.MessagesFrom = o.MessagesUntil
+		}
 	}
 	g := &gen{r: rand.New(rand.NewPCG(o.Seed, o.Seed^0x5eed)), o: o}
 	ts := o.MessagesFrom.UnixMilli()
@@ -159,6 +167,12 @@ func Generate(o ScenarioOptions) Dataset {
 		g.request(i, ts)
 	}
 	sort.SliceStable(g.d.Appointments, func(i, j int) bool { return g.d.Appointments[i].ID < g.d.Appointments[j].ID })
+	if n := len(g.d.Messages); n > 0 && !o.MessagesUntil.IsZero() {
+		shift := o.MessagesUntil.UnixMilli() - g.d.Messages[n-1].Timestamp
+		for i := range g.d.Messages {
+			g.d.Messages[i].Timestamp += shift
+		}
+	}
 	return g.d
 }
 

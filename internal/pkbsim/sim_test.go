@@ -619,3 +619,11 @@ func TestAdminAPI(t *testing.T) {
 	assert.Equal(t, http.StatusOK, code)
 	assert.Contains(t, body, `"GET /apiAuthorize.action":1`)
 }
+
+func TestMessagesUntilEndsTheScenarioThen(t *testing.T) {
+	until := time.Date(2027, 1, 1, 12, 0, 0, 0, time.UTC)
+	ds := pkbsim.Generate(pkbsim.ScenarioOptions{Seed: 4, Requests: 50, MessagesUntil: until})
+	require.Len(t, ds.Messages, 50)
+	assert.Equal(t, until.UnixMilli(), ds.Messages[49].Timestamp)
+	assert.Less(t, ds.Messages[0].Timestamp, ds.Messages[49].Timestamp)
+}

@@ -1,0 +1,355 @@
+// Package e2e runs Rebook end to end: the real worker code against a
+// Temporal dev server, PostgreSQL, the PKB simulator over HTTP and a Slack
+// API built on slack-go's slacktest, with staff acting through signed Slack
+// interactions.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slack-go/slack"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/rebookhq/rebook/activities"
+	"github.com/rebookhq/rebook/internal/app"
+	"github.com/rebookhq/rebook/internal/config"
+	"github.com/rebookhq/rebook/internal/devserver"
+	"github.com/rebookhq/rebook/internal/frontdoor"
+	"github.com/rebookhq/rebook/internal/interactions"
+	"github.com/rebookhq/rebook/internal/pkbauth"
+	"github.com/rebookhq/rebook/internal/pkbsim"
+	"github.com/rebookhq/rebook/internal/routing"
+	"github.com/rebookhq/rebook/internal/schedules"
+	"github.com/rebookhq/rebook/internal/slackfake"
+	"github.com/rebookhq/rebook/internal/slackmsg"
+	"github.com/rebookhq/rebook/internal/store"
+	"github.com/rebookhq/rebook/internal/testdb"
+	"github.com/rebookhq/rebook/workflows"
+)
+
+const (
+	signingSecret = "e2e-signing-secret"
+	triage        = "rebook-triage"
+)
+
+// stack is everything one end-to-end run needs, started.
+type stack struct {
+	cfg   config.Config
+	st    *store.Store
+	sim   *pkbsim.Server
+	ds    pkbsim.Dataset
+	slack *slackfake.Server
+	tc    client.Client
+	door  string
+	rules []store.Rule
+}
+
+// pendingDataset is the demo scenario cut to exactly n open requests.
+func pendingDataset(n int) pkbsim.Dataset {
+	ds := pkbsim.Generate(pkbsim.ScenarioOptions{Name: "demo", Seed: 7, Requests: 2*n + 10, MessagesUntil: time.Now().Add(-time.Minute)})
+	keep := map[string]bool{}
+	var msgs []pkbsim.Message
+	for _, m := range ds.Messages {
+		if m.Pending && len(msgs) < n {
+			msgs = append(msgs, m)
+			keep[m.ID] = true
+		}
+	}
+	var exp []pkbsim.Expectation
+	for _, e := range ds.Expect {
+		if keep[e.MessageID] {
+			exp = append(exp, e)
+		}
+	}
+	ds.Messages, ds.Expect = msgs, exp
+	return ds
+}
+
+func start(t *testing.T, n int) *stack {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end to end: starts a Temporal dev server")
+	}
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	wd, _ := os.Getwd()
+	root, err := devserver.RepoRoot(wd)
+	require.NoError(t, err)
+	bin, err := devserver.Binary(ctx, root)
+	require.NoError(t, err)
+	srv, err := devserver.Start(ctx, devserver.Options{Binary: bin, UIPort: -1, SearchAttributes: workflows.SearchAttributes})
+	require.NoError(t, err)
+	t.Cleanup(srv.Stop)
+
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	s := &stack{ds: pendingDataset(n)}
+	s.st, err = store.Open(ctx, testdb.URL(t), key)
+	require.NoError(t, err)
+	t.Cleanup(s.st.Close)
+	s.rules, err = routing.ReadCSV(strings.NewReader(routing.DemoCSV))
+	require.NoError(t, err)
+	require.NoError(t, s.st.ReplaceRules(ctx, s.rules))
+
+	s.slack = slackfake.New(nil)
+	t.Cleanup(s.slack.Stop)
+	for _, r := range s.rules {
+		s.slack.AddChannel(r.SlackChannel)
+	}
+	s.slack.AddChannel(triage)
+
+	s.sim = pkbsim.New(pkbsim.Config{ClientID: "rebook-e2e", ClientSecret: "e2e-secret", RedirectURL: "http://rebook.test/oauth/callback", AutoApprove: true, Seed: 1}, s.ds)
+	pkbSrv := httptest.NewServer(s.sim)
+	t.Cleanup(pkbSrv.Close)
+
+	s.cfg = config.Config{
+		TemporalAddress: srv.Address, TemporalNamespace: "default", PKBBaseURL: pkbSrv.URL, PKBFHIRBaseURL: pkbSrv.URL + "/fhir",
+		PKBClientID: "rebook-e2e", PKBClientSecret: "e2e-secret", PKBRedirectURL: "http://rebook.test/oauth/callback",
+		SlackBotToken: "xoxb-e2e", SlackAPIURL: s.slack.GetAPIURL(), SlackSigningSecret: signingSecret,
+		EncryptionKey: key, PublicURL: "http://rebook.test", TriageChannel: triage, AdminChannel: "rebook-admin",
+	}
+	require.NoError(t, pkbauth.AutoGrant(ctx, app.OAuth(s.cfg), s.st))
+
+	s.tc, err = app.Temporal(ctx, s.cfg, log)
+	require.NoError(t, err)
+	t.Cleanup(s.tc.Close)
+	acts, err := app.Activities(s.cfg, s.st, s.tc)
+	require.NoError(t, err)
+	w := worker.New(s.tc, workflows.TaskQueue, worker.Options{})
+	workflows.Register(w)
+	activities.Register(w, acts)
+	require.NoError(t, w.Start())
+	t.Cleanup(w.Stop)
+
+	ih := &interactions.Handler{Temporal: s.tc, Slack: app.Slack(s.cfg), SigningSecret: signingSecret, Log: log}
+	h, err := frontdoor.New(frontdoor.Options{Store: s.st, Interactions: ih, EncryptionKey: key, Log: log})
+	require.NoError(t, err)
+	door := httptest.NewServer(h)
+	t.Cleanup(func() { door.Close(); ih.Wait() })
+	s.door = door.URL
+	return s
+}
+
+// press sends a signed block_actions interaction, as Slack would.
+func (s *stack) press(t *testing.T, action, workflowID, user string, at time.Time, secret string) int {
+	t.Helper()
+	cb := slack.InteractionCallback{Type: slack.InteractionTypeBlockActions, User: slack.User{ID: user}, Channel: slack.Channel{GroupConversation: slack.GroupConversation{Conversation: slack.Conversation{ID: slackfake.ChannelID(triage)}}}}
+	cb.ActionCallback.BlockActions = []*slack.BlockAction{{ActionID: action, Value: workflowID}}
+	payload, err := json.Marshal(cb)
+	require.NoError(t, err)
+	body := "payload=" + url.QueryEscape(string(payload))
+	ts := strconv.FormatInt(at.Unix(), 10)
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte("v0:" + ts + ":" + body))
+	req, _ := http.NewRequest(http.MethodPost, s.door+"/slack/interactions", bytes.NewBufferString(body))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Slack-Request-Timestamp", ts)
+	req.Header.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac.Sum(nil)))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	return resp.StatusCode
+}
+
+func buttonValue(m slackfake.Message, actionID string) string {
+	for _, b := range m.Blocks.BlockSet {
+		if ab, ok := b.(*slack.ActionBlock); ok {
+			for _, e := range ab.Elements.ElementSet {
+				if btn, ok := e.(*slack.ButtonBlockElement); ok && btn.ActionID == actionID {
+					return btn.Value
+				}
+			}
+		}
+	}
+	return ""
+}
+
+func (s *stack) count(t *testing.T, query string) int64 {
+	t.Helper()
+	resp, err := s.tc.CountWorkflow(context.Background(), &workflowservice.CountWorkflowExecutionsRequest{Namespace: "default", Query: query})
+	require.NoError(t, err)
+	return resp.Count
+}
+
+func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		time.Sleep(2 * time.Second)
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", limit, what)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// cards returns the root request cards in Slack (not reminders or
+// escalations), by reference.
+func (s *stack) cards() map[string][]slackfake.Message {
+	out := map[string][]slackfake.Message{}
+	for _, m := range s.slack.Roots("") {
+		if i := strings.Index(m.Text, " RB-"); i >= 0 {
+			ref := strings.TrimSuffix(strings.Fields(m.Text[i+1:])[0], ":")
+			out[ref] = append(out[ref], m)
+		}
+	}
+	return out
+}
+
+func TestTwoHundredRequestsEndToEnd(t *testing.T) {
+	n := 200
+	if v, err := strconv.Atoi(os.Getenv("E2E_REQUESTS")); err == nil {
+		n = v
+	}
+	s := start(t, n)
+	ctx := context.Background()
+
+	// A forged or stale interaction is refused before anything else runs.
+	assert.Equal(t, http.StatusUnauthorized, s.press(t, slackmsg.ActionDone, "appointment-request-x", "U0", time.Now(), "not-the-secret"))
+	assert.Equal(t, http.StatusUnauthorized, s.press(t, slackmsg.ActionDone, "appointment-request-x", "U0", time.Now().Add(-10*time.Minute), signingSecret))
+
+	require.NoError(t, schedules.Ensure(ctx, s.tc, 2*time.Second, 2*time.Second))
+	// Running Ensure again changes nothing and does not fail.
+	require.NoError(t, schedules.Ensure(ctx, s.tc, 2*time.Second, 2*time.Second))
+
+	waitFor(t, "every request routed to Slack", limit(5*time.Minute), func() bool {
+		if os.Getenv("E2E_DEBUG") != "" {
+			rows, _ := s.st.CountRequestsByState(ctx)
+			t.Logf("cards %d; states %v; polls %d; running %d", len(s.cards()), rows, s.count(t, "WorkflowType = 'PollMessages'"), s.count(t, "ExecutionStatus = 'Running'"))
+		}
+		return len(s.cards()) >= n
+	})
+	cards := s.cards()
+	require.Len(t, cards, n)
+
+	// Where each went: the team its rules name, or triage with a reason.
+	expect := map[string]pkbsim.Expectation{}
+	for _, e := range s.ds.Expect {
+		expect[activities.Ref(e.MessageID)] = e
+	}
+	triaged := 0
+	for ref, ms := range cards {
+		e, ok := expect[ref]
+		require.True(t, ok, "card %s matches no request", ref)
+		ch := s.slack.Name(ms[0].Channel)
+		if e.Kind == pkbsim.KindRoutable {
+			rule, ok := routing.Match(s.rules, e.Specialty, e.Clinic, string(e.RequestType))
+			require.True(t, ok)
+			assert.Equal(t, rule.SlackChannel, ch, "request %s (%s, %s) in the wrong channel", ref, e.Specialty, e.Clinic)
+			continue
+		}
+		assert.Equal(t, triage, ch, "%s request %s not in triage", e.Kind, ref)
+		triaged++
+		req, err := s.st.RequestByRef(ctx, ref)
+		require.NoError(t, err)
+		assert.True(t, req.Triage)
+		assert.NotEmpty(t, req.Reason, "triage carries its reason")
+	}
+	assert.Greater(t, triaged, n/20, "the scenario sends some requests to triage")
+
+	// The trust's PAS acts on every request it can, and staff close the
+	// triaged ones through signed interactions.
+	s.sim.SetAutoPAS(time.Second)
+	for _, ms := range s.slack.Roots(triage) {
+		if wf := buttonValue(ms, slackmsg.ActionDone); wf != "" {
+			require.Equal(t, http.StatusOK, s.press(t, slackmsg.ActionDone, wf, "UTRIAGE", time.Now(), signingSecret))
+		}
+	}
+
+	waitFor(t, "every request workflow closed", limit(5*time.Minute), func() bool {
+		done := s.count(t, "WorkflowType = 'AppointmentRequest' AND ExecutionStatus != 'Running'") >= int64(n)
+		if !done && os.Getenv("E2E_DEBUG") != "" {
+			rows, _ := s.st.CountRequestsByState(ctx)
+			t.Logf("states %v; watch runs %d; counters %v", rows, s.count(t, "WorkflowType = 'WatchAppointments'"), s.sim.Counters())
+			all, _ := s.st.AllRequests(ctx)
+			now := s.sim.Dataset()
+			for _, r := range all {
+				if r.ClosedAt == nil {
+					var st []string
+					for _, a := range now.Appointments {
+						if a.PatientID == r.PatientID {
+							st = append(st, a.ID+"/"+a.Status+"/"+a.SpecialtyCode+"/"+a.Start.Format(time.RFC3339)+"/"+a.Created.Format(time.RFC3339))
+						}
+					}
+					t.Logf("open %s %s appt=%s code=%s recv=%s: %v", r.Ref, r.RequestType, r.AppointmentID, r.SpecialtyCode, r.ReceivedAt.Format(time.RFC3339), st)
+				}
+			}
+		}
+		return done
+	})
+	assert.EqualValues(t, n, s.count(t, "WorkflowType = 'AppointmentRequest' AND ExecutionStatus = 'Completed'"))
+	assert.EqualValues(t, 0, s.count(t, "WorkflowType = 'AppointmentRequest' AND ExecutionStatus = 'Failed'"))
+
+	// One root message per request: no duplicates.
+	cards = s.cards()
+	assert.Len(t, cards, n)
+	for ref, ms := range cards {
+		assert.Len(t, ms, 1, "request %s posted %d times", ref, len(ms))
+	}
+
+	// The read model agrees with Temporal.
+	rows, err := s.st.AllRequests(ctx)
+	require.NoError(t, err)
+	require.Len(t, rows, n)
+	states := map[string]int{}
+	for _, r := range rows {
+		var o workflows.Outcome
+		require.NoError(t, s.tc.GetWorkflow(ctx, r.WorkflowID, "").Get(ctx, &o))
+		assert.Equal(t, o.State, r.State, r.WorkflowID)
+		assert.NotNil(t, r.ClosedAt, r.WorkflowID)
+		if e := expect[r.Ref]; e.Kind == pkbsim.KindRoutable {
+			assert.Equal(t, workflows.StateCompleted, r.State, "routable %s closed by PKB", r.Ref)
+		}
+		states[r.State]++
+		// Every card shows its final state.
+		m := cards[r.Ref][0]
+		assert.Positive(t, m.Edits, "card %s was edited to its final state", r.Ref)
+	}
+	t.Logf("final states: %v", states)
+	assert.Equal(t, n, states[workflows.StateCompleted]+states[workflows.StateTriagedThenCompleted])
+
+	// No patient data in Slack: no NHS number, name or message text.
+	for _, m := range s.slack.Messages() {
+		for _, p := range s.ds.Patients {
+			if p.NHSNumber != "" {
+				require.NotContains(t, m.Text, p.NHSNumber)
+			}
+			require.NotContains(t, m.Text, p.FamilyName+",")
+		}
+	}
+
+	// The forged press changed nothing: no request was closed by U0.
+	for _, r := range rows {
+		assert.NotEqual(t, "U0", r.ClosedBy)
+	}
+	calls := s.sim.Counters()
+	t.Logf("PKB calls: %v", calls)
+	fmt.Fprintln(os.Stderr)
+}
+
+func limit(d time.Duration) time.Duration {
+	if v, err := time.ParseDuration(os.Getenv("E2E_WAIT")); err == nil {
+		return v
+	}
+	return d
+}
