@@ -15,9 +15,18 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/worker"
+
+	"github.com/rebookhq/rebook/activities"
+	"github.com/rebookhq/rebook/internal/app"
 	"github.com/rebookhq/rebook/internal/config"
 	"github.com/rebookhq/rebook/internal/devserver"
+	"github.com/rebookhq/rebook/internal/pkbauth"
+	"github.com/rebookhq/rebook/internal/routing"
+	"github.com/rebookhq/rebook/internal/schedules"
+	"github.com/rebookhq/rebook/internal/slackfake"
 	"github.com/rebookhq/rebook/internal/store"
+	"github.com/rebookhq/rebook/workflows"
 )
 
 func runDev(ctx context.Context, args []string) error {
@@ -27,6 +36,8 @@ func runDev(ctx context.Context, args []string) error {
 	uiPort := fs.Int("ui-port", 8233, "Temporal Web UI port")
 	fs.StringVar(&f.addr, "sim-addr", "127.0.0.1:18080", "PKB simulator address")
 	fs.DurationVar(&f.autoPAS, "auto-pas", 20*time.Second, "simulated PAS acts on each request this long after Rebook reads it (0: off)")
+	pollEvery := fs.Duration("poll-every", 10*time.Second, "how often PollMessages runs")
+	watchEvery := fs.Duration("watch-every", 15*time.Second, "how often WatchAppointments runs")
 	f.register(fs, "")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -63,8 +74,37 @@ func runDev(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("%w\n  Is PostgreSQL running? Locally: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start; or set DATABASE_URL", err)
 	}
-	st.Close()
+	defer st.Close()
+	rules, err := st.Rules(ctx)
+	if err != nil {
+		return err
+	}
+	if len(rules) == 0 {
+		if rules, err = routing.ReadCSV(strings.NewReader(routing.DemoCSV)); err != nil {
+			return err
+		}
+		if err := importRules(ctx, st, rules, "starter dev"); err != nil {
+			return err
+		}
+		slog.Info("seeded the demo routing rules (starter rules list)")
+	}
 	slog.Info("postgres reachable and migrated")
+
+	if cfg.SlackBotToken == "" {
+		var fake *slackfake.Server
+		fake = slackfake.New(func(m slackfake.Message) { printSlack(fake, m) })
+		defer fake.Stop()
+		for _, r := range rules {
+			fake.AddChannel(r.SlackChannel)
+		}
+		fake.AddChannel(cfg.TriageChannel)
+		fake.AddChannel(cfg.AdminChannel)
+		cfg.SlackBotToken, cfg.SlackAPIURL = "xoxb-local-fake", fake.GetAPIURL()
+		if cfg.SlackSigningSecret == "" {
+			cfg.SlackSigningSecret = "local-signing-secret"
+		}
+		slog.Info("SLACK_BOT_TOKEN not set: Slack messages are printed here instead")
+	}
 
 	_, portStr, err := net.SplitHostPort(cfg.TemporalAddress)
 	if err != nil {
@@ -84,6 +124,7 @@ func runDev(ctx context.Context, args []string) error {
 	temporal, err := devserver.Start(ctx, devserver.Options{
 		Binary: bin, Port: port, UIPort: *uiPort,
 		DBFile: filepath.Join(*stateDir, "temporal.db"), Log: logf,
+		SearchAttributes: workflows.SearchAttributes, UICodecEndpoint: cfg.PublicURL + "/codec",
 	})
 	if err != nil {
 		return err
@@ -110,6 +151,44 @@ func runDev(ctx context.Context, args []string) error {
 		slog.Info("PKB simulator stopped")
 	}()
 
+	if err := pkbauth.AutoGrant(ctx, app.OAuth(cfg), st); err != nil {
+		return fmt.Errorf("granting access on the simulator: %w", err)
+	}
+	tc, err := app.Temporal(ctx, cfg, slog.Default())
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	// Search attributes already exist on a dev server that was started
+	// before with this state; registering is a no-op then.
+	if err := app.RegisterSearchAttributes(ctx, tc, cfg.TemporalNamespace, workflows.SearchAttributes); err != nil {
+		return err
+	}
+	acts, err := app.Activities(cfg, st, tc)
+	if err != nil {
+		return err
+	}
+	w := worker.New(tc, workflows.TaskQueue, worker.Options{})
+	workflows.Register(w)
+	activities.Register(w, acts)
+	if err := w.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		w.Stop()
+		slog.Info("worker stopped")
+	}()
+	doorCtx, stopDoor := context.WithCancel(ctx)
+	doorDone := make(chan error, 1)
+	go func() { doorDone <- serveFrontDoor(doorCtx, cfg, temporal.UIURL, slog.Default()) }()
+	defer func() {
+		stopDoor()
+		<-doorDone
+	}()
+	if err := schedules.Ensure(ctx, tc, *pollEvery, *watchEvery); err != nil {
+		return err
+	}
+
 	fmt.Printf(`
 Rebook dev stack is up. Ctrl-C stops everything it started.
 
@@ -117,9 +196,14 @@ Rebook dev stack is up. Ctrl-C stops everything it started.
   Temporal gRPC      %s  (namespace %s)
   PKB simulator      %s  (FHIR at %s, admin API at %s/admin)
   PostgreSQL         %s
+  Front door         %s  (Slack interactions, /codec, /requests/<ref>)
+  Worker             task queue %s; schedules poll every %s, watch every %s
   State and logs     %s
 
-`, temporal.UIURL, temporal.Address, cfg.TemporalNamespace, cfg.PKBBaseURL, cfg.PKBFHIRBaseURL, cfg.PKBBaseURL, redactURL(cfg.DatabaseURL), *stateDir)
+Requests in the Web UI: %s/namespaces/%s/workflows?query=WorkflowType%%3D%%22AppointmentRequest%%22
+
+`, temporal.UIURL, temporal.Address, cfg.TemporalNamespace, cfg.PKBBaseURL, cfg.PKBFHIRBaseURL, cfg.PKBBaseURL, redactURL(cfg.DatabaseURL),
+		cfg.PublicURL, workflows.TaskQueue, *pollEvery, *watchEvery, *stateDir, temporal.UIURL, cfg.TemporalNamespace)
 
 	select {
 	case <-ctx.Done():
@@ -130,7 +214,22 @@ Rebook dev stack is up. Ctrl-C stops everything it started.
 	case err := <-simDone:
 		simDone <- err
 		return fmt.Errorf("PKB simulator stopped: %v", err)
+	case err := <-doorDone:
+		doorDone <- err
+		return fmt.Errorf("front door stopped: %v", err)
 	}
+}
+
+// printSlack shows what Rebook would post, when no real Slack is set up.
+func printSlack(fake *slackfake.Server, m slackfake.Message) {
+	what := "post"
+	switch {
+	case m.Edits > 0:
+		what = "edit"
+	case m.ThreadTS != "":
+		what = "reply"
+	}
+	fmt.Printf("[slack %s #%s] %s\n", what, fake.Name(m.Channel), m.Text)
 }
 
 // devDefaults points Rebook at the simulator and gives it a local

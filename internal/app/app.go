@@ -54,7 +54,9 @@ func OAuth(cfg config.Config) *pkb.OAuthConfig {
 }
 
 // Slack is the Slack Web API client.
-func Slack(cfg config.Config) *slackmsg.Client { return slackmsg.New(cfg.SlackBotToken, cfg.SlackAPIURL) }
+func Slack(cfg config.Config) *slackmsg.Client {
+	return slackmsg.New(cfg.SlackBotToken, cfg.SlackAPIURL)
+}
 
 // Activities wires the activities.
 func Activities(cfg config.Config, st *store.Store, tc client.Client) (*activities.Activities, error) {

@@ -32,6 +32,8 @@ type Options struct {
 	DBFile string
 	// SearchAttributes maps names to types (Keyword, Text, Int, ...).
 	SearchAttributes map[string]string
+	// UICodecEndpoint lets the Web UI decode encrypted payloads.
+	UICodecEndpoint string
 	// Log receives the server's output; nil discards it.
 	Log *os.File
 }
@@ -118,6 +120,9 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 			return nil, fmt.Errorf("devserver: Web UI port %d on %s is in use", o.UIPort, o.IP)
 		}
 		args = append(args, "--ui-port", strconv.Itoa(o.UIPort))
+		if o.UICodecEndpoint != "" {
+			args = append(args, "--ui-codec-endpoint", o.UICodecEndpoint)
+		}
 		s.UIURL = "http://" + net.JoinHostPort(o.IP, strconv.Itoa(o.UIPort))
 	}
 	if o.DBFile != "" {
