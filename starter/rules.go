@@ -18,7 +18,7 @@ const rulesUsage = `usage: starter rules list | import FILE.csv | export [FILE.c
 
 The CSV header is exactly: specialty,clinic,request_type,team,slack_channel,sla_hours
 An empty cell matches anything; the most specific rule wins. An import is
-checked whole and applied in one transaction, or not at all.`
+checked whole and applied in one transaction, or not at all`
 
 func runRules(ctx context.Context, args []string) error {
 	if len(args) == 0 {

@@ -53,7 +53,7 @@ func serveFrontDoor(ctx context.Context, cfg config.Config, ui string, log *slog
 	}
 	if cfg.SlackAppToken != "" {
 		go func() {
-			if err := ih.RunSocketMode(ctx, cfg.SlackBotToken, cfg.SlackAppToken, cfg.SlackAPIURL); err != nil && ctx.Err() == nil {
+			if err := ih.RunSocketMode(ctx, cfg.SlackBotToken, cfg.SlackAppToken, cfg.SlackAPIURL); ctx.Err() == nil {
 				log.Error("slack socket mode stopped", "err", err)
 			}
 		}()
