@@ -140,7 +140,13 @@ func FuzzParse(f *testing.F) {
 		}
 		// What the parser accepted, written in the canonical variant, reads
 		// back the same: type, instant and a subject it already trimmed.
-		back, err := Parse(Format(r))
+		canonical := Format(r)
+		if len(canonical) > maxSubjectBytes {
+			// The canonical date and time can be longer than what the
+			// patient wrote ("1.1.2000 0.00"), past the length limit.
+			return
+		}
+		back, err := Parse(canonical)
 		if err != nil {
 			t.Fatalf("canonical form of %q does not parse: %v", s, err)
 		}
