@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/slacktest"
@@ -102,9 +103,15 @@ func fail(w http.ResponseWriter, code string) {
 	_ = json.NewEncoder(w).Encode(map[string]any{"ok": false, "error": code})
 }
 
+// nextTS gives Slack-style timestamps ("seconds.micros"): the clock's,
+// but always increasing, so each message has its own.
 func (s *Server) nextTS() string {
-	s.seq++
-	return fmt.Sprintf("1700000000.%06d", s.seq)
+	now := time.Now().UnixMicro()
+	if now <= s.seq {
+		now = s.seq + 1
+	}
+	s.seq = now
+	return fmt.Sprintf("%d.%06d", now/1_000_000, now%1_000_000)
 }
 
 func blocks(r *http.Request) (slack.Blocks, error) {
