@@ -103,39 +103,65 @@ func Parse(s string) (Request, error) {
 		// A bare number is not a time: it must have minutes or am/pm.
 		return Request{}, ErrNoTime
 	}
-	hour, _ := strconv.Atoi(rest[m[2]:m[3]])
-	minute := 0
+	hour, minute, end, err := readTime(rest, m, true)
+	subj := ""
+	if err == nil {
+		subj = subjectAfter(rest[end:])
+	}
+	if (err != nil || subj == "") && m[6] >= 0 && m[4] >= 0 && m[6] > m[5] {
+		// "01:00 Am" or "13:00 Am": a 24-hour time followed by a subject
+		// that happens to read as am or pm. Take the reading that leaves a
+		// valid time and a subject.
+		if h, mi, e, err2 := readTime(rest, m, false); err2 == nil && subjectAfter(rest[e:]) != "" {
+			hour, minute, subj, err = h, mi, subjectAfter(rest[e:]), nil
+		}
+	}
+	if err != nil {
+		return Request{}, err
+	}
+	start, err := localInstant(d.year, d.month, d.day, hour, minute)
+	if err != nil {
+		return Request{}, err
+	}
+	if subj == "" {
+		return Request{}, ErrNoSubject
+	}
+	return Request{Type: typ, Start: start, Subject: subj}, nil
+}
+
+// readTime reads the hour and minute timeAfterDate matched, with its am or
+// pm when meridiem is true, and returns where the time ends in rest.
+func readTime(rest string, m []int, meridiem bool) (hour, minute, end int, err error) {
+	hour, _ = strconv.Atoi(rest[m[2]:m[3]])
+	end = m[3]
 	if m[4] >= 0 {
 		minute, _ = strconv.Atoi(rest[m[4]:m[5]])
+		end = m[5]
 	}
-	if m[6] >= 0 {
+	if meridiem && m[6] >= 0 {
 		if hour < 1 || hour > 12 {
-			return Request{}, ErrBadTime
+			return 0, 0, 0, ErrBadTime
 		}
 		pm := strings.HasPrefix(strings.ToLower(rest[m[6]:m[7]]), "p")
 		hour %= 12
 		if pm {
 			hour += 12
 		}
+		end = m[1]
+	} else if m[6] < 0 {
+		end = m[1]
 	}
 	if hour > 23 || minute > 59 {
-		return Request{}, ErrBadTime
+		return 0, 0, 0, ErrBadTime
 	}
+	return hour, minute, end, nil
+}
 
-	start, err := localInstant(d.year, d.month, d.day, hour, minute)
-	if err != nil {
-		return Request{}, err
-	}
-
-	subj := rest[m[1]:]
-	subj = leadingPunct.ReplaceAllString(subj, "")
-	subj = leadingSubjectFiller.ReplaceAllString(subj, "")
-	subj = trailingPunct.ReplaceAllString(subj, "")
-	subj = strings.TrimSpace(subj)
-	if subj == "" {
-		return Request{}, ErrNoSubject
-	}
-	return Request{Type: typ, Start: start, Subject: subj}, nil
+func subjectAfter(s string) string {
+	s = leadingPunct.ReplaceAllString(s, "")
+	s = leadingSubjectFiller.ReplaceAllString(s, "")
+	s = trailingPunct.ReplaceAllString(s, "")
+	return strings.TrimSpace(s)
 }
 
 type dateMatch struct {

@@ -41,6 +41,8 @@ func TestParseVariants(t *testing.T) {
 		{"Change appointment: 14/03/2026 09:30 Ambulatory Care", Request{Change, at(2026, 3, 14, 9, 30), "Ambulatory Care"}},
 		{"Cancel appointment: 14/03/2026 12:15am Night Clinic", Request{Cancel, at(2026, 3, 14, 0, 15), "Night Clinic"}},
 		{"Cancel appointment: 14/03/2026 12:15pm Lunch Clinic", Request{Cancel, at(2026, 3, 14, 12, 15), "Lunch Clinic"}},
+		{"Change appointment: 01/03/2000 01:00 Am", Request{Change, at(2000, 3, 1, 1, 0), "Am"}},
+		{"Change appointment: 01/05/2000 13:00 Am", Request{Change, at(2000, 5, 1, 13, 0), "Am"}},
 		{"Cancel appointment: 14/03/2026 09:30 for Physiotherapy", Request{Cancel, at(2026, 3, 14, 9, 30), "Physiotherapy"}},
 	}
 	for _, tc := range cases {
