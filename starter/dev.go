@@ -15,9 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"go.temporal.io/sdk/worker"
-
-	"github.com/rebookhq/rebook/activities"
 	"github.com/rebookhq/rebook/internal/app"
 	"github.com/rebookhq/rebook/internal/config"
 	"github.com/rebookhq/rebook/internal/devserver"
@@ -164,13 +161,10 @@ func runDev(ctx context.Context, args []string) error {
 	if err := app.RegisterSearchAttributes(ctx, tc, cfg.TemporalNamespace, workflows.SearchAttributes); err != nil {
 		return err
 	}
-	acts, err := app.Activities(cfg, st, tc)
+	w, err := app.Worker(cfg, st, tc)
 	if err != nil {
 		return err
 	}
-	w := worker.New(tc, workflows.TaskQueue, worker.Options{})
-	workflows.Register(w)
-	activities.Register(w, acts)
 	if err := w.Start(); err != nil {
 		return err
 	}

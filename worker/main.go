@@ -16,7 +16,6 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
-	"github.com/rebookhq/rebook/activities"
 	"github.com/rebookhq/rebook/internal/app"
 	"github.com/rebookhq/rebook/internal/config"
 	"github.com/rebookhq/rebook/internal/store"
@@ -50,13 +49,10 @@ func run(log *slog.Logger, healthAddr string) error {
 		return err
 	}
 	defer tc.Close()
-	acts, err := app.Activities(cfg, st, tc)
+	w, err := app.Worker(cfg, st, tc)
 	if err != nil {
 		return err
 	}
-	w := worker.New(tc, workflows.TaskQueue, worker.Options{})
-	workflows.Register(w)
-	activities.Register(w, acts)
 
 	if healthAddr != "" {
 		l, err := net.Listen("tcp", healthAddr)

@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
 
 	"github.com/rebookhq/rebook/activities"
 	"github.com/rebookhq/rebook/internal/codec"
@@ -21,6 +22,7 @@ import (
 	"github.com/rebookhq/rebook/internal/pkbauth"
 	"github.com/rebookhq/rebook/internal/slackmsg"
 	"github.com/rebookhq/rebook/internal/store"
+	"github.com/rebookhq/rebook/workflows"
 )
 
 // Temporal dials Temporal with the codec, so every payload is sealed.
@@ -99,4 +101,17 @@ func RegisterSearchAttributes(ctx context.Context, c client.Client, namespace st
 		return fmt.Errorf("add search attributes: %w", err)
 	}
 	return nil
+}
+
+// Worker makes a worker on Rebook's task queue with every workflow and
+// activity registered.
+func Worker(cfg config.Config, st *store.Store, tc client.Client) (worker.Worker, error) {
+	acts, err := Activities(cfg, st, tc)
+	if err != nil {
+		return nil, err
+	}
+	w := worker.New(tc, workflows.TaskQueue, worker.Options{})
+	workflows.Register(w)
+	activities.Register(w, acts)
+	return w, nil
 }

@@ -28,7 +28,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/worker"
 
 	"github.com/rebookhq/rebook/activities"
 	"github.com/rebookhq/rebook/internal/app"
@@ -133,11 +132,8 @@ func start(t *testing.T, n int) *stack {
 	s.tc, err = app.Temporal(ctx, s.cfg, log)
 	require.NoError(t, err)
 	t.Cleanup(s.tc.Close)
-	acts, err := app.Activities(s.cfg, s.st, s.tc)
+	w, err := app.Worker(s.cfg, s.st, s.tc)
 	require.NoError(t, err)
-	w := worker.New(s.tc, workflows.TaskQueue, worker.Options{})
-	workflows.Register(w)
-	activities.Register(w, acts)
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 

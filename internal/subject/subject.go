@@ -278,12 +278,14 @@ func localInstant(year, month, day, hour, minute int) (time.Time, error) {
 	return t, nil
 }
 
-// Format writes a request back as the first variant PKB uses
-// ("Cancel appointment: 14/03/2026 09:30 Cardiology Outpatient Clinic").
+// Format writes a request back in the second variant PKB uses
+// ("Change appointment: 14/03/2026 09:30 - Cardiology Outpatient Clinic"):
+// the dash keeps a subject that starts with "am" or "pm" from reading as
+// part of the time.
 func Format(r Request) string {
 	verb := "Cancel"
 	if r.Type == Change {
 		verb = "Change"
 	}
-	return verb + " appointment: " + r.Start.In(london).Format("02/01/2006 15:04") + " " + r.Subject
+	return verb + " appointment: " + r.Start.In(london).Format("02/01/2006 15:04") + " - " + r.Subject
 }

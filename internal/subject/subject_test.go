@@ -106,7 +106,7 @@ func TestParseRefusals(t *testing.T) {
 
 func TestFormatRoundTrip(t *testing.T) {
 	r := Request{Type: Change, Start: at(2026, time.November, 2, 16, 45), Subject: "Neurology Follow-up"}
-	assert.Equal(t, "Change appointment: 02/11/2026 16:45 Neurology Follow-up", Format(r))
+	assert.Equal(t, "Change appointment: 02/11/2026 16:45 - Neurology Follow-up", Format(r))
 	back, err := Parse(Format(r))
 	require.NoError(t, err)
 	assert.Equal(t, r.Type, back.Type)
