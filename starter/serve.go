@@ -11,6 +11,7 @@ import (
 	"github.com/rebookhq/rebook/internal/app"
 	"github.com/rebookhq/rebook/internal/config"
 	"github.com/rebookhq/rebook/internal/frontdoor"
+	"github.com/rebookhq/rebook/internal/grantflow"
 	"github.com/rebookhq/rebook/internal/interactions"
 	"github.com/rebookhq/rebook/internal/store"
 )
@@ -44,8 +45,14 @@ func serveFrontDoor(ctx context.Context, cfg config.Config, ui string, log *slog
 	}
 	defer tc.Close()
 	ih := &interactions.Handler{Temporal: tc, Slack: app.Slack(cfg), SigningSecret: cfg.SlackSigningSecret, Log: log}
+	var grant *grantflow.Handler
+	if cfg.PKBBaseURL != "" && cfg.PKBClientID != "" && cfg.PKBRedirectURL != "" {
+		grant = &grantflow.Handler{Store: st, OAuth: app.OAuth(cfg), Log: log}
+	} else {
+		log.Warn("PKB_BASE_URL, PKB_CLIENT_ID or PKB_REDIRECT_URL not set: /oauth/start is off")
+	}
 	h, err := frontdoor.New(frontdoor.Options{
-		Store: st, Interactions: ih, EncryptionKey: cfg.EncryptionKey, CodecOrigin: ui,
+		Store: st, Interactions: ih, Grant: grant, EncryptionKey: cfg.EncryptionKey, CodecOrigin: ui,
 		TemporalUI: ui, Namespace: cfg.TemporalNamespace, Log: log,
 	})
 	if err != nil {

@@ -1,6 +1,6 @@
 // Package frontdoor is `starter serve`'s HTTP surface: Slack interactions,
-// the payload codec for the Temporal Web UI, a request's page (what the
-// Slack card links to) and the health check.
+// the PKB grant flow, the payload codec for the Temporal Web UI, a
+// request's page (what the Slack card links to) and the health check.
 package frontdoor
 
 import (
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rebookhq/rebook/internal/codec"
+	"github.com/rebookhq/rebook/internal/grantflow"
 	"github.com/rebookhq/rebook/internal/interactions"
 	"github.com/rebookhq/rebook/internal/store"
 	"github.com/rebookhq/rebook/internal/subject"
@@ -21,6 +22,8 @@ import (
 type Options struct {
 	Store        *store.Store
 	Interactions *interactions.Handler
+	// Grant serves /oauth/start and /oauth/callback when set.
+	Grant *grantflow.Handler
 	// EncryptionKey enables /codec; CodecOrigin is the Web UI's origin
 	// allowed to call it from the browser.
 	EncryptionKey []byte
@@ -54,6 +57,9 @@ func New(o Options) (http.Handler, error) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	m.HandleFunc("GET /requests/{ref}", o.requestPage)
+	if o.Grant != nil {
+		o.Grant.Register(m)
+	}
 	return m, nil
 }
 

@@ -1,0 +1,133 @@
+package grantflow_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/rebookhq/rebook/internal/grantflow"
+	"github.com/rebookhq/rebook/internal/pkb"
+	"github.com/rebookhq/rebook/internal/pkbsim"
+	"github.com/rebookhq/rebook/internal/store"
+	"github.com/rebookhq/rebook/internal/testdb"
+)
+
+type env struct {
+	st      *store.Store
+	sim     *pkbsim.Server
+	rebook  string
+	granted []string
+}
+
+func setup(t *testing.T) *env {
+	t.Helper()
+	ctx := context.Background()
+	e := &env{}
+	var err error
+	e.st, err = store.Open(ctx, testdb.URL(t), bytes.Repeat([]byte{9}, 32))
+	require.NoError(t, err)
+	t.Cleanup(e.st.Close)
+	mux := http.NewServeMux()
+	rebook := httptest.NewServer(mux)
+	t.Cleanup(rebook.Close)
+	e.rebook = rebook.URL
+	e.sim = pkbsim.New(pkbsim.Config{ClientID: "c", ClientSecret: "s", RedirectURL: rebook.URL + "/oauth/callback"}, pkbsim.Dataset{})
+	pkbSrv := httptest.NewServer(e.sim)
+	t.Cleanup(pkbSrv.Close)
+	h := &grantflow.Handler{Store: e.st, OAuth: pkb.OAuth(pkbSrv.URL, "c", "s", rebook.URL+"/oauth/callback"), Log: slog.New(slog.DiscardHandler),
+		Granted: func(_ context.Context, id string) error { e.granted = append(e.granted, id); return nil }}
+	h.Register(mux)
+	return e
+}
+
+var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+func get(t *testing.T, c *http.Client, u string) (*http.Response, string) {
+	t.Helper()
+	resp, err := c.Get(u)
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	return resp, string(b)
+}
+
+// consent walks /oauth/start to PKB's consent page and presses a button,
+// returning the callback URL PKB sends the browser to.
+func (e *env) consent(t *testing.T, decision string) string {
+	resp, _ := get(t, noRedirect, e.rebook+"/oauth/start")
+	require.Equal(t, http.StatusFound, resp.StatusCode)
+	auth, err := url.Parse(resp.Header.Get("Location"))
+	require.NoError(t, err)
+	q := auth.Query()
+	require.NotEmpty(t, q.Get("state"))
+	assert.Equal(t, "CLINICIAN", q.Get("scope"))
+	form := url.Values{"client_id": {q.Get("client_id")}, "redirect_uri": {q.Get("redirect_uri")}, "response_type": {"code"}, "scope": {q.Get("scope")}, "state": {q.Get("state")}, "decision": {decision}}
+	resp, err = noRedirect.PostForm(auth.Scheme+"://"+auth.Host+"/apiAuthorize.action", form)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusFound, resp.StatusCode)
+	return resp.Header.Get("Location")
+}
+
+func TestGrantAndRefusals(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+
+	cb := e.consent(t, "approve")
+	resp, body := get(t, http.DefaultClient, cb)
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, body, "Access granted")
+	assert.Contains(t, body, "CLINICIAN")
+	g, err := e.st.Grant(ctx, "c")
+	require.NoError(t, err)
+	assert.Equal(t, store.GrantHealthy, g.Status)
+	assert.NotEmpty(t, g.AccessToken)
+	assert.NotEmpty(t, g.RefreshToken)
+	assert.Equal(t, []string{"c"}, e.granted)
+	assert.NotContains(t, body, g.AccessToken)
+
+	// Replayed: refused, grant unchanged.
+	resp, body = get(t, http.DefaultClient, cb)
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	assert.Contains(t, body, "already used")
+	again, err := e.st.Grant(ctx, "c")
+	require.NoError(t, err)
+	assert.Equal(t, g.AccessToken, again.AccessToken)
+
+	// Forged state, even with a real-looking code.
+	u, _ := url.Parse(cb)
+	q := u.Query()
+	q.Set("state", "forged")
+	u.RawQuery = q.Encode()
+	resp, _ = get(t, http.DefaultClient, u.String())
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	resp, _ = get(t, http.DefaultClient, e.rebook+"/oauth/callback?code=x")
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+
+	// Denied: refused with PKB's answer, grant unchanged.
+	denied := e.consent(t, "deny")
+	resp, body = get(t, http.DefaultClient, denied)
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	assert.Contains(t, body, "access_denied")
+	again, _ = e.st.Grant(ctx, "c")
+	assert.Equal(t, g.AccessToken, again.AccessToken)
+	assert.Len(t, e.granted, 1)
+
+	// Expired state.
+	old, err := e.st.NewOAuthState(ctx, "c", -time.Second)
+	require.NoError(t, err)
+	resp, body = get(t, http.DefaultClient, e.rebook+"/oauth/callback?code=x&state="+url.QueryEscape(old))
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	assert.True(t, strings.Contains(body, "expired"))
+	assert.Len(t, e.granted, 1)
+}
