@@ -23,6 +23,10 @@ func Register(r Registry, a *Activities) {
 		NameRecordState:       a.RecordState,
 		NameUpdateCard:        a.UpdateCard,
 		NameNotify:            a.Notify,
+		NameLoadGrant:         a.LoadGrant,
+		NameRefreshGrant:      a.RefreshGrant,
+		NameMarkGrantNeed:     a.MarkGrantNeeded,
+		NameAskForGrant:       a.AskForGrant,
 	} {
 		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}

@@ -12,4 +12,5 @@ func Register(r Registry) {
 	r.RegisterWorkflowWithOptions(AppointmentRequest, workflow.RegisterOptions{Name: AppointmentRequestWorkflow})
 	r.RegisterWorkflowWithOptions(PollMessages, workflow.RegisterOptions{Name: PollMessagesWorkflow})
 	r.RegisterWorkflowWithOptions(WatchAppointments, workflow.RegisterOptions{Name: WatchAppointmentsWorkflow})
+	r.RegisterWorkflowWithOptions(TokenKeeper, workflow.RegisterOptions{Name: TokenKeeperWorkflow})
 }
