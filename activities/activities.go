@@ -61,6 +61,9 @@ func (a *Activities) pkbError(err error) error {
 		}
 		return temporal.NewApplicationErrorWithOptions(err.Error(), "GrantNeeded", temporal.ApplicationErrorOptions{NextRetryDelay: d})
 	}
+	if errors.Is(err, pkbauth.ErrTokenExpired) {
+		return temporal.NewApplicationErrorWithOptions(err.Error(), "TokenExpired", temporal.ApplicationErrorOptions{NextRetryDelay: 5 * time.Second})
+	}
 	var pe *pkb.Error
 	if errors.As(err, &pe) {
 		return temporal.NewApplicationErrorWithOptions(pe.Error(), "PKB:"+string(pe.Kind), temporal.ApplicationErrorOptions{

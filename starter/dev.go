@@ -182,6 +182,9 @@ func runDev(ctx context.Context, args []string) error {
 	if err := schedules.Ensure(ctx, tc, *pollEvery, *watchEvery); err != nil {
 		return err
 	}
+	if err := app.StartTokenKeeper(ctx, tc, cfg); err != nil {
+		return err
+	}
 
 	fmt.Printf(`
 Rebook dev stack is up. Ctrl-C stops everything it started.

@@ -21,7 +21,7 @@ func runSchedule(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := config.FromEnv(config.EncryptionKey)
+	cfg, err := config.FromEnv(config.EncryptionKey, config.PKBClientID)
 	if err != nil {
 		return err
 	}
@@ -38,6 +38,10 @@ func runSchedule(ctx context.Context, args []string) error {
 	if err := schedules.Ensure(ctx, tc, *every, *watch); err != nil {
 		return err
 	}
+	if err := app.StartTokenKeeper(ctx, tc, cfg); err != nil {
+		return err
+	}
+	fmt.Printf("token keeper running: %s\n", workflows.TokenKeeperID(cfg.PKBClientID))
 	fmt.Printf("schedules ready: %s every %s, %s every %s (overlaps skipped)\n", workflows.PollScheduleID, *every, workflows.WatchScheduleID, *watch)
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/rebookhq/rebook/internal/grantflow"
 	"github.com/rebookhq/rebook/internal/interactions"
 	"github.com/rebookhq/rebook/internal/store"
+	"github.com/rebookhq/rebook/workflows"
 )
 
 func runServe(ctx context.Context, args []string) error {
@@ -47,7 +48,9 @@ func serveFrontDoor(ctx context.Context, cfg config.Config, ui string, log *slog
 	ih := &interactions.Handler{Temporal: tc, Slack: app.Slack(cfg), SigningSecret: cfg.SlackSigningSecret, Log: log}
 	var grant *grantflow.Handler
 	if cfg.PKBBaseURL != "" && cfg.PKBClientID != "" && cfg.PKBRedirectURL != "" {
-		grant = &grantflow.Handler{Store: st, OAuth: app.OAuth(cfg), Log: log}
+		grant = &grantflow.Handler{Store: st, OAuth: app.OAuth(cfg), Log: log, Granted: func(ctx context.Context, clientID string) error {
+			return tc.SignalWorkflow(ctx, workflows.TokenKeeperID(clientID), "", workflows.SignalGrantReceived, nil)
+		}}
 	} else {
 		log.Warn("PKB_BASE_URL, PKB_CLIENT_ID or PKB_REDIRECT_URL not set: /oauth/start is off")
 	}

@@ -42,12 +42,28 @@ func Temporal(ctx context.Context, cfg config.Config, log *slog.Logger) (client.
 	return c, nil
 }
 
-// PKB is the PKB client, reading its token from the store.
-func PKB(cfg config.Config, st *store.Store) (*pkb.Client, error) {
+// PKB is the PKB client, reading its token from the store and asking the
+// TokenKeeper for a refresh when the token runs out or PKB refuses it.
+func PKB(cfg config.Config, st *store.Store, tc client.Client) (*pkb.Client, error) {
 	return pkb.New(pkb.Options{
 		BaseURL: cfg.PKBBaseURL, FHIRBaseURL: cfg.PKBFHIRBaseURL,
-		Tokens: &pkbauth.Tokens{Store: st, OAuth: OAuth(cfg), ClientID: cfg.PKBClientID},
+		Tokens: &pkbauth.Tokens{Store: st, ClientID: cfg.PKBClientID, Nudge: func(ctx context.Context) error {
+			return tc.SignalWorkflow(ctx, workflows.TokenKeeperID(cfg.PKBClientID), "", workflows.SignalRefreshNow, nil)
+		}},
 	})
+}
+
+// StartTokenKeeper starts the TokenKeeper for this PKB client, or leaves
+// the running one alone.
+func StartTokenKeeper(ctx context.Context, tc client.Client, cfg config.Config) error {
+	_, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: workflows.TokenKeeperID(cfg.PKBClientID), TaskQueue: workflows.TaskQueue,
+		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+	}, workflows.TokenKeeperWorkflow, workflows.KeeperInput{ClientID: cfg.PKBClientID})
+	if err != nil {
+		return fmt.Errorf("start token keeper: %w", err)
+	}
+	return nil
 }
 
 // OAuth is PKB's OAuth configuration for this deployment.
@@ -62,13 +78,13 @@ func Slack(cfg config.Config) *slackmsg.Client {
 
 // Activities wires the activities.
 func Activities(cfg config.Config, st *store.Store, tc client.Client) (*activities.Activities, error) {
-	p, err := PKB(cfg, st)
+	p, err := PKB(cfg, st, tc)
 	if err != nil {
 		return nil, err
 	}
 	return &activities.Activities{
-		PKB: p, Store: st, Slack: Slack(cfg), Temporal: tc,
-		TriageChannel: cfg.TriageChannel, PublicURL: cfg.PublicURL,
+		PKB: p, Store: st, Slack: Slack(cfg), Temporal: tc, OAuth: OAuth(cfg),
+		TriageChannel: cfg.TriageChannel, AdminChannel: cfg.AdminChannel, PublicURL: cfg.PublicURL,
 	}, nil
 }
 

@@ -136,6 +136,7 @@ func start(t *testing.T, n int) *stack {
 	require.NoError(t, err)
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
+	require.NoError(t, app.StartTokenKeeper(ctx, s.tc, s.cfg))
 
 	ih := &interactions.Handler{Temporal: s.tc, Slack: app.Slack(s.cfg), SigningSecret: signingSecret, Log: log}
 	h, err := frontdoor.New(frontdoor.Options{Store: s.st, Interactions: ih, EncryptionKey: key, Log: log})

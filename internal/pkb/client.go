@@ -109,6 +109,11 @@ func (c *Client) get(ctx context.Context, op, rawURL string, out any) error {
 		return transportError(ctx, op, err)
 	}
 	if resp.StatusCode != http.StatusOK {
+		if resp.StatusCode == http.StatusUnauthorized {
+			if r, ok := c.tokens.(interface{ Rejected(context.Context) }); ok {
+				r.Rejected(ctx)
+			}
+		}
 		return statusError(op, resp, body)
 	}
 	if err := json.Unmarshal(body, out); err != nil {

@@ -20,13 +20,19 @@ import (
 // wait for someone to grant access again. It is worth retrying later.
 var ErrGrantNeeded = errors.New("pkb: access not granted (a clinician must grant it again)")
 
-// Tokens reads the access token from the store and refreshes it, under a
-// cluster-wide lock, when it is about to expire.
+// ErrTokenExpired means the access token has run out and the TokenKeeper
+// has been asked to refresh it: retry in a few seconds.
+var ErrTokenExpired = errors.New("pkb: access token expired; refresh requested")
+
+// Tokens reads the access token from the store. It never refreshes: the
+// TokenKeeper is the pair's only writer. When the token is about to run
+// out, or PKB refused it, it asks the keeper to refresh now (Nudge).
 type Tokens struct {
 	Store    *store.Store
-	OAuth    *oauth2.Config
 	ClientID string
-	// Margin refreshes this long before expiry; 2 minutes if zero.
+	// Nudge asks the TokenKeeper for an immediate refresh.
+	Nudge func(ctx context.Context) error
+	// Margin nudges this long before expiry; 1 minute if zero.
 	Margin time.Duration
 	Now    func() time.Time
 }
@@ -38,14 +44,8 @@ func (t *Tokens) now() time.Time {
 	return time.Now()
 }
 
-func (t *Tokens) margin() time.Duration {
-	if t.Margin > 0 {
-		return t.Margin
-	}
-	return 2 * time.Minute
-}
-
-// AccessToken returns a live access token, or ErrGrantNeeded.
+// AccessToken returns a live access token, ErrGrantNeeded or
+// ErrTokenExpired. While a grant is needed it makes no PKB call at all.
 func (t *Tokens) AccessToken(ctx context.Context) (string, error) {
 	g, err := t.Store.Grant(ctx, t.ClientID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -57,48 +57,27 @@ func (t *Tokens) AccessToken(ctx context.Context) (string, error) {
 	if g.Status == store.GrantNeedsGrant || g.AccessToken == "" {
 		return "", ErrGrantNeeded
 	}
-	if g.AccessExpiresAt.Sub(t.now()) > t.margin() {
-		return g.AccessToken, nil
+	left := g.AccessExpiresAt.Sub(t.now())
+	margin := t.Margin
+	if margin == 0 {
+		margin = time.Minute
 	}
-	var tok string
-	err = t.Store.WithLock(ctx, "pkb-refresh:"+t.ClientID, func(ctx context.Context) error {
-		// Another process may have refreshed while this one waited.
-		g, err := t.Store.Grant(ctx, t.ClientID)
-		if err != nil {
-			return err
-		}
-		if g.Status == store.GrantNeedsGrant {
-			return ErrGrantNeeded
-		}
-		if g.AccessExpiresAt.Sub(t.now()) > t.margin() {
-			tok = g.AccessToken
-			return nil
-		}
-		if g.RefreshToken == "" {
-			return t.needGrant(ctx, "the session ended without a refresh token")
-		}
-		fresh, err := pkb.Refresh(ctx, t.OAuth, g.RefreshToken)
-		if pkb.IsKind(err, pkb.KindInvalidGrant) {
-			return t.needGrant(ctx, "PKB refused the refresh token (invalid_grant)")
-		}
-		if err != nil {
-			return err
-		}
-		if err := t.Store.SaveGrant(ctx, Grant(t.ClientID, fresh)); err != nil {
-			return err
-		}
-		tok = fresh.AccessToken
-		return nil
-	})
-	return tok, err
+	if left <= margin {
+		t.nudge(ctx)
+	}
+	if left <= 0 {
+		return "", ErrTokenExpired
+	}
+	return g.AccessToken, nil
 }
 
-func (t *Tokens) needGrant(ctx context.Context, why string) error {
-	now := t.now()
-	if err := t.Store.SaveGrant(ctx, store.Grant{ClientID: t.ClientID, Status: store.GrantNeedsGrant, NeededSince: &now, LastError: why}); err != nil {
-		return err
+// Rejected is told when PKB answered 401 to the current token.
+func (t *Tokens) Rejected(ctx context.Context) { t.nudge(ctx) }
+
+func (t *Tokens) nudge(ctx context.Context) {
+	if t.Nudge != nil {
+		_ = t.Nudge(ctx)
 	}
-	return ErrGrantNeeded
 }
 
 // Grant turns a token response into the stored form.
