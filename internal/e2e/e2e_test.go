@@ -28,12 +28,14 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
 
 	"github.com/rebookhq/rebook/activities"
 	"github.com/rebookhq/rebook/internal/app"
 	"github.com/rebookhq/rebook/internal/config"
 	"github.com/rebookhq/rebook/internal/devserver"
 	"github.com/rebookhq/rebook/internal/frontdoor"
+	"github.com/rebookhq/rebook/internal/grantflow"
 	"github.com/rebookhq/rebook/internal/interactions"
 	"github.com/rebookhq/rebook/internal/pkbauth"
 	"github.com/rebookhq/rebook/internal/pkbsim"
@@ -49,6 +51,7 @@ import (
 const (
 	signingSecret = "e2e-signing-secret"
 	triage        = "rebook-triage"
+	admin         = "rebook-admin"
 )
 
 // stack is everything one end-to-end run needs, started.
@@ -60,6 +63,7 @@ type stack struct {
 	slack *slackfake.Server
 	tc    client.Client
 	door  string
+	dbURL string
 	rules []store.Rule
 }
 
@@ -103,7 +107,8 @@ func start(t *testing.T, n int) *stack {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	s := &stack{ds: pendingDataset(n)}
-	s.st, err = store.Open(ctx, testdb.URL(t), key)
+	dbURL := testdb.URL(t)
+	s.st, err = store.Open(ctx, dbURL, key)
 	require.NoError(t, err)
 	t.Cleanup(s.st.Close)
 	s.rules, err = routing.ReadCSV(strings.NewReader(routing.DemoCSV))
@@ -116,34 +121,47 @@ func start(t *testing.T, n int) *stack {
 		s.slack.AddChannel(r.SlackChannel)
 	}
 	s.slack.AddChannel(triage)
+	s.slack.AddChannel(admin)
 
-	s.sim = pkbsim.New(pkbsim.Config{ClientID: "rebook-e2e", ClientSecret: "e2e-secret", RedirectURL: "http://rebook.test/oauth/callback", AutoApprove: true, Seed: 1}, s.ds)
+	door := httptest.NewUnstartedServer(nil)
+	doorURL := "http://" + door.Listener.Addr().String()
+	s.sim = pkbsim.New(pkbsim.Config{ClientID: "rebook-e2e", ClientSecret: "e2e-secret", RedirectURL: doorURL + "/oauth/callback", AutoApprove: true, Seed: 1}, s.ds)
 	pkbSrv := httptest.NewServer(s.sim)
 	t.Cleanup(pkbSrv.Close)
 
 	s.cfg = config.Config{
 		TemporalAddress: srv.Address, TemporalNamespace: "default", PKBBaseURL: pkbSrv.URL, PKBFHIRBaseURL: pkbSrv.URL + "/fhir",
-		PKBClientID: "rebook-e2e", PKBClientSecret: "e2e-secret", PKBRedirectURL: "http://rebook.test/oauth/callback",
+		PKBClientID: "rebook-e2e", PKBClientSecret: "e2e-secret", PKBRedirectURL: doorURL + "/oauth/callback",
 		SlackBotToken: "xoxb-e2e", SlackAPIURL: s.slack.GetAPIURL(), SlackSigningSecret: signingSecret,
-		EncryptionKey: key, PublicURL: "http://rebook.test", TriageChannel: triage, AdminChannel: "rebook-admin",
+		EncryptionKey: key, PublicURL: doorURL, TriageChannel: triage, AdminChannel: admin,
 	}
 	require.NoError(t, pkbauth.AutoGrant(ctx, app.OAuth(s.cfg), s.st))
 
 	s.tc, err = app.Temporal(ctx, s.cfg, log)
 	require.NoError(t, err)
 	t.Cleanup(s.tc.Close)
-	w, err := app.Worker(s.cfg, s.st, s.tc)
+	acts, err := app.Activities(s.cfg, s.st, s.tc)
 	require.NoError(t, err)
+	// Requests waiting for a grant retry every 2 s here, not every 5 min.
+	acts.GrantRetryDelay = 2 * time.Second
+	w := worker.New(s.tc, workflows.TaskQueue, worker.Options{})
+	workflows.Register(w)
+	activities.Register(w, acts)
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	require.NoError(t, app.StartTokenKeeper(ctx, s.tc, s.cfg))
 
 	ih := &interactions.Handler{Temporal: s.tc, Slack: app.Slack(s.cfg), SigningSecret: signingSecret, Log: log}
-	h, err := frontdoor.New(frontdoor.Options{Store: s.st, Interactions: ih, EncryptionKey: key, Log: log})
+	grant := &grantflow.Handler{Store: s.st, OAuth: app.OAuth(s.cfg), Log: log, Granted: func(ctx context.Context, id string) error {
+		return s.tc.SignalWorkflow(ctx, workflows.TokenKeeperID(id), "", workflows.SignalGrantReceived, nil)
+	}}
+	h, err := frontdoor.New(frontdoor.Options{Store: s.st, Interactions: ih, Grant: grant, EncryptionKey: key, Log: log})
 	require.NoError(t, err)
-	door := httptest.NewServer(h)
+	door.Config.Handler = h
+	door.Start()
 	t.Cleanup(func() { door.Close(); ih.Wait() })
 	s.door = door.URL
+	s.dbURL = dbURL
 	return s
 }
 
@@ -166,6 +184,10 @@ func (s *stack) press(t *testing.T, action, workflowID, user string, at time.Tim
 	require.NoError(t, err)
 	_ = resp.Body.Close()
 	return resp.StatusCode
+}
+
+func (s *stack) startSchedules(ctx context.Context) error {
+	return schedules.Ensure(ctx, s.tc, 2*time.Second, 2*time.Second)
 }
 
 func buttonValue(m slackfake.Message, actionID string) string {

@@ -299,6 +299,13 @@ func (s *Server) Counters() map[string]int64 {
 	return maps.Clone(s.counters)
 }
 
+// SetAutoApprove makes the consent page approve by itself, or show again.
+func (s *Server) SetAutoApprove(on bool) {
+	s.mu.Lock()
+	s.cfg.AutoApprove = on
+	s.mu.Unlock()
+}
+
 // SetAutoPAS turns the automatic PAS on (delay > 0) or off.
 func (s *Server) SetAutoPAS(d time.Duration) {
 	s.mu.Lock()

@@ -1,0 +1,143 @@
+package e2e
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/enums/v1"
+
+	"github.com/rebookhq/rebook/internal/pkbsim"
+	"github.com/rebookhq/rebook/internal/slackmsg"
+	"github.com/rebookhq/rebook/workflows"
+)
+
+func refused(c map[string]int64) int64 {
+	return c[pkbsim.CounterTokenExpired] + c[pkbsim.CounterTokenRevoked] + c[pkbsim.CounterTokenUnknown] + c[pkbsim.CounterTokenMissing]
+}
+
+var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// follow goes where a link sends the browser, without following it.
+func follow(t *testing.T, u string) (*http.Response, string) {
+	t.Helper()
+	resp, err := noRedirect.Get(u)
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	return resp, string(b)
+}
+
+// TestRevokedGrantPausesThenResumes: PKB revokes the grant a third of the
+// way through 100 requests; the admins are asked in Slack; the test
+// follows the link through the simulator's consent page; every request
+// then completes, with no duplicate card and no PKB call made with a token
+// known to be dead.
+func TestRevokedGrantPausesThenResumes(t *testing.T) {
+	const n = 100
+	s := start(t, n)
+	ctx := context.Background()
+	require.NoError(t, s.startSchedules(ctx))
+
+	waitFor(t, "a third of the requests routed", limit(3*time.Minute), func() bool { return len(s.cards()) >= n/3 })
+	s.sim.SetAutoApprove(false)
+	require.Equal(t, 1, s.sim.RevokeGrants())
+
+	var ask string
+	waitFor(t, "the admins asked to grant access", limit(2*time.Minute), func() bool {
+		for _, m := range s.slack.Roots(admin) {
+			if strings.Contains(m.Text, "/oauth/start") {
+				ask = m.Text
+				return true
+			}
+		}
+		return false
+	})
+	known := refused(s.sim.Counters())
+	var keeper workflows.KeeperStatus
+	v, err := s.tc.QueryWorkflow(ctx, workflows.TokenKeeperID(s.cfg.PKBClientID), "", workflows.QueryTokenKeeper)
+	require.NoError(t, err)
+	require.NoError(t, v.Get(&keeper))
+	assert.Equal(t, workflows.KeeperNeedsGrant, keeper.State)
+	assert.Contains(t, keeper.LastError, "invalid_grant")
+
+	// Requests wait (their activities retry without calling PKB).
+	time.Sleep(6 * time.Second)
+	assert.Equal(t, known, refused(s.sim.Counters()), "no PKB call with a dead token while the grant is needed")
+	assert.Less(t, len(s.cards()), n, "the pipeline paused")
+
+	// A clinician follows the link and approves.
+	link := ask[strings.Index(ask, "http"):]
+	link = strings.Fields(link)[0]
+	resp, _ := follow(t, link)
+	require.Equal(t, http.StatusFound, resp.StatusCode)
+	consent := resp.Header.Get("Location")
+	resp, body := follow(t, consent)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, body, "Approve")
+	cu, _ := url.Parse(consent)
+	form := cu.Query()
+	form.Set("decision", "approve")
+	r2, err := noRedirect.PostForm(cu.Scheme+"://"+cu.Host+cu.Path, form)
+	require.NoError(t, err)
+	_ = r2.Body.Close()
+	resp, body = follow(t, r2.Header.Get("Location"))
+	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	require.Contains(t, body, "Access granted")
+	assert.Equal(t, known, refused(s.sim.Counters()))
+
+	waitFor(t, "every request routed", limit(3*time.Minute), func() bool { return len(s.cards()) >= n })
+	s.sim.SetAutoPAS(time.Second)
+	for _, m := range s.slack.Roots(triage) {
+		if wf := buttonValue(m, slackmsg.ActionDone); wf != "" {
+			require.Equal(t, http.StatusOK, s.press(t, slackmsg.ActionDone, wf, "UTRIAGE", time.Now(), signingSecret))
+		}
+	}
+	waitFor(t, "every request closed", limit(3*time.Minute), func() bool {
+		return s.count(t, "WorkflowType = 'AppointmentRequest' AND ExecutionStatus != 'Running'") >= n
+	})
+	assert.EqualValues(t, n, s.count(t, "WorkflowType = 'AppointmentRequest' AND ExecutionStatus = 'Completed'"))
+	assert.EqualValues(t, 0, s.count(t, "WorkflowType = 'AppointmentRequest' AND ExecutionStatus = 'Failed'"))
+	cards := s.cards()
+	assert.Len(t, cards, n)
+	for ref, ms := range cards {
+		assert.Len(t, ms, 1, "request %s posted %d times", ref, len(ms))
+	}
+	assert.Equal(t, known, refused(s.sim.Counters()), "no dead-token call after the grant was known lapsed")
+	t.Logf("refused-token calls before Rebook knew: %d; PKB calls: %v", known, s.sim.Counters())
+
+	// Tokens: not in PostgreSQL's dump, not in Temporal's history.
+	g, err := s.st.Grant(ctx, s.cfg.PKBClientID)
+	require.NoError(t, err)
+	require.NotEmpty(t, g.AccessToken)
+	if dump, err := exec.Command("pg_dump", s.dbURL).Output(); err == nil {
+		assert.NotContains(t, string(dump), g.AccessToken)
+		assert.NotContains(t, string(dump), g.RefreshToken)
+		assert.Contains(t, string(dump), "pkb_grants", "the dump is of the right database")
+	} else {
+		t.Logf("pg_dump not run: %v", err)
+	}
+	for _, id := range []string{workflows.TokenKeeperID(s.cfg.PKBClientID), s.ds.Expect[0].MessageID} {
+		if !strings.HasPrefix(id, "token-keeper") {
+			id = workflows.AppointmentRequestID(id)
+		}
+		it := s.tc.GetWorkflowHistory(ctx, id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		events := 0
+		for it.HasNext() {
+			e, err := it.Next()
+			require.NoError(t, err)
+			raw := e.String()
+			assert.NotContains(t, raw, g.AccessToken)
+			assert.NotContains(t, raw, g.RefreshToken)
+			events++
+		}
+		assert.Positive(t, events)
+	}
+}
