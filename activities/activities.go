@@ -31,11 +31,11 @@ type Activities struct {
 	Slack    *slackmsg.Client
 	Temporal client.Client
 	// TriageChannel is REBOOK_TRIAGE_CHANNEL; PublicURL is REBOOK_PUBLIC_URL.
-	TriageChannel  string
-	AdminChannel   string
-	PublicURL      string
+	TriageChannel string
+	AdminChannel  string
+	PublicURL     string
 	// OAuth is PKB's OAuth configuration, for the TokenKeeper's refreshes.
-	OAuth *pkb.OAuthConfig
+	OAuth          *pkb.OAuthConfig
 	TriageSLAHours int
 	// GrantRetryDelay is how long an activity waits before trying PKB again
 	// while no grant is in force.
