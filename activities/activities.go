@@ -478,11 +478,8 @@ func (a *Activities) RecordState(ctx context.Context, in StateInput) error {
 // UpdateCard redraws the request's Slack message.
 func (a *Activities) UpdateCard(ctx context.Context, in CardInput) error {
 	c := in.Card
-	return a.Slack.Update(ctx, in.ChannelID, in.TS, slackmsg.Card{
-		Ref: c.Ref, WorkflowID: c.WorkflowID, RequestType: c.RequestType, Specialty: c.Specialty, Clinic: c.Clinic,
-		Start: c.Start, ReceivedAt: c.ReceivedAt, DashboardURL: a.dashboardURL(c.Ref), Triage: c.Triage, Reason: c.Reason,
-		Flags: c.Flags, State: c.State, ClaimedBy: c.ClaimedBy, ClosedBy: c.ClosedBy, CloseNote: c.CloseNote,
-	}, a.now())
+	c.DashboardURL = a.dashboardURL(c.Ref)
+	return a.Slack.Update(ctx, in.ChannelID, in.TS, c, a.now())
 }
 
 // Notify posts a reminder or an escalation; no channel means the triage

@@ -4,7 +4,11 @@
 // categories and appointment facts, which the payload codec encrypts.
 package activities
 
-import "time"
+import (
+	"time"
+
+	"github.com/rebookhq/rebook/internal/slackmsg"
+)
 
 // Activity names, as registered on the worker.
 const (
@@ -154,29 +158,12 @@ type StateInput struct {
 	Detail     map[string]string
 }
 
-// CardInput redraws a request's Slack message.
+// CardInput redraws a request's Slack message. The activity fills in the
+// dashboard link, which the workflow does not know.
 type CardInput struct {
 	ChannelID string
 	TS        string
-	Card      Card
-}
-
-// Card is the request's Slack message content (see slackmsg.Card).
-type Card struct {
-	Ref         string
-	WorkflowID  string
-	RequestType string
-	Specialty   string
-	Clinic      string
-	Start       time.Time
-	ReceivedAt  time.Time
-	Triage      bool
-	Reason      string
-	Flags       []string
-	State       string
-	ClaimedBy   string
-	ClosedBy    string
-	CloseNote   string
+	Card      slackmsg.Card
 }
 
 // NotifyInput posts a line of text to a channel (name or id), in a thread

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/rebookhq/rebook/activities"
+	"github.com/rebookhq/rebook/internal/slackmsg"
 )
 
 // SafetyCheckEvery is how often a waiting request asks PKB itself, in case
@@ -286,8 +287,8 @@ func (r *request) wait(ctx workflow.Context) error {
 	return nil
 }
 
-func (r *request) card() activities.Card {
-	c := activities.Card{
+func (r *request) card() slackmsg.Card {
+	c := slackmsg.Card{
 		Ref: r.route.Ref, WorkflowID: r.wfID, RequestType: r.facts.Type, Specialty: r.match.Specialty, Clinic: r.match.Clinic,
 		Start: r.facts.Start, ReceivedAt: r.facts.ReceivedAt, Triage: r.route.Triage, Reason: r.route.Reason, Flags: r.flags,
 		State: "open", ClaimedBy: r.claimed,
