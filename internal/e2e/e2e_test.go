@@ -286,45 +286,7 @@ func TestTwoHundredRequestsEndToEnd(t *testing.T) {
 	}
 	assert.Greater(t, triaged, n/20, "the scenario sends some requests to triage")
 
-	// The trust's PAS acts on every request it can, and staff close the
-	// triaged ones through signed interactions.
-	s.sim.SetAutoPAS(time.Second)
-	for _, ms := range s.slack.Roots(triage) {
-		if wf := buttonValue(ms, slackmsg.ActionDone); wf != "" {
-			require.Equal(t, http.StatusOK, s.press(t, slackmsg.ActionDone, wf, "UTRIAGE", time.Now(), signingSecret))
-		}
-	}
-
-	waitFor(t, "every request workflow closed", limit(5*time.Minute), func() bool {
-		done := s.count(t, "WorkflowType = 'AppointmentRequest' AND ExecutionStatus != 'Running'") >= int64(n)
-		if !done && os.Getenv("E2E_DEBUG") != "" {
-			rows, _ := s.st.CountRequestsByState(ctx)
-			t.Logf("states %v; watch runs %d; counters %v", rows, s.count(t, "WorkflowType = 'WatchAppointments'"), s.sim.Counters())
-			all, _ := s.st.AllRequests(ctx)
-			now := s.sim.Dataset()
-			for _, r := range all {
-				if r.ClosedAt == nil {
-					var st []string
-					for _, a := range now.Appointments {
-						if a.PatientID == r.PatientID {
-							st = append(st, a.ID+"/"+a.Status+"/"+a.SpecialtyCode+"/"+a.Start.Format(time.RFC3339)+"/"+a.Created.Format(time.RFC3339))
-						}
-					}
-					t.Logf("open %s %s appt=%s code=%s recv=%s: %v", r.Ref, r.RequestType, r.AppointmentID, r.SpecialtyCode, r.ReceivedAt.Format(time.RFC3339), st)
-				}
-			}
-		}
-		return done
-	})
-	assert.EqualValues(t, n, s.count(t, "WorkflowType = 'AppointmentRequest' AND ExecutionStatus = 'Completed'"))
-	assert.EqualValues(t, 0, s.count(t, "WorkflowType = 'AppointmentRequest' AND ExecutionStatus = 'Failed'"))
-
-	// One root message per request: no duplicates.
-	cards = s.cards()
-	assert.Len(t, cards, n)
-	for ref, ms := range cards {
-		assert.Len(t, ms, 1, "request %s posted %d times", ref, len(ms))
-	}
+	cards = s.closeAll(t, n, limit(5*time.Minute))
 
 	// The read model agrees with Temporal.
 	rows, err := s.st.AllRequests(ctx)
@@ -364,6 +326,53 @@ func TestTwoHundredRequestsEndToEnd(t *testing.T) {
 	calls := s.sim.Counters()
 	t.Logf("PKB calls: %v", calls)
 	fmt.Fprintln(os.Stderr)
+}
+
+// closeAll lets the trust's PAS act on every request it can and has staff
+// close the triaged ones through signed interactions, then checks that all
+// n requests completed, none failed, and each has exactly one card. It
+// returns the cards.
+func (s *stack) closeAll(t *testing.T, n int, wait time.Duration) map[string][]slackfake.Message {
+	t.Helper()
+	ctx := context.Background()
+	s.sim.SetAutoPAS(time.Second)
+	for _, ms := range s.slack.Roots(triage) {
+		if wf := buttonValue(ms, slackmsg.ActionDone); wf != "" {
+			require.Equal(t, http.StatusOK, s.press(t, slackmsg.ActionDone, wf, "UTRIAGE", time.Now(), signingSecret))
+		}
+	}
+
+	waitFor(t, "every request workflow closed", wait, func() bool {
+		done := s.count(t, "WorkflowType = 'AppointmentRequest' AND ExecutionStatus != 'Running'") >= int64(n)
+		if !done && os.Getenv("E2E_DEBUG") != "" {
+			rows, _ := s.st.CountRequestsByState(ctx)
+			t.Logf("states %v; watch runs %d; counters %v", rows, s.count(t, "WorkflowType = 'WatchAppointments'"), s.sim.Counters())
+			all, _ := s.st.AllRequests(ctx)
+			now := s.sim.Dataset()
+			for _, r := range all {
+				if r.ClosedAt == nil {
+					var st []string
+					for _, a := range now.Appointments {
+						if a.PatientID == r.PatientID {
+							st = append(st, a.ID+"/"+a.Status+"/"+a.SpecialtyCode+"/"+a.Start.Format(time.RFC3339)+"/"+a.Created.Format(time.RFC3339))
+						}
+					}
+					t.Logf("open %s %s appt=%s code=%s recv=%s: %v", r.Ref, r.RequestType, r.AppointmentID, r.SpecialtyCode, r.ReceivedAt.Format(time.RFC3339), st)
+				}
+			}
+		}
+		return done
+	})
+	assert.EqualValues(t, n, s.count(t, "WorkflowType = 'AppointmentRequest' AND ExecutionStatus = 'Completed'"))
+	assert.EqualValues(t, 0, s.count(t, "WorkflowType = 'AppointmentRequest' AND ExecutionStatus = 'Failed'"))
+
+	// One root message per request: no duplicates.
+	cards := s.cards()
+	assert.Len(t, cards, n)
+	for ref, ms := range cards {
+		assert.Len(t, ms, 1, "request %s posted %d times", ref, len(ms))
+	}
+	return cards
 }
 
 func limit(d time.Duration) time.Duration {

@@ -15,7 +15,6 @@ import (
 	"go.temporal.io/api/enums/v1"
 
 	"github.com/rebookhq/rebook/internal/pkbsim"
-	"github.com/rebookhq/rebook/internal/slackmsg"
 	"github.com/rebookhq/rebook/workflows"
 )
 
@@ -94,22 +93,7 @@ func TestRevokedGrantPausesThenResumes(t *testing.T) {
 	assert.Equal(t, known, refused(s.sim.Counters()))
 
 	waitFor(t, "every request routed", limit(3*time.Minute), func() bool { return len(s.cards()) >= n })
-	s.sim.SetAutoPAS(time.Second)
-	for _, m := range s.slack.Roots(triage) {
-		if wf := buttonValue(m, slackmsg.ActionDone); wf != "" {
-			require.Equal(t, http.StatusOK, s.press(t, slackmsg.ActionDone, wf, "UTRIAGE", time.Now(), signingSecret))
-		}
-	}
-	waitFor(t, "every request closed", limit(3*time.Minute), func() bool {
-		return s.count(t, "WorkflowType = 'AppointmentRequest' AND ExecutionStatus != 'Running'") >= n
-	})
-	assert.EqualValues(t, n, s.count(t, "WorkflowType = 'AppointmentRequest' AND ExecutionStatus = 'Completed'"))
-	assert.EqualValues(t, 0, s.count(t, "WorkflowType = 'AppointmentRequest' AND ExecutionStatus = 'Failed'"))
-	cards := s.cards()
-	assert.Len(t, cards, n)
-	for ref, ms := range cards {
-		assert.Len(t, ms, 1, "request %s posted %d times", ref, len(ms))
-	}
+	s.closeAll(t, n, limit(3*time.Minute))
 	assert.Equal(t, known, refused(s.sim.Counters()), "no dead-token call after the grant was known lapsed")
 	t.Logf("refused-token calls before Rebook knew: %d; PKB calls: %v", known, s.sim.Counters())
 
