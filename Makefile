@@ -2,13 +2,16 @@
 GO ?= go
 FUZZTIME ?= 30s
 
-.PHONY: dev test lint fuzz build clean
+.PHONY: dev test test-unit lint fuzz build clean
 
 dev: ## the whole local stack; Ctrl-C stops it (same as: go run ./starter dev)
 	@$(GO) build -o bin/starter ./starter && bin/starter dev
 
 test: ## unit and integration tests (needs PostgreSQL on 127.0.0.1:5432; starts its own Temporal)
 	$(GO) test -count=1 -timeout 45m ./...
+
+test-unit: ## the fast tests: no PostgreSQL, no Temporal server (under a minute)
+	$(GO) test -count=1 -short ./...
 
 lint: ## gofmt, go vet, staticcheck and Temporal's determinism checker
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
@@ -23,7 +26,7 @@ fuzz: ## each fuzz target for $(FUZZTIME)
 	$(GO) test ./internal/nhsnumber -run '^$$' -fuzz '^FuzzNormalize$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s
 
 build: ## binaries into bin/
-	$(GO) build -o bin/ ./starter
+	$(GO) build -o bin/ ./starter ./worker
 	$(GO) build -o bin/temporal -modfile=tools/go.mod github.com/temporalio/cli/cmd/temporal
 
 clean:

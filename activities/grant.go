@@ -11,20 +11,19 @@ import (
 	"github.com/rebookhq/rebook/internal/store"
 )
 
-// Token keeper activity names and signals.
-const (
-	NameLoadGrant     = "load-grant"
-	NameRefreshGrant  = "refresh-grant"
-	NameMarkGrantNeed = "mark-grant-needed"
-	NameAskForGrant   = "ask-for-grant"
-
-	TokenKeeperWorkflow = "TokenKeeper"
-	SignalRefreshNow    = "refresh-now"
-	SignalGrantReceived = "grant-received"
-)
-
-// TokenKeeperID is the TokenKeeper's workflow id for a PKB client.
-func TokenKeeperID(clientID string) string { return "token-keeper-" + clientID }
+// GrantActivities are the TokenKeeper's: read the grant, refresh it, and
+// ask the admins for a new one when PKB refuses.
+type GrantActivities struct {
+	Store *store.Store
+	// OAuth is PKB's OAuth configuration, for refreshes.
+	OAuth   *pkb.OAuthConfig
+	Errors  PKB // only its error mapping: refreshes go through OAuth
+	Notices *NoticeActivities
+	// AdminChannel is REBOOK_ADMIN_CHANNEL.
+	AdminChannel string
+	Links        Links
+	Now          Clock
+}
 
 // GrantInfo is the stored grant, without its tokens.
 type GrantInfo struct {
@@ -50,7 +49,7 @@ type AskInput struct {
 }
 
 // LoadGrant reads the grant's state.
-func (a *Activities) LoadGrant(ctx context.Context, clientID string) (GrantInfo, error) {
+func (a *GrantActivities) LoadGrant(ctx context.Context, clientID string) (GrantInfo, error) {
 	g, err := a.Store.Grant(ctx, clientID)
 	if errors.Is(err, store.ErrNotFound) {
 		return GrantInfo{}, nil
@@ -64,7 +63,7 @@ func (a *Activities) LoadGrant(ctx context.Context, clientID string) (GrantInfo,
 
 // RefreshGrant trades the refresh token for a new pair. The TokenKeeper is
 // the only caller, so the pair has one writer.
-func (a *Activities) RefreshGrant(ctx context.Context, clientID string) (RefreshResult, error) {
+func (a *GrantActivities) RefreshGrant(ctx context.Context, clientID string) (RefreshResult, error) {
 	g, err := a.Store.Grant(ctx, clientID)
 	if err != nil {
 		return RefreshResult{}, err
@@ -79,7 +78,7 @@ func (a *Activities) RefreshGrant(ctx context.Context, clientID string) (Refresh
 		return RefreshResult{Refused: true, Reason: reason}, a.markNeeded(ctx, clientID, reason)
 	}
 	if err != nil {
-		return RefreshResult{}, a.pkbError(err)
+		return RefreshResult{}, a.Errors.err(err)
 	}
 	if err := a.Store.SaveGrant(ctx, pkbauth.Grant(clientID, tok)); err != nil {
 		return RefreshResult{}, err
@@ -87,8 +86,8 @@ func (a *Activities) RefreshGrant(ctx context.Context, clientID string) (Refresh
 	return RefreshResult{ExpiresAt: tok.Expiry}, nil
 }
 
-func (a *Activities) markNeeded(ctx context.Context, clientID, reason string) error {
-	now := a.now()
+func (a *GrantActivities) markNeeded(ctx context.Context, clientID, reason string) error {
+	now := a.Now.now()
 	if err := a.Store.SaveGrant(ctx, store.Grant{ClientID: clientID, Status: store.GrantNeedsGrant, NeededSince: &now, LastError: reason}); err != nil {
 		return err
 	}
@@ -96,18 +95,18 @@ func (a *Activities) markNeeded(ctx context.Context, clientID, reason string) er
 }
 
 // MarkGrantNeeded records that no grant is in force (never granted).
-func (a *Activities) MarkGrantNeeded(ctx context.Context, clientID, reason string) error {
+func (a *GrantActivities) MarkGrantNeeded(ctx context.Context, clientID, reason string) error {
 	return a.markNeeded(ctx, clientID, reason)
 }
 
 // AskForGrant posts to the admins' channel with a link to grant again.
-func (a *Activities) AskForGrant(ctx context.Context, in AskInput) error {
-	text := fmt.Sprintf(":warning: Rebook has no access to PKB: %s. Patient requests are waiting. A clinician who can see the teams' messages should grant access: %s/oauth/start", in.Reason, a.PublicURL)
+func (a *GrantActivities) AskForGrant(ctx context.Context, in AskInput) error {
+	text := fmt.Sprintf(":warning: Rebook has no access to PKB: %s. Patient requests are waiting. A clinician who can see the teams' messages should grant access: %s", in.Reason, a.Links.Grant())
 	if in.Reminder > 0 {
-		text = fmt.Sprintf(":rotating_light: Reminder %d: Rebook still has no access to PKB (%s) and requests are waiting. Grant access: %s/oauth/start", in.Reminder, in.Reason, a.PublicURL)
+		text = fmt.Sprintf(":rotating_light: Reminder %d: Rebook still has no access to PKB (%s) and requests are waiting. Grant access: %s", in.Reminder, in.Reason, a.Links.Grant())
 	}
 	if in.Restored {
 		text = ":white_check_mark: PKB access is granted again; waiting requests carry on."
 	}
-	return a.Notify(ctx, NotifyInput{Channel: a.AdminChannel, Text: text})
+	return a.Notices.Notify(ctx, NotifyInput{Channel: a.AdminChannel, Text: text})
 }

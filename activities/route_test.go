@@ -10,10 +10,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/rebookhq/rebook/activities"
-	"github.com/rebookhq/rebook/internal/slackfake"
+	"github.com/rebookhq/rebook/internal/dev/slackfake"
+	"github.com/rebookhq/rebook/internal/dev/testdb"
 	"github.com/rebookhq/rebook/internal/slackmsg"
 	"github.com/rebookhq/rebook/internal/store"
-	"github.com/rebookhq/rebook/internal/testdb"
+	"github.com/rebookhq/rebook/workflows"
 )
 
 // A post whose answer is lost is found again on retry, not repeated.
@@ -27,9 +28,10 @@ func TestRouteToTeamPostsOnceDespiteALostAnswer(t *testing.T) {
 	t.Cleanup(fake.Stop)
 	fake.AddChannel("rebook-cardiology")
 	fake.AddChannel("rebook-triage")
-	a := &activities.Activities{Store: st, Slack: slackmsg.New("xoxb-test", fake.GetAPIURL()), TriageChannel: "rebook-triage", PublicURL: "http://rebook.test"}
+	a := &activities.RouteActivities{Store: st, Slack: slackmsg.New("xoxb-test", fake.GetAPIURL()), TriageChannel: "rebook-triage",
+		Links: activities.Links{PublicURL: "http://rebook.test"}, States: workflows.ReadModelStates}
 
-	in := activities.RouteInput{MessageID: "msg-1", WorkflowID: "appointment-request-msg-1", ReceivedAt: time.Now().Add(-time.Hour),
+	in := activities.RouteInput{MessageID: "msg-1", WorkflowID: workflows.RequestWorkflowID("msg-1"), ReceivedAt: time.Now().Add(-time.Hour),
 		PatientID: "pat-1", RequestType: "cancel", Specialty: "Cardiology", SpecialtyCode: "320", Clinic: "Clinic A",
 		AppointmentID: "appt-1", Start: time.Date(2027, 3, 14, 9, 30, 0, 0, time.UTC)}
 	fake.FailNext("chat.postMessage", 1)
@@ -52,12 +54,12 @@ func TestRouteToTeamPostsOnceDespiteALostAnswer(t *testing.T) {
 	row, err := st.Request(ctx, "msg-1")
 	require.NoError(t, err)
 	assert.Equal(t, r.TS, row.SlackTS)
-	assert.Equal(t, "routed", row.State)
+	assert.Equal(t, workflows.StateRouted, row.State)
 	assert.Contains(t, fake.Roots("")[0].Text, activities.Ref("msg-1"))
 
 	// No rule and no catch-all: triage, with the reason.
 	in2 := in
-	in2.MessageID, in2.WorkflowID, in2.Specialty = "msg-2", "appointment-request-msg-2", "Urology"
+	in2.MessageID, in2.WorkflowID, in2.Specialty = "msg-2", workflows.RequestWorkflowID("msg-2"), "Urology"
 	r2, err := a.RouteToTeam(ctx, in2)
 	require.NoError(t, err)
 	assert.True(t, r2.Triage)

@@ -1,45 +1,10 @@
-// Package activities holds the AppointmentRequest, PollMessages and
-// WatchAppointments activities: every piece of I/O the workflows do (PKB,
-// PostgreSQL, Slack, Temporal). Their inputs and results carry ids,
-// categories and appointment facts, which the payload codec encrypts.
 package activities
 
 import (
 	"time"
 
-	"github.com/rebookhq/rebook/internal/slackmsg"
+	"github.com/rebookhq/rebook/internal/card"
 )
-
-// Activity names, as registered on the worker.
-const (
-	NameReadMessages      = "read-messages"
-	NameStartRequests     = "start-requests"
-	NameAdvanceCursor     = "advance-cursor"
-	NameLoadCursor        = "load-cursor"
-	NameFetchMessage      = "fetch-message"
-	NameMatchAppointment  = "match-appointment"
-	NameResolveNationalID = "resolve-national-ID"
-	NameRouteToTeam       = "route-to-team"
-	NameCheckAppointment  = "await-rebooked-FHIR-update"
-	NameWatchAppointments = "watch-appointments"
-	NameRecordState       = "record-state"
-	NameUpdateCard        = "update-card"
-	NameNotify            = "notify"
-)
-
-// Shared with the workflows: their names and the signal the watcher sends.
-const (
-	TaskQueue                  = "rebook"
-	AppointmentRequestWorkflow = "AppointmentRequest"
-	SignalAppointmentChanged   = "appointment-changed"
-	MessagesCursor             = "pkb-messages"
-	AppointmentsCursor         = "pkb-appointments-last-updated"
-	// TriageTeam is the team name triaged requests carry.
-	TriageTeam = "Triage"
-)
-
-// AppointmentRequestID is the workflow id for a PKB message.
-func AppointmentRequestID(messageID string) string { return "appointment-request-" + messageID }
 
 // MessageRef identifies a PKB message. PKB has no read-by-id, so the
 // timestamp travels with the id.
@@ -77,7 +42,6 @@ type Match struct {
 	Clinic        string
 	Start         time.Time
 	Reason        string
-	Candidates    []string // appointment ids, when none or several matched
 }
 
 // NationalID says whether the patient's NHS number can be relied on. The
@@ -111,6 +75,9 @@ type RouteInput struct {
 	Triage        bool
 	Reason        string
 	Flags         []string
+	// Card is the card to post, as the workflow builds it; routing adds
+	// the reference's link and any triage it decides.
+	Card card.Card
 }
 
 // Route is where a request went.
@@ -163,7 +130,7 @@ type StateInput struct {
 type CardInput struct {
 	ChannelID string
 	TS        string
-	Card      slackmsg.Card
+	Card      card.Card
 }
 
 // NotifyInput posts a line of text to a channel (name or id), in a thread

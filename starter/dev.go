@@ -17,11 +17,11 @@ import (
 
 	"github.com/rebookhq/rebook/internal/app"
 	"github.com/rebookhq/rebook/internal/config"
-	"github.com/rebookhq/rebook/internal/devserver"
+	"github.com/rebookhq/rebook/internal/dev/devserver"
+	"github.com/rebookhq/rebook/internal/dev/slackfake"
 	"github.com/rebookhq/rebook/internal/pkbauth"
 	"github.com/rebookhq/rebook/internal/routing"
 	"github.com/rebookhq/rebook/internal/schedules"
-	"github.com/rebookhq/rebook/internal/slackfake"
 	"github.com/rebookhq/rebook/internal/store"
 	"github.com/rebookhq/rebook/workflows"
 )
@@ -131,13 +131,9 @@ func runDev(ctx context.Context, args []string) error {
 		temporal.Stop()
 	}()
 
-	sim, err := f.server(cfg, slog.Default())
+	sim, l, err := f.listen(cfg)
 	if err != nil {
 		return err
-	}
-	l, err := net.Listen("tcp", f.addr)
-	if err != nil {
-		return fmt.Errorf("PKB simulator: listen on %s: %w", f.addr, err)
 	}
 	simCtx, stopSim := context.WithCancel(ctx)
 	simDone := make(chan error, 1)
@@ -158,10 +154,10 @@ func runDev(ctx context.Context, args []string) error {
 	defer tc.Close()
 	// Search attributes already exist on a dev server that was started
 	// before with this state; registering is a no-op then.
-	if err := app.RegisterSearchAttributes(ctx, tc, cfg.TemporalNamespace, workflows.SearchAttributes); err != nil {
+	if err := app.RegisterSearchAttributes(ctx, tc, cfg.TemporalNamespace); err != nil {
 		return err
 	}
-	w, err := app.Worker(cfg, st, tc)
+	w, err := app.Worker(cfg, st, tc, app.WorkerOptions{})
 	if err != nil {
 		return err
 	}

@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/rebookhq/rebook/internal/dev/testdb"
 	"github.com/rebookhq/rebook/internal/routing"
-	"github.com/rebookhq/rebook/internal/testdb"
 )
 
 func TestRulesImportExport(t *testing.T) {

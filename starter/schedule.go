@@ -31,7 +31,7 @@ func runSchedule(ctx context.Context, args []string) error {
 	}
 	defer tc.Close()
 	if *attrs {
-		if err := app.RegisterSearchAttributes(ctx, tc, cfg.TemporalNamespace, workflows.SearchAttributes); err != nil {
+		if err := app.RegisterSearchAttributes(ctx, tc, cfg.TemporalNamespace); err != nil {
 			return fmt.Errorf("%w (on Temporal Cloud, add them with tcld; see README)", err)
 		}
 	}

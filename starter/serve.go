@@ -10,11 +10,6 @@ import (
 
 	"github.com/rebookhq/rebook/internal/app"
 	"github.com/rebookhq/rebook/internal/config"
-	"github.com/rebookhq/rebook/internal/frontdoor"
-	"github.com/rebookhq/rebook/internal/grantflow"
-	"github.com/rebookhq/rebook/internal/interactions"
-	"github.com/rebookhq/rebook/internal/store"
-	"github.com/rebookhq/rebook/workflows"
 )
 
 func runServe(ctx context.Context, args []string) error {
@@ -35,29 +30,12 @@ func runServe(ctx context.Context, args []string) error {
 
 // serveFrontDoor runs `starter serve` until ctx ends.
 func serveFrontDoor(ctx context.Context, cfg config.Config, ui string, log *slog.Logger) error {
-	st, err := store.Open(ctx, cfg.DatabaseURL, cfg.EncryptionKey)
+	conns, err := app.Connect(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	tc, err := app.Temporal(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer tc.Close()
-	ih := &interactions.Handler{Temporal: tc, Slack: app.Slack(cfg), SigningSecret: cfg.SlackSigningSecret, Log: log}
-	var grant *grantflow.Handler
-	if cfg.PKBBaseURL != "" && cfg.PKBClientID != "" && cfg.PKBRedirectURL != "" {
-		grant = &grantflow.Handler{Store: st, OAuth: app.OAuth(cfg), Log: log, Granted: func(ctx context.Context, clientID string) error {
-			return tc.SignalWorkflow(ctx, workflows.TokenKeeperID(clientID), "", workflows.SignalGrantReceived, nil)
-		}}
-	} else {
-		log.Warn("PKB_BASE_URL, PKB_CLIENT_ID or PKB_REDIRECT_URL not set: /oauth/start is off")
-	}
-	h, err := frontdoor.New(frontdoor.Options{
-		Store: st, Interactions: ih, Grant: grant, EncryptionKey: cfg.EncryptionKey, CodecOrigin: ui,
-		TemporalUI: ui, Namespace: cfg.TemporalNamespace, Log: log,
-	})
+	defer conns.Close()
+	h, ih, err := app.FrontDoor(cfg, conns.Store, conns.Temporal, ui, log)
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/rebookhq/rebook/internal/config"
-	"github.com/rebookhq/rebook/internal/pkbsim"
+	"github.com/rebookhq/rebook/internal/dev/pkbsim"
 	"github.com/rebookhq/rebook/internal/subject"
 )
 
@@ -44,6 +44,19 @@ func (f *simFlags) register(fs *flag.FlagSet, prefix string) {
 	fs.DurationVar(&f.sessionTTL, prefix+"session-ttl", 0, "grant session lifetime; 0 means unlimited")
 	fs.IntVar(&f.pageSize, prefix+"page-size", 100, "messages per page")
 	fs.StringVar(&f.apptsFrom, prefix+"appointments-from", "2027-03-01", "first day appointments are booked on (YYYY-MM-DD, UK time); they span 60 days")
+}
+
+// listen builds the simulator and opens its address.
+func (f *simFlags) listen(cfg config.Config) (*pkbsim.Server, net.Listener, error) {
+	sim, err := f.server(cfg, slog.Default())
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("PKB simulator: listen on %s: %w", f.addr, err)
+	}
+	return sim, l, nil
 }
 
 func (f *simFlags) server(cfg config.Config, log *slog.Logger) (*pkbsim.Server, error) {
@@ -101,13 +114,9 @@ func runSim(ctx context.Context, args []string) error {
 		return err
 	}
 	simClient(&cfg)
-	sim, err := f.server(cfg, slog.Default())
+	sim, l, err := f.listen(cfg)
 	if err != nil {
 		return err
-	}
-	l, err := net.Listen("tcp", f.addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", f.addr, err)
 	}
 	base := "http://" + l.Addr().String()
 	fmt.Fprintf(os.Stderr, "PKB simulator listening\n  PKB_BASE_URL=%s\n  PKB_FHIR_BASE_URL=%s/fhir\n  authorize:  %s/apiAuthorize.action\n  admin API:  %s/admin (docs/simulator.md)\n  client_id:  %s\n  redirect:   %s\n",

@@ -13,12 +13,10 @@ import (
 	"os"
 	"time"
 
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/rebookhq/rebook/internal/app"
 	"github.com/rebookhq/rebook/internal/config"
-	"github.com/rebookhq/rebook/internal/store"
 	"github.com/rebookhq/rebook/workflows"
 )
 
@@ -37,45 +35,23 @@ func run(log *slog.Logger, healthAddr string) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	st, err := store.Open(ctx, cfg.DatabaseURL, cfg.EncryptionKey)
+	conns, err := app.Connect(context.Background(), cfg, log)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	tc, err := app.Temporal(ctx, cfg, log)
+	defer conns.Close()
+	w, err := app.Worker(cfg, conns.Store, conns.Temporal, app.WorkerOptions{})
 	if err != nil {
 		return err
 	}
-	defer tc.Close()
-	w, err := app.Worker(cfg, st, tc)
-	if err != nil {
-		return err
-	}
-
 	if healthAddr != "" {
 		l, err := net.Listen("tcp", healthAddr)
 		if err != nil {
 			return fmt.Errorf("health check: listen on %s: %w", healthAddr, err)
 		}
-		srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-			if r.URL.Path != "/healthz" {
-				http.NotFound(rw, r)
-				return
-			}
-			ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
-			defer cancel()
-			if err := st.Pool().Ping(ctx); err != nil {
-				http.Error(rw, "postgres unreachable", http.StatusServiceUnavailable)
-				return
-			}
-			if _, err := tc.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
-				http.Error(rw, "temporal unreachable", http.StatusServiceUnavailable)
-				return
-			}
-			_, _ = rw.Write([]byte("ok\n"))
-		})}
+		mux := http.NewServeMux()
+		mux.Handle("GET /healthz", app.WorkerHealth(conns.Store, conns.Temporal))
+		srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: mux}
 		go func() { _ = srv.Serve(l) }()
 		defer func() { _ = srv.Close() }()
 	}

@@ -1,29 +1,21 @@
 // Package workflows holds Rebook's Temporal workflows: AppointmentRequest
 // (one per patient request), PollMessages (on a Schedule: starts the
-// requests) and WatchAppointments (on a Schedule: tells waiting requests
-// their appointment changed). All I/O is in package activities.
+// requests), WatchAppointments (on a Schedule: tells waiting requests
+// their appointment changed) and TokenKeeper (keeps the PKB grant alive
+// and asks for a new one when it lapses). Each workflow owns its names (id,
+// signals, updates, queries, states) in its own file; all I/O is in
+// package activities, called through typed references.
 package workflows
 
 import (
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/rebookhq/rebook/activities"
 )
 
-// Names fixed for the worker, the starter and operators.
-const (
-	TaskQueue                  = activities.TaskQueue
-	AppointmentRequestWorkflow = activities.AppointmentRequestWorkflow
-	PollMessagesWorkflow       = "PollMessages"
-	WatchAppointmentsWorkflow  = "WatchAppointments"
-
-	SignalAppointmentChanged = activities.SignalAppointmentChanged
-	UpdateStaffAction        = "staff-action"
-	QueryState               = "state"
-
-	PollScheduleID  = "rebook-poll-messages"
-	WatchScheduleID = "rebook-watch-appointments"
-)
+// TaskQueue is the one task queue every workflow and activity runs on.
+const TaskQueue = "rebook"
 
 // Search attributes: ids and categories only.
 var (
@@ -35,41 +27,29 @@ var (
 
 // SearchAttributes maps each name to its type, for registering them.
 var SearchAttributes = map[string]string{
-	"RequestType": "Keyword", "Specialty": "Keyword", "Team": "Keyword", "RequestState": "Keyword",
+	RequestTypeKey.GetName(): "Keyword", SpecialtyKey.GetName(): "Keyword", TeamKey.GetName(): "Keyword", RequestStateKey.GetName(): "Keyword",
 }
 
-// Request states, in the read model, the RequestState search attribute and
-// the workflow's result.
-const (
-	StateReceived             = "received"
-	StateRouted               = "routed"
-	StateTriaged              = "triaged"
-	StateClaimed              = "claimed"
-	StateCompleted            = "completed"
-	StateTriagedThenCompleted = "triaged-then-completed"
-	StateClosedByStaff        = "closed by staff"
+// Typed activity references: workflows call activities through these nil
+// pointers' methods, so a name cannot drift from its method.
+var (
+	pollActs    *activities.PollActivities
+	requestActs *activities.RequestActivities
+	routeActs   *activities.RouteActivities
+	apptActs    *activities.AppointmentActivities
+	noticeActs  *activities.NoticeActivities
+	grantActs   *activities.GrantActivities
 )
 
-// AppointmentRequestID is the workflow id for a PKB message.
-func AppointmentRequestID(messageID string) string { return activities.AppointmentRequestID(messageID) }
-
-// Staff actions, from Slack's buttons.
-const (
-	ActionClaim      = "claim"
-	ActionDone       = "done"
-	ActionCantAction = "cant-action"
-)
-
-// StaffAction is a button press: what, and who (a Slack user id).
-type StaffAction struct {
-	Action string
-	User   string
-	Note   string
+// Registry is what can take workflows: a worker, or a test environment.
+type Registry interface {
+	RegisterWorkflowWithOptions(w interface{}, options workflow.RegisterOptions)
 }
 
-// Outcome is how a request ended.
-type Outcome struct {
-	State    string
-	ClosedBy string
-	Note     string
+// Register registers every workflow under its name.
+func Register(r Registry) {
+	r.RegisterWorkflowWithOptions(AppointmentRequest, workflow.RegisterOptions{Name: AppointmentRequestWorkflow})
+	r.RegisterWorkflowWithOptions(PollMessages, workflow.RegisterOptions{Name: PollMessagesWorkflow})
+	r.RegisterWorkflowWithOptions(WatchAppointments, workflow.RegisterOptions{Name: WatchAppointmentsWorkflow})
+	r.RegisterWorkflowWithOptions(TokenKeeper, workflow.RegisterOptions{Name: TokenKeeperWorkflow})
 }

@@ -1,12 +1,17 @@
 package workflows
 
 import (
-	"time"
-
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/rebookhq/rebook/activities"
+)
+
+// The scheduled workflows' names and their schedules' ids.
+const (
+	PollMessagesWorkflow      = "PollMessages"
+	WatchAppointmentsWorkflow = "WatchAppointments"
+	PollScheduleID            = "rebook-poll-messages"
+	WatchScheduleID           = "rebook-watch-appointments"
 )
 
 // maxPagesPerPoll bounds one run's history; the next scheduled run goes on
@@ -24,18 +29,15 @@ type PollResult struct {
 // A crash between the two repeats the starts, which are harmless
 // (reject-duplicate ids), and never skips a message.
 func PollMessages(ctx workflow.Context) (PollResult, error) {
-	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: time.Minute,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 5},
-	})
+	ctx = workflow.WithActivityOptions(ctx, scheduledRun)
 	var res PollResult
 	var after int64
-	if err := workflow.ExecuteActivity(ctx, activities.NameLoadCursor).Get(ctx, &after); err != nil {
+	if err := workflow.ExecuteActivity(ctx, pollActs.LoadCursor).Get(ctx, &after); err != nil {
 		return res, err
 	}
 	for res.Pages < maxPagesPerPoll {
 		var page []activities.MessageRef
-		if err := workflow.ExecuteActivity(ctx, activities.NameReadMessages, after).Get(ctx, &page); err != nil {
+		if err := workflow.ExecuteActivity(ctx, pollActs.ReadMessages, after).Get(ctx, &page); err != nil {
 			return res, err
 		}
 		if len(page) == 0 {
@@ -43,12 +45,12 @@ func PollMessages(ctx workflow.Context) (PollResult, error) {
 		}
 		res.Pages++
 		var n int
-		if err := workflow.ExecuteActivity(ctx, activities.NameStartRequests, page).Get(ctx, &n); err != nil {
+		if err := workflow.ExecuteActivity(ctx, pollActs.StartRequests, page).Get(ctx, &n); err != nil {
 			return res, err
 		}
 		res.Started += n
 		after = page[len(page)-1].Timestamp
-		if err := workflow.ExecuteActivity(ctx, activities.NameAdvanceCursor, after).Get(ctx, nil); err != nil {
+		if err := workflow.ExecuteActivity(ctx, pollActs.AdvanceCursor, after).Get(ctx, nil); err != nil {
 			return res, err
 		}
 	}
@@ -57,11 +59,8 @@ func PollMessages(ctx workflow.Context) (PollResult, error) {
 
 // WatchAppointments runs the watcher once.
 func WatchAppointments(ctx workflow.Context) (int, error) {
-	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 2 * time.Minute,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 5},
-	})
+	ctx = workflow.WithActivityOptions(ctx, scheduledRun)
 	var n int
-	err := workflow.ExecuteActivity(ctx, activities.NameWatchAppointments).Get(ctx, &n)
+	err := workflow.ExecuteActivity(ctx, apptActs.WatchAppointments).Get(ctx, &n)
 	return n, err
 }

@@ -10,29 +10,71 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/rebookhq/rebook/activities"
-	"github.com/rebookhq/rebook/internal/slackmsg"
+	"github.com/rebookhq/rebook/internal/card"
 )
+
+// AppointmentRequest's names: its type, its messages, and its id, which
+// holds the PKB message id and nothing else.
+const (
+	AppointmentRequestWorkflow = "AppointmentRequest"
+	SignalAppointmentChanged   = "appointment-changed"
+	UpdateStaffAction          = "staff-action"
+	QueryState                 = "state"
+
+	requestIDPrefix = "appointment-request-"
+)
+
+// RequestWorkflowID is the workflow id for a PKB message.
+func RequestWorkflowID(messageID string) string { return requestIDPrefix + messageID }
+
+// MessageIDFromWorkflowID is RequestWorkflowID's inverse; false when the
+// id is not a request's.
+func MessageIDFromWorkflowID(workflowID string) (string, bool) {
+	id, ok := strings.CutPrefix(workflowID, requestIDPrefix)
+	return id, ok && id != ""
+}
+
+// Request states, in the read model, the RequestState search attribute and
+// the workflow's result.
+const (
+	StateReceived             = "received"
+	StateRouted               = "routed"
+	StateTriaged              = "triaged"
+	StateClaimed              = "claimed"
+	StateCompleted            = "completed"
+	StateTriagedThenCompleted = "triaged-then-completed"
+	StateClosedByStaff        = "closed by staff"
+)
+
+// ReadModelStates are the states activities record while routing.
+var ReadModelStates = activities.States{Received: StateReceived, Routed: StateRouted, Triaged: StateTriaged}
+
+// Staff actions, from Slack's buttons.
+const (
+	ActionClaim      = "claim"
+	ActionDone       = "done"
+	ActionCantAction = "cant-action"
+)
+
+// StaffAction is a button press: what, and who (a Slack user id).
+type StaffAction struct {
+	Action string
+	User   string
+	Note   string
+}
+
+// Outcome is how a request ended.
+type Outcome struct {
+	State    string
+	ClosedBy string
+	Note     string
+}
 
 // SafetyCheckEvery is how often a waiting request asks PKB itself, in case
 // the watcher missed a change. With the watcher's one search a few minutes
 // for all requests, PKB sees well under one call per waiting request per
 // hour.
 const SafetyCheckEvery = 2 * time.Hour
-
-var (
-	pkbOptions = workflow.ActivityOptions{
-		StartToCloseTimeout: 45 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Minute},
-	}
-	slackOptions = workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: 5 * time.Minute},
-	}
-	dbOptions = workflow.ActivityOptions{
-		StartToCloseTimeout: 15 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
-	}
-)
 
 // RequestStatus is what the state query returns.
 type RequestStatus struct {
@@ -120,8 +162,8 @@ func business(err error, what string) (string, error) {
 }
 
 func (r *request) intake(ctx workflow.Context) error {
-	pctx := workflow.WithActivityOptions(ctx, pkbOptions)
-	err := workflow.ExecuteActivity(pctx, activities.NameFetchMessage, r.ref).Get(ctx, &r.facts)
+	pctx := withPKB(ctx)
+	err := workflow.ExecuteActivity(pctx, requestActs.FetchMessage, r.ref).Get(ctx, &r.facts)
 	if err != nil {
 		reason, err := business(err, "reading the message from PKB")
 		if err != nil {
@@ -134,7 +176,7 @@ func (r *request) intake(ctx workflow.Context) error {
 	case !r.facts.Readable:
 		r.reasons = append(r.reasons, "subject not understood: "+r.facts.Reason)
 	default:
-		err := workflow.ExecuteActivity(pctx, activities.NameMatchAppointment, activities.MatchInput{PatientID: r.facts.PatientID, Start: r.facts.Start, Subject: r.facts.Subject}).Get(ctx, &r.match)
+		err := workflow.ExecuteActivity(pctx, requestActs.MatchAppointment, activities.MatchInput{PatientID: r.facts.PatientID, Start: r.facts.Start, Subject: r.facts.Subject}).Get(ctx, &r.match)
 		if err != nil {
 			reason, err := business(err, "searching PKB's appointments")
 			if err != nil {
@@ -146,7 +188,7 @@ func (r *request) intake(ctx workflow.Context) error {
 		}
 	}
 	if r.facts.PatientID != "" {
-		err := workflow.ExecuteActivity(pctx, activities.NameResolveNationalID, r.facts.PatientID).Get(ctx, &r.natID)
+		err := workflow.ExecuteActivity(pctx, requestActs.ResolveNationalID, r.facts.PatientID).Get(ctx, &r.natID)
 		switch {
 		case err != nil:
 			reason, err := business(err, "reading the patient's record from PKB")
@@ -170,8 +212,8 @@ func (r *request) intake(ctx workflow.Context) error {
 	if r.match.Found {
 		in.Start = r.match.Start
 	}
-	sctx := workflow.WithActivityOptions(ctx, slackOptions)
-	if err := workflow.ExecuteActivity(sctx, activities.NameRouteToTeam, in).Get(ctx, &r.route); err != nil {
+	in.Card = r.card()
+	if err := workflow.ExecuteActivity(withSlack(ctx), routeActs.RouteToTeam, in).Get(ctx, &r.route); err != nil {
 		return err
 	}
 	r.state = StateRouted
@@ -208,7 +250,7 @@ func (r *request) apply(updates []activities.AppointmentUpdate) {
 
 func (r *request) check(ctx workflow.Context) error {
 	var updates []activities.AppointmentUpdate
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, pkbOptions), activities.NameCheckAppointment, activities.CheckInput{
+	err := workflow.ExecuteActivity(withPKB(ctx), apptActs.CheckAppointment, activities.CheckInput{
 		AppointmentID: r.match.AppointmentID, PatientID: r.facts.PatientID, SpecialtyCode: r.match.SpecialtyCode,
 		RequestType: r.facts.Type, ReceivedAt: r.facts.ReceivedAt,
 	}).Get(ctx, &updates)
@@ -232,7 +274,7 @@ func (r *request) wait(ctx workflow.Context) error {
 	remindAt, escalateAt := start.Add(sla*3/4), start.Add(sla)
 	nextCheck := start.Add(SafetyCheckEvery)
 	reminded, escalated := false, false
-	sctx := workflow.WithActivityOptions(ctx, slackOptions)
+	sctx := withSlack(ctx)
 	for r.outcome == nil {
 		now := workflow.Now(ctx)
 		var next time.Time
@@ -272,14 +314,14 @@ func (r *request) wait(ctx workflow.Context) error {
 		if !reminded && !now.Before(remindAt) && r.outcome == nil {
 			reminded = true
 			text := fmt.Sprintf("Reminder: %s is due within %d h (SLA %d h).", r.route.Ref, r.route.SLAHours/4, r.route.SLAHours)
-			if err := workflow.ExecuteActivity(sctx, activities.NameNotify, activities.NotifyInput{Channel: r.route.ChannelID, ThreadTS: r.route.TS, Text: text}).Get(ctx, nil); err != nil {
+			if err := workflow.ExecuteActivity(sctx, noticeActs.Notify, activities.NotifyInput{Channel: r.route.ChannelID, ThreadTS: r.route.TS, Text: text}).Get(ctx, nil); err != nil {
 				return err
 			}
 		}
 		if !escalated && !now.Before(escalateAt) && r.outcome == nil {
 			escalated = true
 			text := fmt.Sprintf(":rotating_light: Overdue: %s for %s has passed its %d h SLA and is still open.", r.route.Ref, r.route.Team, r.route.SLAHours)
-			if err := workflow.ExecuteActivity(sctx, activities.NameNotify, activities.NotifyInput{Text: text}).Get(ctx, nil); err != nil {
+			if err := workflow.ExecuteActivity(sctx, noticeActs.Notify, activities.NotifyInput{Text: text}).Get(ctx, nil); err != nil {
 				return err
 			}
 		}
@@ -287,39 +329,45 @@ func (r *request) wait(ctx workflow.Context) error {
 	return nil
 }
 
-func (r *request) card() slackmsg.Card {
-	c := slackmsg.Card{
-		Ref: r.route.Ref, WorkflowID: r.wfID, RequestType: r.facts.Type, Specialty: r.match.Specialty, Clinic: r.match.Clinic,
+// card is the request's Slack card as the workflow knows it: the one
+// builder for the first post and every redraw.
+func (r *request) card() card.Card {
+	c := card.Card{
+		Ref: activities.Ref(r.ref.ID), WorkflowID: r.wfID, RequestType: r.facts.Type, Specialty: r.match.Specialty, Clinic: r.match.Clinic,
 		Start: r.facts.Start, ReceivedAt: r.facts.ReceivedAt, Triage: r.route.Triage, Reason: r.route.Reason, Flags: r.flags,
-		State: "open", ClaimedBy: r.claimed,
+		State: card.Open, ClaimedBy: r.claimed,
 	}
 	if r.match.Found {
 		c.Start = r.match.Start
 	}
 	if r.claimed != "" {
-		c.State = "claimed"
+		c.State = card.Claimed
 	}
 	if r.outcome != nil {
-		c.State, c.ClosedBy, c.CloseNote = "completed", r.outcome.ClosedBy, r.outcome.Note
+		c.State, c.ClosedBy, c.CloseNote = card.Completed, r.outcome.ClosedBy, r.outcome.Note
 		if r.outcome.State == StateClosedByStaff {
-			c.State = "closed"
+			c.State = card.Closed
 		}
 	}
 	return c
 }
 
+// redraw edits the posted card to show the request as it stands.
+func (r *request) redraw(ctx workflow.Context) error {
+	in := activities.CardInput{ChannelID: r.route.ChannelID, TS: r.route.TS, Card: r.card()}
+	return workflow.ExecuteActivity(withSlack(ctx), noticeActs.UpdateCard, in).Get(ctx, nil)
+}
+
 func (r *request) close(ctx workflow.Context) error {
 	r.state = r.outcome.State
-	dctx := workflow.WithActivityOptions(ctx, dbOptions)
-	err := workflow.ExecuteActivity(dctx, activities.NameRecordState, activities.StateInput{
+	err := workflow.ExecuteActivity(withDB(ctx), routeActs.RecordState, activities.StateInput{
 		MessageID: r.ref.ID, WorkflowID: r.wfID, State: r.state, Actor: orRebook(r.outcome.ClosedBy), Action: r.state,
 		ClosedBy: r.outcome.ClosedBy, CloseNote: r.outcome.Note, Closed: true,
 	}).Get(ctx, nil)
 	if err != nil {
 		return err
 	}
-	sctx := workflow.WithActivityOptions(ctx, slackOptions)
-	if err := workflow.ExecuteActivity(sctx, activities.NameUpdateCard, activities.CardInput{ChannelID: r.route.ChannelID, TS: r.route.TS, Card: r.card()}).Get(ctx, nil); err != nil {
+	if err := r.redraw(ctx); err != nil {
 		return err
 	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx, RequestStateKey.ValueSet(r.state)); err != nil {
@@ -365,8 +413,8 @@ func (r *request) staffAction(ctx workflow.Context, a StaffAction) (string, erro
 	switch a.Action {
 	case ActionClaim:
 		r.claimed, r.state = a.User, StateClaimed
-		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, dbOptions), activities.NameRecordState, activities.StateInput{
-			MessageID: r.ref.ID, WorkflowID: r.wfID, State: StateClaimed, Actor: a.User, Action: "claimed", ClaimedBy: a.User,
+		err := workflow.ExecuteActivity(withDB(ctx), routeActs.RecordState, activities.StateInput{
+			MessageID: r.ref.ID, WorkflowID: r.wfID, State: StateClaimed, Actor: a.User, Action: StateClaimed, ClaimedBy: a.User,
 		}).Get(ctx, nil)
 		if err != nil {
 			return "", err
@@ -374,8 +422,7 @@ func (r *request) staffAction(ctx workflow.Context, a StaffAction) (string, erro
 		if err := workflow.UpsertTypedSearchAttributes(ctx, RequestStateKey.ValueSet(StateClaimed)); err != nil {
 			return "", err
 		}
-		err = workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, slackOptions), activities.NameUpdateCard, activities.CardInput{ChannelID: r.route.ChannelID, TS: r.route.TS, Card: r.card()}).Get(ctx, nil)
-		return "You have claimed " + r.route.Ref + ".", err
+		return "You have claimed " + r.route.Ref + ".", r.redraw(ctx)
 	case ActionCantAction:
 		note := "Closed as not actionable by <@" + a.User + ">"
 		if a.Note != "" {

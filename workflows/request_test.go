@@ -13,7 +13,18 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/rebookhq/rebook/activities"
+	"github.com/rebookhq/rebook/internal/card"
 	"github.com/rebookhq/rebook/workflows"
+)
+
+// Typed activity references, as the workflows use them.
+var (
+	pollA    *activities.PollActivities
+	requestA *activities.RequestActivities
+	routeA   *activities.RouteActivities
+	apptA    *activities.AppointmentActivities
+	noticeA  *activities.NoticeActivities
+	grantA   *activities.GrantActivities
 )
 
 var (
@@ -40,18 +51,18 @@ func TestRequestWorkflow(t *testing.T) { suite.Run(t, new(requestSuite)) }
 func (s *requestSuite) SetupTest() {
 	s.env = s.NewTestWorkflowEnvironment()
 	workflows.Register(s.env)
-	activities.Register(s.env, &activities.Activities{})
+	activities.Register(s.env, activities.Set{})
 	s.states, s.routed, s.cards, s.notes = nil, nil, nil, nil
 	s.presses, s.answered = 0, 0
-	s.env.OnActivity(activities.NameRecordState, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.StateInput) error {
+	s.env.OnActivity(routeA.RecordState, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.StateInput) error {
 		s.states = append(s.states, in)
 		return nil
 	}).Maybe()
-	s.env.OnActivity(activities.NameUpdateCard, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CardInput) error {
+	s.env.OnActivity(noticeA.UpdateCard, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.CardInput) error {
 		s.cards = append(s.cards, in)
 		return nil
 	}).Maybe()
-	s.env.OnActivity(activities.NameNotify, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.NotifyInput) error {
+	s.env.OnActivity(noticeA.Notify, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.NotifyInput) error {
 		s.notes = append(s.notes, in)
 		return nil
 	}).Maybe()
@@ -70,12 +81,12 @@ var found = activities.Match{Found: true, AppointmentID: "appt-1", Status: "pend
 
 // intake mocks the first four activities and route-to-team.
 func (s *requestSuite) intake(f activities.MessageFacts, m activities.Match, n activities.NationalID, triage bool, sla int) {
-	s.env.OnActivity(activities.NameFetchMessage, mock.Anything, ref).Return(f, nil).Once()
+	s.env.OnActivity(requestA.FetchMessage, mock.Anything, ref).Return(f, nil).Once()
 	if f.Readable {
-		s.env.OnActivity(activities.NameMatchAppointment, mock.Anything, activities.MatchInput{PatientID: "pat-1", Start: apptAt, Subject: f.Subject}).Return(m, nil).Once()
+		s.env.OnActivity(requestA.MatchAppointment, mock.Anything, activities.MatchInput{PatientID: "pat-1", Start: apptAt, Subject: f.Subject}).Return(m, nil).Once()
 	}
-	s.env.OnActivity(activities.NameResolveNationalID, mock.Anything, "pat-1").Return(n, nil).Once()
-	s.env.OnActivity(activities.NameRouteToTeam, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.RouteInput) (activities.Route, error) {
+	s.env.OnActivity(requestA.ResolveNationalID, mock.Anything, "pat-1").Return(n, nil).Once()
+	s.env.OnActivity(routeA.RouteToTeam, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.RouteInput) (activities.Route, error) {
 		s.routed = append(s.routed, in)
 		r := activities.Route{Team: "Cardiology bookings", Channel: "rebook-cardiology", ChannelID: "C1", TS: "1.1", Ref: "RB-1", SLAHours: sla, Triage: in.Triage, Reason: in.Reason}
 		if in.Triage {
@@ -143,7 +154,7 @@ func (s *requestSuite) TestCancelCompletesWhenPKBShowsItCancelled() {
 	s.True(st.Closed)
 	s.Equal(workflows.StateCompleted, st.State)
 	s.Require().Len(s.cards, 1, "final edit of the Slack message")
-	s.Equal("completed", s.cards[0].Card.State)
+	s.Equal(card.Completed, s.cards[0].Card.State)
 	s.Equal("1.1", s.cards[0].TS)
 	s.Empty(s.notes, "no reminder before the SLA")
 }
@@ -177,9 +188,9 @@ func (s *requestSuite) TestChangeNeedsCancelAndNewBooking() {
 }
 
 func (s *requestSuite) TestNoMatchGoesToTriageAndDoneCloses() {
-	none := activities.Match{Reason: "no appointment for this patient at that date, time and subject", Candidates: []string{"appt-7"}}
+	none := activities.Match{Reason: "no appointment for this patient at that date, time and subject"}
 	s.intake(facts("cancel"), none, valid, true, 24)
-	s.press(time.Hour, workflows.StaffAction{Action: workflows.ActionDone, User: "U1"}, "done", "")
+	s.press(time.Hour, workflows.StaffAction{Action: workflows.ActionDone, User: "U1"}, "Marked RB-1 done.", "")
 	s.env.ExecuteWorkflow(workflows.AppointmentRequestWorkflow, ref)
 	s.True(s.routed[0].Triage)
 	s.Contains(s.routed[0].Reason, "no appointment for this patient")
@@ -190,7 +201,7 @@ func (s *requestSuite) TestNoMatchGoesToTriageAndDoneCloses() {
 }
 
 func (s *requestSuite) TestAmbiguousGoesToTriageWithReason() {
-	amb := activities.Match{Reason: "2 appointments match the date, time and subject", Candidates: []string{"appt-1", "appt-2"}}
+	amb := activities.Match{Reason: "2 appointments match the date, time and subject"}
 	s.intake(facts("change"), amb, valid, true, 24)
 	s.press(time.Hour, workflows.StaffAction{Action: workflows.ActionCantAction, User: "U2", Note: "double booking; phoned patient"}, "not actionable", "")
 	s.env.ExecuteWorkflow(workflows.AppointmentRequestWorkflow, ref)
@@ -199,13 +210,13 @@ func (s *requestSuite) TestAmbiguousGoesToTriageWithReason() {
 	s.Equal(workflows.StateClosedByStaff, o.State)
 	s.Equal("U2", o.ClosedBy)
 	s.Contains(o.Note, "double booking")
-	s.Equal("closed", s.cards[len(s.cards)-1].Card.State)
+	s.Equal(card.Closed, s.cards[len(s.cards)-1].Card.State)
 }
 
 func (s *requestSuite) TestUnreadableSubjectGoesToTriage() {
 	f := activities.MessageFacts{PatientID: "pat-1", ReceivedAt: received, Reason: "no appointment date found"}
 	s.intake(f, activities.Match{}, valid, true, 24)
-	s.press(time.Minute, workflows.StaffAction{Action: workflows.ActionDone, User: "U1"}, "done", "")
+	s.press(time.Minute, workflows.StaffAction{Action: workflows.ActionDone, User: "U1"}, "Marked RB-1 done.", "")
 	s.env.ExecuteWorkflow(workflows.AppointmentRequestWorkflow, ref)
 	s.Equal("subject not understood: no appointment date found", s.routed[0].Reason)
 	s.Equal(workflows.StateTriagedThenCompleted, s.outcome().State)
@@ -231,9 +242,9 @@ func (s *requestSuite) TestUnverifiedNHSNumberIsFlagged() {
 
 func (s *requestSuite) TestClaimThenSecondClaimRefusedThenDoneChecksPKB() {
 	s.intake(facts("cancel"), found, valid, false, 48)
-	s.env.OnActivity(activities.NameCheckAppointment, mock.Anything, mock.Anything).Return([]activities.AppointmentUpdate{{AppointmentID: "appt-1", Status: "pending", Start: apptAt}}, nil).Once()
-	s.env.OnActivity(activities.NameCheckAppointment, mock.Anything, mock.Anything).Return([]activities.AppointmentUpdate{{AppointmentID: "appt-1", Status: "cancelled", Start: apptAt}}, nil).Once()
-	s.press(10*time.Minute, workflows.StaffAction{Action: workflows.ActionClaim, User: "U1"}, "claimed", "")
+	s.env.OnActivity(apptA.CheckAppointment, mock.Anything, mock.Anything).Return([]activities.AppointmentUpdate{{AppointmentID: "appt-1", Status: "pending", Start: apptAt}}, nil).Once()
+	s.env.OnActivity(apptA.CheckAppointment, mock.Anything, mock.Anything).Return([]activities.AppointmentUpdate{{AppointmentID: "appt-1", Status: "cancelled", Start: apptAt}}, nil).Once()
+	s.press(10*time.Minute, workflows.StaffAction{Action: workflows.ActionClaim, User: "U1"}, "You have claimed RB-1.", "")
 	s.press(20*time.Minute, workflows.StaffAction{Action: workflows.ActionClaim, User: "U2"}, "", "already claimed by <@U1>")
 	s.press(30*time.Minute, workflows.StaffAction{Action: workflows.ActionDone, User: "U1"}, "", "does not show the appointment changed yet")
 	s.press(40*time.Minute, workflows.StaffAction{Action: workflows.ActionDone, User: "U1"}, "PKB shows it done", "")
@@ -244,12 +255,12 @@ func (s *requestSuite) TestClaimThenSecondClaimRefusedThenDoneChecksPKB() {
 	s.Equal("U1", o.ClosedBy)
 	s.Equal(workflows.StateClaimed, s.states[0].State)
 	s.Equal("U1", s.states[0].ClaimedBy)
-	s.Equal("claimed", s.cards[0].Card.State)
+	s.Equal(card.Claimed, s.cards[0].Card.State)
 }
 
 func (s *requestSuite) TestSLAReminderAndEscalation() {
 	s.intake(facts("cancel"), found, valid, false, 4)
-	s.env.OnActivity(activities.NameCheckAppointment, mock.Anything, mock.Anything).Return([]activities.AppointmentUpdate{{AppointmentID: "appt-1", Status: "pending", Start: apptAt}}, nil)
+	s.env.OnActivity(apptA.CheckAppointment, mock.Anything, mock.Anything).Return([]activities.AppointmentUpdate{{AppointmentID: "appt-1", Status: "pending", Start: apptAt}}, nil)
 	s.signal(5*time.Hour, activities.AppointmentUpdate{AppointmentID: "appt-1", Status: "cancelled", Start: apptAt})
 	s.env.ExecuteWorkflow(workflows.AppointmentRequestWorkflow, ref)
 	s.Equal(workflows.StateCompleted, s.outcome().State)
@@ -264,7 +275,7 @@ func (s *requestSuite) TestSLAReminderAndEscalation() {
 
 func (s *requestSuite) TestSafetyNetCheckFindsTheChange() {
 	s.intake(facts("cancel"), found, valid, false, 72)
-	s.env.OnActivity(activities.NameCheckAppointment, mock.Anything, activities.CheckInput{AppointmentID: "appt-1", PatientID: "pat-1", SpecialtyCode: "320", RequestType: "cancel", ReceivedAt: received}).
+	s.env.OnActivity(apptA.CheckAppointment, mock.Anything, activities.CheckInput{AppointmentID: "appt-1", PatientID: "pat-1", SpecialtyCode: "320", RequestType: "cancel", ReceivedAt: received}).
 		Return([]activities.AppointmentUpdate{{AppointmentID: "appt-1", Status: "cancelled", Start: apptAt}}, nil).Once()
 	s.env.ExecuteWorkflow(workflows.AppointmentRequestWorkflow, ref)
 	s.Equal(workflows.StateCompleted, s.outcome().State)
@@ -272,16 +283,16 @@ func (s *requestSuite) TestSafetyNetCheckFindsTheChange() {
 
 func (s *requestSuite) TestActivityRetriesThenSucceeds() {
 	calls := 0
-	s.env.OnActivity(activities.NameFetchMessage, mock.Anything, ref).Return(func(context.Context, activities.MessageRef) (activities.MessageFacts, error) {
+	s.env.OnActivity(requestA.FetchMessage, mock.Anything, ref).Return(func(context.Context, activities.MessageRef) (activities.MessageFacts, error) {
 		calls++
 		if calls < 3 {
 			return activities.MessageFacts{}, temporal.NewApplicationError("pkb: GET /json/messages/after/{ms}: server (HTTP 503)", "PKB:server")
 		}
 		return facts("cancel"), nil
 	})
-	s.env.OnActivity(activities.NameMatchAppointment, mock.Anything, mock.Anything).Return(found, nil)
-	s.env.OnActivity(activities.NameResolveNationalID, mock.Anything, "pat-1").Return(valid, nil)
-	s.env.OnActivity(activities.NameRouteToTeam, mock.Anything, mock.Anything).Return(activities.Route{Team: "T", ChannelID: "C1", TS: "1.1", Ref: "RB-1", SLAHours: 48}, nil)
+	s.env.OnActivity(requestA.MatchAppointment, mock.Anything, mock.Anything).Return(found, nil)
+	s.env.OnActivity(requestA.ResolveNationalID, mock.Anything, "pat-1").Return(valid, nil)
+	s.env.OnActivity(routeA.RouteToTeam, mock.Anything, mock.Anything).Return(activities.Route{Team: "T", ChannelID: "C1", TS: "1.1", Ref: "RB-1", SLAHours: 48}, nil)
 	s.signal(time.Hour, activities.AppointmentUpdate{AppointmentID: "appt-1", Status: "cancelled"})
 	s.env.ExecuteWorkflow(workflows.AppointmentRequestWorkflow, ref)
 	s.Equal(3, calls)
@@ -289,11 +300,11 @@ func (s *requestSuite) TestActivityRetriesThenSucceeds() {
 }
 
 func (s *requestSuite) TestNonRetryablePKBRefusalGoesToTriage() {
-	s.env.OnActivity(activities.NameFetchMessage, mock.Anything, ref).Return(facts("cancel"), nil)
-	s.env.OnActivity(activities.NameMatchAppointment, mock.Anything, mock.Anything).Return(activities.Match{},
+	s.env.OnActivity(requestA.FetchMessage, mock.Anything, ref).Return(facts("cancel"), nil)
+	s.env.OnActivity(requestA.MatchAppointment, mock.Anything, mock.Anything).Return(activities.Match{},
 		temporal.NewNonRetryableApplicationError("pkb: GET /fhir/Appointment: forbidden (HTTP 403)", "PKB:forbidden", errors.New("x")))
-	s.env.OnActivity(activities.NameResolveNationalID, mock.Anything, "pat-1").Return(valid, nil)
-	s.env.OnActivity(activities.NameRouteToTeam, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.RouteInput) (activities.Route, error) {
+	s.env.OnActivity(requestA.ResolveNationalID, mock.Anything, "pat-1").Return(valid, nil)
+	s.env.OnActivity(routeA.RouteToTeam, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.RouteInput) (activities.Route, error) {
 		s.routed = append(s.routed, in)
 		return activities.Route{Team: activities.TriageTeam, ChannelID: "C2", TS: "1.2", Ref: "RB-1", SLAHours: 24, Triage: true, Reason: in.Reason}, nil
 	})
@@ -308,17 +319,17 @@ func TestPollMessagesStartsThenAdvances(t *testing.T) {
 	var ts testsuite.WorkflowTestSuite
 	env := ts.NewTestWorkflowEnvironment()
 	workflows.Register(env)
-	activities.Register(env, &activities.Activities{})
+	activities.Register(env, activities.Set{})
 	page := []activities.MessageRef{{ID: "a", Timestamp: 10}, {ID: "b", Timestamp: 12}}
 	var order []string
-	env.OnActivity(activities.NameLoadCursor, mock.Anything).Return(int64(5), nil)
-	env.OnActivity(activities.NameReadMessages, mock.Anything, int64(5)).Return(page, nil).Once()
-	env.OnActivity(activities.NameReadMessages, mock.Anything, int64(12)).Return([]activities.MessageRef{}, nil).Once()
-	env.OnActivity(activities.NameStartRequests, mock.Anything, page).Return(func(context.Context, []activities.MessageRef) (int, error) {
+	env.OnActivity(pollA.LoadCursor, mock.Anything).Return(int64(5), nil)
+	env.OnActivity(pollA.ReadMessages, mock.Anything, int64(5)).Return(page, nil).Once()
+	env.OnActivity(pollA.ReadMessages, mock.Anything, int64(12)).Return([]activities.MessageRef{}, nil).Once()
+	env.OnActivity(pollA.StartRequests, mock.Anything, page).Return(func(context.Context, []activities.MessageRef) (int, error) {
 		order = append(order, "start")
 		return 2, nil
 	}).Once()
-	env.OnActivity(activities.NameAdvanceCursor, mock.Anything, int64(12)).Return(func(context.Context, int64) error {
+	env.OnActivity(pollA.AdvanceCursor, mock.Anything, int64(12)).Return(func(context.Context, int64) error {
 		order = append(order, "advance")
 		return nil
 	}).Once()

@@ -1,24 +1,34 @@
 package workflows
 
 import (
+	"strings"
 	"time"
 
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/rebookhq/rebook/activities"
 )
 
-// TokenKeeper names.
+// TokenKeeper's names: its type, its messages, and its id, one per PKB
+// client.
 const (
-	TokenKeeperWorkflow = activities.TokenKeeperWorkflow
-	SignalRefreshNow    = activities.SignalRefreshNow
-	SignalGrantReceived = activities.SignalGrantReceived
+	TokenKeeperWorkflow = "TokenKeeper"
+	SignalRefreshNow    = "refresh-now"
+	SignalGrantReceived = "grant-received"
 	QueryTokenKeeper    = "state"
+
+	keeperIDPrefix = "token-keeper-"
 )
 
 // TokenKeeperID is the workflow id of the keeper for a PKB client.
-func TokenKeeperID(clientID string) string { return activities.TokenKeeperID(clientID) }
+func TokenKeeperID(clientID string) string { return keeperIDPrefix + clientID }
+
+// ClientIDFromTokenKeeperID is TokenKeeperID's inverse; false when the id
+// is not a keeper's.
+func ClientIDFromTokenKeeperID(workflowID string) (string, bool) {
+	id, ok := strings.CutPrefix(workflowID, keeperIDPrefix)
+	return id, ok && id != ""
+}
 
 // KeeperInput configures a TokenKeeper; it carries only an id and timings.
 type KeeperInput struct {
@@ -76,25 +86,21 @@ func TokenKeeper(ctx workflow.Context, in KeeperInput) error {
 		}
 		return got
 	}
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 45 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: 5 * time.Minute},
-	})
 
 	for cycle := 0; cycle < keeperCyclesBeforeNew; cycle++ {
 		var g activities.GrantInfo
-		if err := workflow.ExecuteActivity(actx, activities.NameLoadGrant, in.ClientID).Get(ctx, &g); err != nil {
+		if err := workflow.ExecuteActivity(withDB(ctx), grantActs.LoadGrant, in.ClientID).Get(ctx, &g); err != nil {
 			return err
 		}
 		if !g.Exists || !g.Healthy {
 			reason := g.LastError
 			if !g.Exists {
 				reason = "access was never granted"
-				if err := workflow.ExecuteActivity(actx, activities.NameMarkGrantNeed, in.ClientID, reason).Get(ctx, nil); err != nil {
+				if err := workflow.ExecuteActivity(withDB(ctx), grantActs.MarkGrantNeeded, in.ClientID, reason).Get(ctx, nil); err != nil {
 					return err
 				}
 			}
-			if err := needGrant(ctx, actx, &st, in, reason, granted); err != nil {
+			if err := needGrant(ctx, &st, in, reason, granted); err != nil {
 				return err
 			}
 			drain(refreshNow)
@@ -112,14 +118,14 @@ func TokenKeeper(ctx workflow.Context, in KeeperInput) error {
 		}
 		st.State = KeeperRefreshing
 		var res activities.RefreshResult
-		if err := workflow.ExecuteActivity(actx, activities.NameRefreshGrant, in.ClientID).Get(ctx, &res); err != nil {
+		if err := workflow.ExecuteActivity(withPKB(ctx), grantActs.RefreshGrant, in.ClientID).Get(ctx, &res); err != nil {
 			return err
 		}
 		drain(refreshNow) // asks made while refreshing are answered by it
 		st.Refreshes++
 		if res.Refused {
 			st.LastError = res.Reason
-			if err := needGrant(ctx, actx, &st, in, res.Reason, granted); err != nil {
+			if err := needGrant(ctx, &st, in, res.Reason, granted); err != nil {
 				return err
 			}
 		}
@@ -129,11 +135,11 @@ func TokenKeeper(ctx workflow.Context, in KeeperInput) error {
 }
 
 // needGrant asks for a grant and waits for it, reminding on schedule.
-func needGrant(ctx, actx workflow.Context, st *KeeperStatus, in KeeperInput, reason string, granted workflow.ReceiveChannel) error {
+func needGrant(ctx workflow.Context, st *KeeperStatus, in KeeperInput, reason string, granted workflow.ReceiveChannel) error {
 	st.State, st.LastError = KeeperNeedsGrant, reason
 	st.NeededSince = workflow.Now(ctx)
 	for n := 0; ; n++ {
-		if err := workflow.ExecuteActivity(actx, activities.NameAskForGrant, activities.AskInput{Reason: reason, Reminder: n}).Get(ctx, nil); err != nil {
+		if err := workflow.ExecuteActivity(withSlack(ctx), grantActs.AskForGrant, activities.AskInput{Reason: reason, Reminder: n}).Get(ctx, nil); err != nil {
 			return err
 		}
 		wait := in.Reminders[min(n, len(in.Reminders)-1)]
@@ -150,12 +156,12 @@ func needGrant(ctx, actx workflow.Context, st *KeeperStatus, in KeeperInput, rea
 			continue
 		}
 		var g activities.GrantInfo
-		if err := workflow.ExecuteActivity(actx, activities.NameLoadGrant, in.ClientID).Get(ctx, &g); err != nil {
+		if err := workflow.ExecuteActivity(withDB(ctx), grantActs.LoadGrant, in.ClientID).Get(ctx, &g); err != nil {
 			return err
 		}
 		if g.Exists && g.Healthy {
 			st.State, st.ExpiresAt, st.LastError = KeeperHealthy, g.ExpiresAt, ""
-			return workflow.ExecuteActivity(actx, activities.NameAskForGrant, activities.AskInput{Restored: true}).Get(ctx, nil)
+			return workflow.ExecuteActivity(withSlack(ctx), grantActs.AskForGrant, activities.AskInput{Restored: true}).Get(ctx, nil)
 		}
 	}
 }

@@ -29,13 +29,13 @@ func newKeeper(t *testing.T, g activities.GrantInfo) *keeperEnv {
 	var ts testsuite.WorkflowTestSuite
 	k := &keeperEnv{env: ts.NewTestWorkflowEnvironment(), grant: g}
 	workflows.Register(k.env)
-	activities.Register(k.env, &activities.Activities{})
+	activities.Register(k.env, activities.Set{})
 	k.start = k.env.Now()
-	k.env.OnActivity(activities.NameLoadGrant, mock.Anything, "c").Return(func(context.Context, string) (activities.GrantInfo, error) {
+	k.env.OnActivity(grantA.LoadGrant, mock.Anything, "c").Return(func(context.Context, string) (activities.GrantInfo, error) {
 		return k.grant, nil
 	})
-	k.env.OnActivity(activities.NameMarkGrantNeed, mock.Anything, "c", mock.Anything).Return(nil).Maybe()
-	k.env.OnActivity(activities.NameRefreshGrant, mock.Anything, "c").Return(func(context.Context, string) (activities.RefreshResult, error) {
+	k.env.OnActivity(grantA.MarkGrantNeeded, mock.Anything, "c", mock.Anything).Return(nil).Maybe()
+	k.env.OnActivity(grantA.RefreshGrant, mock.Anything, "c").Return(func(context.Context, string) (activities.RefreshResult, error) {
 		now := k.env.Now()
 		k.refreshes = append(k.refreshes, now.Sub(k.start))
 		if k.refuse {
@@ -45,7 +45,7 @@ func newKeeper(t *testing.T, g activities.GrantInfo) *keeperEnv {
 		k.grant.ExpiresAt = now.Add(30 * time.Minute)
 		return activities.RefreshResult{ExpiresAt: k.grant.ExpiresAt}, nil
 	}).Maybe()
-	k.env.OnActivity(activities.NameAskForGrant, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.AskInput) error {
+	k.env.OnActivity(grantA.AskForGrant, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.AskInput) error {
 		k.asks = append(k.asks, in)
 		k.askedAt = append(k.askedAt, k.env.Now().Sub(k.start))
 		return nil

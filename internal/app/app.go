@@ -1,13 +1,16 @@
-// Package app builds Rebook's parts from its configuration: the Temporal
-// client (with the payload codec), the PKB client on the stored grant, the
-// Slack client and the activities. The worker, the starter and the
-// integration tests all build them the same way.
+// Package app builds Rebook's parts from its configuration, in one way for
+// every process: the Temporal client (with the payload codec), the store,
+// the PKB client on the stored grant, the Slack client, the activities,
+// the worker and the front door. The worker, `starter serve`, `starter
+// dev` and the end-to-end tests all build them here.
 package app
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"time"
 
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
@@ -18,10 +21,15 @@ import (
 	"github.com/rebookhq/rebook/activities"
 	"github.com/rebookhq/rebook/internal/codec"
 	"github.com/rebookhq/rebook/internal/config"
+	"github.com/rebookhq/rebook/internal/frontdoor"
+	"github.com/rebookhq/rebook/internal/grantflow"
+	"github.com/rebookhq/rebook/internal/health"
+	"github.com/rebookhq/rebook/internal/interactions"
 	"github.com/rebookhq/rebook/internal/pkb"
 	"github.com/rebookhq/rebook/internal/pkbauth"
 	"github.com/rebookhq/rebook/internal/slackmsg"
 	"github.com/rebookhq/rebook/internal/store"
+	"github.com/rebookhq/rebook/internal/wfclient"
 	"github.com/rebookhq/rebook/workflows"
 )
 
@@ -42,28 +50,48 @@ func Temporal(ctx context.Context, cfg config.Config, log *slog.Logger) (client.
 	return c, nil
 }
 
+// Conns are a process's connections: PostgreSQL and Temporal.
+type Conns struct {
+	Store    *store.Store
+	Temporal client.Client
+}
+
+// Connect opens the store (migrating it) and dials Temporal, within 30
+// seconds.
+func Connect(ctx context.Context, cfg config.Config, log *slog.Logger) (*Conns, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	st, err := store.Open(ctx, cfg.DatabaseURL, cfg.EncryptionKey)
+	if err != nil {
+		return nil, err
+	}
+	tc, err := Temporal(ctx, cfg, log)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &Conns{Store: st, Temporal: tc}, nil
+}
+
+// Close closes both connections.
+func (c *Conns) Close() {
+	c.Temporal.Close()
+	c.Store.Close()
+}
+
 // PKB is the PKB client, reading its token from the store and asking the
 // TokenKeeper for a refresh when the token runs out or PKB refuses it.
 func PKB(cfg config.Config, st *store.Store, tc client.Client) (*pkb.Client, error) {
 	return pkb.New(pkb.Options{
 		BaseURL: cfg.PKBBaseURL, FHIRBaseURL: cfg.PKBFHIRBaseURL,
-		Tokens: &pkbauth.Tokens{Store: st, ClientID: cfg.PKBClientID, Nudge: func(ctx context.Context) error {
-			return tc.SignalWorkflow(ctx, workflows.TokenKeeperID(cfg.PKBClientID), "", workflows.SignalRefreshNow, nil)
-		}},
+		Tokens: &pkbauth.Tokens{Store: st, ClientID: cfg.PKBClientID, Nudge: wfclient.Client{Temporal: tc}.RefreshNow},
 	})
 }
 
 // StartTokenKeeper starts the TokenKeeper for this PKB client, or leaves
 // the running one alone.
 func StartTokenKeeper(ctx context.Context, tc client.Client, cfg config.Config) error {
-	_, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: workflows.TokenKeeperID(cfg.PKBClientID), TaskQueue: workflows.TaskQueue,
-		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-	}, workflows.TokenKeeperWorkflow, workflows.KeeperInput{ClientID: cfg.PKBClientID})
-	if err != nil {
-		return fmt.Errorf("start token keeper: %w", err)
-	}
-	return nil
+	return wfclient.Client{Temporal: tc}.StartTokenKeeper(ctx, cfg.PKBClientID)
 }
 
 // OAuth is PKB's OAuth configuration for this deployment.
@@ -76,15 +104,30 @@ func Slack(cfg config.Config) *slackmsg.Client {
 	return slackmsg.New(cfg.SlackBotToken, cfg.SlackAPIURL)
 }
 
-// Activities wires the activities.
-func Activities(cfg config.Config, st *store.Store, tc client.Client) (*activities.Activities, error) {
-	p, err := PKB(cfg, st, tc)
+// WorkerOptions tune the worker; the zero value is production's.
+type WorkerOptions struct {
+	// GrantRetryDelay is how long PKB work waits while no grant is in
+	// force; 5 minutes if zero.
+	GrantRetryDelay time.Duration
+}
+
+// Activities wires every activity struct, each with only what it uses.
+func Activities(cfg config.Config, st *store.Store, tc client.Client, o WorkerOptions) (activities.Set, error) {
+	pc, err := PKB(cfg, st, tc)
 	if err != nil {
-		return nil, err
+		return activities.Set{}, err
 	}
-	return &activities.Activities{
-		PKB: p, Store: st, Slack: Slack(cfg), Temporal: tc, OAuth: OAuth(cfg),
-		TriageChannel: cfg.TriageChannel, AdminChannel: cfg.AdminChannel, PublicURL: cfg.PublicURL,
+	p := activities.PKB{Client: pc, GrantRetryDelay: o.GrantRetryDelay}
+	slack, links, wf := Slack(cfg), activities.Links{PublicURL: cfg.PublicURL}, wfclient.Client{Temporal: tc}
+	notices := &activities.NoticeActivities{Slack: slack, TriageChannel: cfg.TriageChannel, Links: links}
+	return activities.Set{
+		Poll:    &activities.PollActivities{PKB: p, Store: st, Requests: wf, States: workflows.ReadModelStates},
+		Request: &activities.RequestActivities{PKB: p},
+		Route: &activities.RouteActivities{Store: st, Slack: slack, TriageChannel: cfg.TriageChannel, TriageSLAHours: cfg.TriageSLAHours,
+			Links: links, States: workflows.ReadModelStates},
+		Appointments: &activities.AppointmentActivities{PKB: p, Store: st, Requests: wf},
+		Notices:      notices,
+		Grant:        &activities.GrantActivities{Store: st, OAuth: OAuth(cfg), Errors: p, Notices: notices, AdminChannel: cfg.AdminChannel, Links: links},
 	}, nil
 }
 
@@ -93,13 +136,13 @@ var WorkerNeeds = []string{config.PKBBaseURL, config.PKBFHIRBaseURL, config.PKBC
 
 // RegisterSearchAttributes adds Rebook's search attributes to the
 // namespace, skipping those already there.
-func RegisterSearchAttributes(ctx context.Context, c client.Client, namespace string, attrs map[string]string) error {
+func RegisterSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
 	have, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
 	if err != nil {
 		return fmt.Errorf("list search attributes: %w", err)
 	}
 	add := map[string]enums.IndexedValueType{}
-	for name, typ := range attrs {
+	for name, typ := range workflows.SearchAttributes {
 		if _, ok := have.CustomAttributes[name]; ok {
 			continue
 		}
@@ -121,8 +164,8 @@ func RegisterSearchAttributes(ctx context.Context, c client.Client, namespace st
 
 // Worker makes a worker on Rebook's task queue with every workflow and
 // activity registered.
-func Worker(cfg config.Config, st *store.Store, tc client.Client) (worker.Worker, error) {
-	acts, err := Activities(cfg, st, tc)
+func Worker(cfg config.Config, st *store.Store, tc client.Client, o WorkerOptions) (worker.Worker, error) {
+	acts, err := Activities(cfg, st, tc, o)
 	if err != nil {
 		return nil, err
 	}
@@ -130,4 +173,34 @@ func Worker(cfg config.Config, st *store.Store, tc client.Client) (worker.Worker
 	workflows.Register(w)
 	activities.Register(w, acts)
 	return w, nil
+}
+
+// WorkerHealth is the worker's /healthz: PostgreSQL and Temporal.
+func WorkerHealth(st *store.Store, tc client.Client) http.Handler {
+	return health.Handler(
+		health.Check{Name: "postgres", Ping: func(ctx context.Context) error { return st.Pool().Ping(ctx) }},
+		health.Check{Name: "temporal", Ping: func(ctx context.Context) error {
+			_, err := tc.CheckHealth(ctx, &client.CheckHealthRequest{})
+			return err
+		}},
+	)
+}
+
+// FrontDoor is `starter serve`'s handler: Slack interactions, the PKB
+// grant flow when PKB is configured, the codec and request pages. Wait
+// on the interactions handler at shutdown for actions still running.
+func FrontDoor(cfg config.Config, st *store.Store, tc client.Client, temporalUI string, log *slog.Logger) (http.Handler, *interactions.Handler, error) {
+	wf := wfclient.Client{Temporal: tc}
+	ih := &interactions.Handler{Requests: wf, Slack: Slack(cfg), SigningSecret: cfg.SlackSigningSecret, Log: log}
+	var grant *grantflow.Handler
+	if cfg.PKBBaseURL != "" && cfg.PKBClientID != "" && cfg.PKBRedirectURL != "" {
+		grant = &grantflow.Handler{Store: st, OAuth: OAuth(cfg), Log: log, Granted: wf.GrantReceived}
+	} else {
+		log.Warn("PKB_BASE_URL, PKB_CLIENT_ID or PKB_REDIRECT_URL not set: /oauth/start is off")
+	}
+	h, err := frontdoor.New(frontdoor.Options{
+		Store: st, Interactions: ih, Grant: grant, EncryptionKey: cfg.EncryptionKey, CodecOrigin: temporalUI,
+		TemporalUI: temporalUI, Namespace: cfg.TemporalNamespace, Log: log,
+	})
+	return h, ih, err
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -34,6 +35,7 @@ const (
 	PublicURL          = "REBOOK_PUBLIC_URL"
 	TriageChannel      = "REBOOK_TRIAGE_CHANNEL"
 	AdminChannel       = "REBOOK_ADMIN_CHANNEL"
+	TriageSLAHours     = "REBOOK_TRIAGE_SLA_HOURS"
 )
 
 // Defaults suit a developer's machine; production sets every value.
@@ -45,6 +47,7 @@ var defaults = map[string]string{
 	HTTPAddr:          "127.0.0.1:8080",
 	TriageChannel:     "rebook-triage",
 	AdminChannel:      "rebook-admin",
+	TriageSLAHours:    "24",
 }
 
 // Config holds every setting. EncryptionKey is decoded; the rest are as set.
@@ -66,6 +69,8 @@ type Config struct {
 	PublicURL          string
 	TriageChannel      string
 	AdminChannel       string
+	// TriageSLAHours is how soon a triaged request is due.
+	TriageSLAHours int
 }
 
 // Error names the variable at fault and why, never its value.
@@ -141,6 +146,11 @@ func Load(getenv func(string) string, need ...string) (Config, error) {
 			return Config{}, &Error{ch.name, reason}
 		}
 	}
+	n, err := strconv.Atoi(get(TriageSLAHours))
+	if err != nil || n < 1 || n > 24*365 {
+		return Config{}, &Error{TriageSLAHours, "must be a whole number of hours from 1 to 8760"}
+	}
+	c.TriageSLAHours = n
 	if v := get(EncryptionKey); v != "" {
 		key, err := DecodeKey(v)
 		if err != nil {

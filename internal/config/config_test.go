@@ -25,6 +25,10 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, "default", c.TemporalNamespace)
 	assert.Equal(t, "http://127.0.0.1:8080", c.PublicURL)
 	assert.Equal(t, "rebook-triage", c.TriageChannel)
+	assert.Equal(t, 24, c.TriageSLAHours)
+	c, err = Load(env(TriageSLAHours, "8"))
+	require.NoError(t, err)
+	assert.Equal(t, 8, c.TriageSLAHours)
 }
 
 func TestRequiredMissing(t *testing.T) {
@@ -41,6 +45,8 @@ func TestMalformedValuesNameTheVariableNotTheValue(t *testing.T) {
 		{SlackBotToken, "xoxp-personal-token", "config: SLACK_BOT_TOKEN must start with xoxb-"},
 		{SlackAppToken, "xoxb-not-an-app-token", "config: SLACK_APP_TOKEN must start with xapp-"},
 		{TriageChannel, "triage team!", "config: REBOOK_TRIAGE_CHANNEL must be a Slack channel name or id (letters, digits, - and _)"},
+		{TriageSLAHours, "-3", "config: REBOOK_TRIAGE_SLA_HOURS must be a whole number of hours from 1 to 8760"},
+		{TriageSLAHours, "two days", "config: REBOOK_TRIAGE_SLA_HOURS must be a whole number of hours from 1 to 8760"},
 		{EncryptionKey, "c2hvcnQ=", "config: REBOOK_ENCRYPTION_KEY must decode to 32 bytes, not 5 (make one with: openssl rand -base64 32)"},
 		{EncryptionKey, "not base64 at all!", "config: REBOOK_ENCRYPTION_KEY must be 32 bytes written as base64 or 64 hex digits (make one with: openssl rand -base64 32)"},
 	}

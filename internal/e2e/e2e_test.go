@@ -28,23 +28,19 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/worker"
 
 	"github.com/rebookhq/rebook/activities"
 	"github.com/rebookhq/rebook/internal/app"
 	"github.com/rebookhq/rebook/internal/config"
-	"github.com/rebookhq/rebook/internal/devserver"
-	"github.com/rebookhq/rebook/internal/frontdoor"
-	"github.com/rebookhq/rebook/internal/grantflow"
-	"github.com/rebookhq/rebook/internal/interactions"
+	"github.com/rebookhq/rebook/internal/dev/devserver"
+	"github.com/rebookhq/rebook/internal/dev/pkbsim"
+	"github.com/rebookhq/rebook/internal/dev/slackfake"
+	"github.com/rebookhq/rebook/internal/dev/testdb"
 	"github.com/rebookhq/rebook/internal/pkbauth"
-	"github.com/rebookhq/rebook/internal/pkbsim"
 	"github.com/rebookhq/rebook/internal/routing"
 	"github.com/rebookhq/rebook/internal/schedules"
-	"github.com/rebookhq/rebook/internal/slackfake"
 	"github.com/rebookhq/rebook/internal/slackmsg"
 	"github.com/rebookhq/rebook/internal/store"
-	"github.com/rebookhq/rebook/internal/testdb"
 	"github.com/rebookhq/rebook/workflows"
 )
 
@@ -140,22 +136,14 @@ func start(t *testing.T, n int) *stack {
 	s.tc, err = app.Temporal(ctx, s.cfg, log)
 	require.NoError(t, err)
 	t.Cleanup(s.tc.Close)
-	acts, err := app.Activities(s.cfg, s.st, s.tc)
-	require.NoError(t, err)
 	// Requests waiting for a grant retry every 2 s here, not every 5 min.
-	acts.GrantRetryDelay = 2 * time.Second
-	w := worker.New(s.tc, workflows.TaskQueue, worker.Options{})
-	workflows.Register(w)
-	activities.Register(w, acts)
+	w, err := app.Worker(s.cfg, s.st, s.tc, app.WorkerOptions{GrantRetryDelay: 2 * time.Second})
+	require.NoError(t, err)
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	require.NoError(t, app.StartTokenKeeper(ctx, s.tc, s.cfg))
 
-	ih := &interactions.Handler{Temporal: s.tc, Slack: app.Slack(s.cfg), SigningSecret: signingSecret, Log: log}
-	grant := &grantflow.Handler{Store: s.st, OAuth: app.OAuth(s.cfg), Log: log, Granted: func(ctx context.Context, id string) error {
-		return s.tc.SignalWorkflow(ctx, workflows.TokenKeeperID(id), "", workflows.SignalGrantReceived, nil)
-	}}
-	h, err := frontdoor.New(frontdoor.Options{Store: s.st, Interactions: ih, Grant: grant, EncryptionKey: key, Log: log})
+	h, ih, err := app.FrontDoor(s.cfg, s.st, s.tc, "", log)
 	require.NoError(t, err)
 	door.Config.Handler = h
 	door.Start()
@@ -244,8 +232,8 @@ func TestTwoHundredRequestsEndToEnd(t *testing.T) {
 	ctx := context.Background()
 
 	// A forged or stale interaction is refused before anything else runs.
-	assert.Equal(t, http.StatusUnauthorized, s.press(t, slackmsg.ActionDone, "appointment-request-x", "U0", time.Now(), "not-the-secret"))
-	assert.Equal(t, http.StatusUnauthorized, s.press(t, slackmsg.ActionDone, "appointment-request-x", "U0", time.Now().Add(-10*time.Minute), signingSecret))
+	assert.Equal(t, http.StatusUnauthorized, s.press(t, slackmsg.ActionDone, workflows.RequestWorkflowID("x"), "U0", time.Now(), "not-the-secret"))
+	assert.Equal(t, http.StatusUnauthorized, s.press(t, slackmsg.ActionDone, workflows.RequestWorkflowID("x"), "U0", time.Now().Add(-10*time.Minute), signingSecret))
 
 	require.NoError(t, schedules.Ensure(ctx, s.tc, 2*time.Second, 2*time.Second))
 	// Running Ensure again changes nothing and does not fail.

@@ -14,7 +14,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/enums/v1"
 
-	"github.com/rebookhq/rebook/internal/pkbsim"
+	"github.com/rebookhq/rebook/internal/dev/pkbsim"
+	"github.com/rebookhq/rebook/internal/wfclient"
 	"github.com/rebookhq/rebook/workflows"
 )
 
@@ -60,10 +61,8 @@ func TestRevokedGrantPausesThenResumes(t *testing.T) {
 		return false
 	})
 	known := refused(s.sim.Counters())
-	var keeper workflows.KeeperStatus
-	v, err := s.tc.QueryWorkflow(ctx, workflows.TokenKeeperID(s.cfg.PKBClientID), "", workflows.QueryTokenKeeper)
+	keeper, err := wfclient.Client{Temporal: s.tc}.KeeperState(ctx, s.cfg.PKBClientID)
 	require.NoError(t, err)
-	require.NoError(t, v.Get(&keeper))
 	assert.Equal(t, workflows.KeeperNeedsGrant, keeper.State)
 	assert.Contains(t, keeper.LastError, "invalid_grant")
 
@@ -108,10 +107,7 @@ func TestRevokedGrantPausesThenResumes(t *testing.T) {
 	} else {
 		t.Logf("pg_dump not run: %v", err)
 	}
-	for _, id := range []string{workflows.TokenKeeperID(s.cfg.PKBClientID), s.ds.Expect[0].MessageID} {
-		if !strings.HasPrefix(id, "token-keeper") {
-			id = workflows.AppointmentRequestID(id)
-		}
+	for _, id := range []string{workflows.TokenKeeperID(s.cfg.PKBClientID), workflows.RequestWorkflowID(s.ds.Expect[0].MessageID)} {
 		it := s.tc.GetWorkflowHistory(ctx, id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 		events := 0
 		for it.HasNext() {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rebookhq/rebook/internal/codec"
 	"github.com/rebookhq/rebook/internal/grantflow"
+	"github.com/rebookhq/rebook/internal/health"
 	"github.com/rebookhq/rebook/internal/interactions"
 	"github.com/rebookhq/rebook/internal/store"
 	"github.com/rebookhq/rebook/internal/subject"
@@ -47,15 +48,7 @@ func New(o Options) (http.Handler, error) {
 		}
 		m.Handle("/codec/", cors(o.CodecOrigin, http.StripPrefix("/codec", h)))
 	}
-	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
-		defer cancel()
-		if err := o.Store.Pool().Ping(ctx); err != nil {
-			http.Error(w, "postgres unreachable", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = w.Write([]byte("ok\n"))
-	})
+	m.Handle("GET /healthz", health.Handler(health.Check{Name: "postgres", Ping: func(ctx context.Context) error { return o.Store.Pool().Ping(ctx) }}))
 	m.HandleFunc("GET /requests/{ref}", o.requestPage)
 	if o.Grant != nil {
 		o.Grant.Register(m)

@@ -15,11 +15,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/rebookhq/rebook/internal/dev/pkbsim"
+	"github.com/rebookhq/rebook/internal/dev/testdb"
 	"github.com/rebookhq/rebook/internal/grantflow"
 	"github.com/rebookhq/rebook/internal/pkb"
-	"github.com/rebookhq/rebook/internal/pkbsim"
 	"github.com/rebookhq/rebook/internal/store"
-	"github.com/rebookhq/rebook/internal/testdb"
 )
 
 type env struct {

@@ -18,16 +18,21 @@ import (
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/socketmode"
 	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/rebookhq/rebook/internal/slackmsg"
 	"github.com/rebookhq/rebook/workflows"
 )
 
+// Requests applies a staff action to a request's workflow and returns
+// what to tell the person.
+type Requests interface {
+	StaffAction(ctx context.Context, workflowID string, a workflows.StaffAction) (string, error)
+}
+
 // Handler turns interactions into workflow updates.
 type Handler struct {
-	Temporal      client.Client
+	Requests      Requests
 	Slack         *slackmsg.Client
 	SigningSecret string
 	Log           *slog.Logger
@@ -99,11 +104,11 @@ func (h *Handler) Handle(ctx context.Context, cb slack.InteractionCallback) {
 	}
 	for _, a := range cb.ActionCallback.BlockActions {
 		action, ok := actions[a.ActionID]
-		if !ok || !strings.HasPrefix(a.Value, "appointment-request-") {
+		if _, isRequest := workflows.MessageIDFromWorkflowID(a.Value); !ok || !isRequest {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(ctx, timeout)
-		msg, err := h.update(ctx, a.Value, workflows.StaffAction{Action: action, User: cb.User.ID})
+		msg, err := h.Requests.StaffAction(ctx, a.Value, workflows.StaffAction{Action: action, User: cb.User.ID})
 		cancel()
 		log := h.Log.With("workflow_id", a.Value, "action", action, "user", cb.User.ID)
 		if err != nil {
@@ -116,19 +121,6 @@ func (h *Handler) Handle(ctx context.Context, cb slack.InteractionCallback) {
 			h.whisper(cb, msg)
 		}
 	}
-}
-
-func (h *Handler) update(ctx context.Context, workflowID string, a workflows.StaffAction) (string, error) {
-	handle, err := h.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: workflowID, UpdateName: workflows.UpdateStaffAction, Args: []interface{}{a},
-		WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	if err != nil {
-		return "", err
-	}
-	var msg string
-	err = handle.Get(ctx, &msg)
-	return msg, err
 }
 
 // refusal says, without internals, why an action did not apply.

@@ -30,8 +30,8 @@ var ErrTokenExpired = errors.New("pkb: access token expired; refresh requested")
 type Tokens struct {
 	Store    *store.Store
 	ClientID string
-	// Nudge asks the TokenKeeper for an immediate refresh.
-	Nudge func(ctx context.Context) error
+	// Nudge asks the TokenKeeper of ClientID for an immediate refresh.
+	Nudge func(ctx context.Context, clientID string) error
 	// Margin nudges this long before expiry; 1 minute if zero.
 	Margin time.Duration
 	Now    func() time.Time
@@ -76,7 +76,7 @@ func (t *Tokens) Rejected(ctx context.Context) { t.nudge(ctx) }
 
 func (t *Tokens) nudge(ctx context.Context) {
 	if t.Nudge != nil {
-		_ = t.Nudge(ctx)
+		_ = t.Nudge(ctx, t.ClientID)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/slack-go/slack"
 
+	"github.com/rebookhq/rebook/internal/card"
 	"github.com/rebookhq/rebook/internal/subject"
 )
 
@@ -23,25 +24,6 @@ const (
 	ActionDone       = "rebook_done"
 	ActionCantAction = "rebook_cant_action"
 )
-
-// Card is what a request's message shows.
-type Card struct {
-	Ref          string // opaque reference, e.g. RB-1A2B3C4D
-	WorkflowID   string
-	RequestType  string // cancel, change, or empty when unreadable
-	Specialty    string
-	Clinic       string
-	Start        time.Time // zero when unknown
-	ReceivedAt   time.Time
-	DashboardURL string
-	Triage       bool
-	Reason       string   // why it is in triage
-	Flags        []string // worth a look, e.g. NHS number not verified
-	State        string   // open, claimed, completed, closed
-	ClaimedBy    string   // Slack user id
-	ClosedBy     string
-	CloseNote    string
-}
 
 func orDash(s string) string {
 	if s == "" {
@@ -64,7 +46,7 @@ func age(from, now time.Time) string {
 	}
 }
 
-func title(c Card) string {
+func title(c card.Card) string {
 	kind := "Appointment request"
 	switch c.RequestType {
 	case "cancel":
@@ -80,19 +62,20 @@ func title(c Card) string {
 
 // Text is the notification and fallback text; it carries the reference so
 // a lost post can be found again in the channel's history.
-func Text(c Card) string {
+func Text(c card.Card) string {
 	return fmt.Sprintf("%s %s: %s, %s", title(c), c.Ref, orDash(c.Specialty), orDash(c.Clinic))
 }
 
 // Blocks lays the card out.
-func Blocks(c Card, now time.Time) []slack.Block {
+func Blocks(c card.Card, now time.Time) []slack.Block {
 	when := "—"
 	if !c.Start.IsZero() {
 		when = c.Start.In(subject.London()).Format("Mon 2 Jan 2006 15:04")
 	}
-	state := map[string]string{"": "Open", "open": "Open", "claimed": "Claimed by <@" + c.ClaimedBy + ">", "completed": "Completed", "closed": "Closed by <@" + c.ClosedBy + ">"}[c.State]
+	state := map[card.State]string{"": "Open", card.Open: "Open", card.Claimed: "Claimed by <@" + c.ClaimedBy + ">",
+		card.Completed: "Completed", card.Closed: "Closed by <@" + c.ClosedBy + ">"}[c.State]
 	if state == "" {
-		state = c.State
+		state = string(c.State)
 	}
 	fields := []*slack.TextBlockObject{
 		slack.NewTextBlockObject(slack.MarkdownType, "*Specialty*\n"+orDash(c.Specialty), false, false),
@@ -122,9 +105,9 @@ func Blocks(c Card, now time.Time) []slack.Block {
 	if len(notes) > 0 {
 		bs = append(bs, slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, strings.Join(notes, "\n"), false, false), nil, nil))
 	}
-	if c.State == "" || c.State == "open" || c.State == "claimed" {
+	if c.State.Actionable() {
 		var btns []slack.BlockElement
-		if c.State != "claimed" {
+		if c.State != card.Claimed {
 			btns = append(btns, slack.NewButtonBlockElement(ActionClaim, c.WorkflowID, slack.NewTextBlockObject(slack.PlainTextType, "Claim", false, false)))
 		}
 		done := slack.NewButtonBlockElement(ActionDone, c.WorkflowID, slack.NewTextBlockObject(slack.PlainTextType, "Done", false, false))
@@ -218,8 +201,8 @@ func (c *Client) FindByRef(ctx context.Context, channelID, ref string, oldest ti
 }
 
 // Post posts a card and returns its channel id and timestamp.
-func (c *Client) Post(ctx context.Context, channelID string, card Card, now time.Time) (string, string, error) {
-	ch, ts, err := c.api.PostMessageContext(ctx, channelID, slack.MsgOptionText(Text(card), false), slack.MsgOptionBlocks(Blocks(card, now)...))
+func (c *Client) Post(ctx context.Context, channelID string, cd card.Card, now time.Time) (string, string, error) {
+	ch, ts, err := c.api.PostMessageContext(ctx, channelID, slack.MsgOptionText(Text(cd), false), slack.MsgOptionBlocks(Blocks(cd, now)...))
 	if err != nil {
 		return "", "", fmt.Errorf("slack: chat.postMessage: %w", err)
 	}
@@ -227,8 +210,8 @@ func (c *Client) Post(ctx context.Context, channelID string, card Card, now time
 }
 
 // Update redraws a posted card.
-func (c *Client) Update(ctx context.Context, channelID, ts string, card Card, now time.Time) error {
-	_, _, _, err := c.api.UpdateMessageContext(ctx, channelID, ts, slack.MsgOptionText(Text(card), false), slack.MsgOptionBlocks(Blocks(card, now)...))
+func (c *Client) Update(ctx context.Context, channelID, ts string, cd card.Card, now time.Time) error {
+	_, _, _, err := c.api.UpdateMessageContext(ctx, channelID, ts, slack.MsgOptionText(Text(cd), false), slack.MsgOptionBlocks(Blocks(cd, now)...))
 	if err != nil {
 		return fmt.Errorf("slack: chat.update: %w", err)
 	}

@@ -73,6 +73,18 @@ func (s *Store) SaveRequest(ctx context.Context, r Request) error {
 	return nil
 }
 
+// RecordReceived inserts a request's first row, and leaves a row already
+// there as it is.
+func (s *Store) RecordReceived(ctx context.Context, r Request) error {
+	_, err := s.pool.Exec(ctx, `
+		INSERT INTO requests (message_id, workflow_id, ref, state, received_at) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (message_id) DO NOTHING`, r.MessageID, r.WorkflowID, r.Ref, r.State, r.ReceivedAt)
+	if err != nil {
+		return fmt.Errorf("store: record received request: %w", err)
+	}
+	return nil
+}
+
 // Request reads one request by its PKB message id.
 func (s *Store) Request(ctx context.Context, messageID string) (Request, error) {
 	r, err := scanRequest(s.pool.QueryRow(ctx, `SELECT `+requestColumns+` FROM requests WHERE message_id = $1`, messageID))

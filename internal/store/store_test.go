@@ -10,8 +10,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/rebookhq/rebook/internal/dev/testdb"
 	"github.com/rebookhq/rebook/internal/store"
-	"github.com/rebookhq/rebook/internal/testdb"
+	"github.com/rebookhq/rebook/workflows"
 )
 
 var key = bytes.Repeat([]byte{0x42}, 32)
@@ -95,20 +96,20 @@ func TestRequestsReadModel(t *testing.T) {
 	_, err := s.Request(ctx, "msg-1")
 	assert.ErrorIs(t, err, store.ErrNotFound)
 	recv := time.Date(2027, 2, 1, 9, 0, 0, 0, time.UTC)
-	r := store.Request{MessageID: "msg-1", WorkflowID: "appointment-request-msg-1", State: "routed", RequestType: "cancel", Specialty: "Cardiology", ReceivedAt: recv}
+	r := store.Request{MessageID: "msg-1", WorkflowID: workflows.RequestWorkflowID("msg-1"), State: workflows.StateRouted, RequestType: "cancel", Specialty: "Cardiology", ReceivedAt: recv}
 	require.NoError(t, s.SaveRequest(ctx, r))
 	closed := recv.Add(time.Hour)
-	r.State, r.ClosedAt = "completed", &closed
+	r.State, r.ClosedAt = workflows.StateCompleted, &closed
 	require.NoError(t, s.SaveRequest(ctx, r))
 	got, err := s.Request(ctx, "msg-1")
 	require.NoError(t, err)
-	assert.Equal(t, "completed", got.State)
+	assert.Equal(t, workflows.StateCompleted, got.State)
 	assert.True(t, got.ReceivedAt.Equal(recv))
 	require.NotNil(t, got.ClosedAt)
 	assert.True(t, got.ClosedAt.Equal(closed))
 	counts, err := s.CountRequestsByState(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, map[string]int{"completed": 1}, counts)
+	assert.Equal(t, map[string]int{workflows.StateCompleted: 1}, counts)
 }
 
 func TestGrantTokensAreSealed(t *testing.T) {
@@ -185,13 +186,13 @@ func TestOAuthStateSingleUseAndExpiry(t *testing.T) {
 func TestAuditTrail(t *testing.T) {
 	s, _ := open(t)
 	ctx := context.Background()
-	require.NoError(t, s.Audit(ctx, store.AuditEntry{Actor: "worker", Action: "routed", Subject: "appointment-request-msg-1", Detail: map[string]string{"team": "Cardiology"}}))
-	require.NoError(t, s.Audit(ctx, store.AuditEntry{Actor: "U123", Action: "claimed", Subject: "appointment-request-msg-1"}))
-	require.NoError(t, s.Audit(ctx, store.AuditEntry{Actor: "worker", Action: "routed", Subject: "appointment-request-msg-2"}))
-	trail, err := s.AuditTrail(ctx, "appointment-request-msg-1")
+	require.NoError(t, s.Audit(ctx, store.AuditEntry{Actor: "worker", Action: workflows.StateRouted, Subject: workflows.RequestWorkflowID("msg-1"), Detail: map[string]string{"team": "Cardiology"}}))
+	require.NoError(t, s.Audit(ctx, store.AuditEntry{Actor: "U123", Action: workflows.StateClaimed, Subject: workflows.RequestWorkflowID("msg-1")}))
+	require.NoError(t, s.Audit(ctx, store.AuditEntry{Actor: "worker", Action: workflows.StateRouted, Subject: workflows.RequestWorkflowID("msg-2")}))
+	trail, err := s.AuditTrail(ctx, workflows.RequestWorkflowID("msg-1"))
 	require.NoError(t, err)
 	require.Len(t, trail, 2)
-	assert.Equal(t, "routed", trail[0].Action)
+	assert.Equal(t, workflows.StateRouted, trail[0].Action)
 	assert.Equal(t, "Cardiology", trail[0].Detail["team"])
-	assert.Equal(t, "claimed", trail[1].Action)
+	assert.Equal(t, workflows.StateClaimed, trail[1].Action)
 }

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rebookhq/rebook/internal/dev/pkbsim"
 	"github.com/rebookhq/rebook/internal/nhsnumber"
 	"github.com/rebookhq/rebook/internal/pkb"
-	"github.com/rebookhq/rebook/internal/pkbsim"
 	"github.com/rebookhq/rebook/internal/subject"
 	"github.com/samply/golang-fhir-models/fhir-models/fhir"
 	"github.com/stretchr/testify/assert"

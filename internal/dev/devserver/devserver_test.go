@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
 
-	"github.com/rebookhq/rebook/internal/devserver"
+	"github.com/rebookhq/rebook/internal/dev/devserver"
 )
 
 func TestStartPersistsAndStops(t *testing.T) {

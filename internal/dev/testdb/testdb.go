@@ -25,8 +25,12 @@ func ServerURL() string {
 
 // URL returns a connection URL for a new, not yet created database that is
 // unique to this test; it is dropped at cleanup if anything created it.
+// Under -short (make test-unit) the test is skipped: it needs PostgreSQL.
 func URL(t testing.TB) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs PostgreSQL (make test runs it)")
+	}
 	cfg, err := pgx.ParseConfig(ServerURL())
 	if err != nil {
 		t.Fatalf("testdb: REBOOK_TEST_DATABASE_URL: %v", err)

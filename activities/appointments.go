@@ -1,0 +1,106 @@
+package activities
+
+import (
+	"context"
+	"time"
+
+	"github.com/rebookhq/rebook/internal/pkb"
+	"github.com/rebookhq/rebook/internal/store"
+)
+
+// AppointmentsCursor is the stored cursor of the appointment watcher.
+const AppointmentsCursor = "pkb-appointments-last-updated"
+
+// AppointmentActivities ask PKB how waiting requests' appointments stand.
+type AppointmentActivities struct {
+	PKB      PKB
+	Store    *store.Store
+	Requests Requests
+	Now      Clock
+}
+
+// CheckAppointment asks PKB, once, how a waiting request's appointment
+// stands: the safety net under the watcher, and what a Done click runs.
+func (a *AppointmentActivities) CheckAppointment(ctx context.Context, in CheckInput) ([]AppointmentUpdate, error) {
+	ap, err := a.PKB.Client.Appointment(ctx, in.AppointmentID)
+	if err != nil {
+		return nil, a.PKB.err(err)
+	}
+	u := AppointmentUpdate{AppointmentID: in.AppointmentID, Status: ap.Status.Code(), Start: startOf(ap)}
+	out := []AppointmentUpdate{u}
+	if in.RequestType == "change" && u.Status == "cancelled" {
+		booked, err := a.PKB.search(ctx, pkb.AppointmentQuery{PatientID: in.PatientID, Statuses: []string{"booked"}, UpdatedAfter: in.ReceivedAt, Count: 100})
+		if err != nil {
+			return nil, a.PKB.err(err)
+		}
+		for _, b := range booked {
+			d := describe(b)
+			if d.SpecialtyCode == in.SpecialtyCode && d.AppointmentID != in.AppointmentID {
+				out = append(out, AppointmentUpdate{AppointmentID: d.AppointmentID, Status: d.Status, Start: d.Start, NewBooking: true})
+			}
+		}
+	}
+	return out, nil
+}
+
+// WatchAppointments finds appointments PKB shows changed since the last
+// look and tells the requests waiting on them. One search serves every
+// waiting request, so PKB's load does not grow with their number.
+func (a *AppointmentActivities) WatchAppointments(ctx context.Context) (int, error) {
+	open, err := a.Store.CountOpen(ctx)
+	if err != nil || open == 0 {
+		return 0, err
+	}
+	cursor, err := a.Store.Cursor(ctx, AppointmentsCursor)
+	if err != nil {
+		return 0, err
+	}
+	since := time.UnixMilli(cursor)
+	if cursor == 0 {
+		since = a.Now.now().Add(-24 * time.Hour)
+	}
+	// A millisecond of overlap: an update in the same millisecond as the
+	// last one seen is not missed; signalling twice is harmless.
+	changed, err := a.PKB.search(ctx, pkb.AppointmentQuery{UpdatedAfter: since.Add(-time.Millisecond), SortByLastUpdated: true, Count: 100})
+	if err != nil {
+		return 0, a.PKB.err(err)
+	}
+	latest, signalled := since, 0
+	for _, ap := range changed {
+		d := describe(ap)
+		if ap.Meta != nil && ap.Meta.LastUpdated != nil {
+			if t, err := time.Parse(time.RFC3339, *ap.Meta.LastUpdated); err == nil && t.After(latest) {
+				latest = t
+			}
+		}
+		patient := ""
+		for _, p := range ap.Participant {
+			if p.Actor != nil && p.Actor.Identifier != nil && p.Actor.Identifier.System != nil && *p.Actor.Identifier.System == pkb.PublicIDSystem && p.Actor.Identifier.Value != nil {
+				patient = *p.Actor.Identifier.Value
+			}
+		}
+		created := a.Now.now()
+		if ap.Created != nil {
+			if t, err := time.Parse(time.RFC3339, *ap.Created); err == nil {
+				created = t
+			}
+		}
+		waiting, err := a.Store.WaitingFor(ctx, d.AppointmentID, patient, d.SpecialtyCode, created)
+		if err != nil {
+			return signalled, err
+		}
+		for _, w := range waiting {
+			u := AppointmentUpdate{AppointmentID: d.AppointmentID, Status: d.Status, Start: d.Start, NewBooking: w.AppointmentID != d.AppointmentID}
+			if err := a.Requests.AppointmentChanged(ctx, w.WorkflowID, u); err != nil {
+				return signalled, err
+			}
+			signalled++
+		}
+	}
+	// A PKB clock ahead of ours must not push the cursor past changes yet
+	// to come.
+	if now := a.Now.now(); latest.After(now) {
+		latest = now
+	}
+	return signalled, a.Store.AdvanceCursor(ctx, AppointmentsCursor, latest.UnixMilli())
+}

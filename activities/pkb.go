@@ -1,0 +1,61 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/samply/golang-fhir-models/fhir-models/fhir"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/rebookhq/rebook/internal/pkb"
+	"github.com/rebookhq/rebook/internal/pkbauth"
+)
+
+// PKB is the PKB client as activities use it: its failures become
+// Temporal's retry decisions.
+type PKB struct {
+	Client *pkb.Client
+	// GrantRetryDelay is how long an activity waits before trying PKB
+	// again while no grant is in force; 5 minutes if zero.
+	GrantRetryDelay time.Duration
+}
+
+// err turns a PKB failure into what Temporal should do with it: retry
+// (after Retry-After, or a long pause while the grant is missing) or stop,
+// with no patient data in the message.
+func (p PKB) err(err error) error {
+	if errors.Is(err, pkbauth.ErrGrantNeeded) {
+		d := p.GrantRetryDelay
+		if d == 0 {
+			d = 5 * time.Minute
+		}
+		return temporal.NewApplicationErrorWithOptions(err.Error(), "GrantNeeded", temporal.ApplicationErrorOptions{NextRetryDelay: d})
+	}
+	if errors.Is(err, pkbauth.ErrTokenExpired) {
+		return temporal.NewApplicationErrorWithOptions(err.Error(), "TokenExpired", temporal.ApplicationErrorOptions{NextRetryDelay: 5 * time.Second})
+	}
+	var pe *pkb.Error
+	if errors.As(err, &pe) {
+		return temporal.NewApplicationErrorWithOptions(pe.Error(), "PKB:"+string(pe.Kind), temporal.ApplicationErrorOptions{
+			NonRetryable: !pe.Retryable(), NextRetryDelay: pe.RetryAfter,
+		})
+	}
+	return err
+}
+
+// search follows a search's next links, up to 21 pages.
+func (p PKB) search(ctx context.Context, q pkb.AppointmentQuery) ([]fhir.Appointment, error) {
+	page, err := p.Client.SearchAppointments(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	all := page.Appointments
+	for i := 0; page.Next != "" && i < 20; i++ {
+		if page, err = p.Client.NextAppointments(ctx, page.Next); err != nil {
+			return nil, err
+		}
+		all = append(all, page.Appointments...)
+	}
+	return all, nil
+}

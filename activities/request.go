@@ -1,0 +1,155 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/samply/golang-fhir-models/fhir-models/fhir"
+
+	"github.com/rebookhq/rebook/internal/nhsnumber"
+	"github.com/rebookhq/rebook/internal/pkb"
+	"github.com/rebookhq/rebook/internal/subject"
+)
+
+// RequestActivities learn what a request is about: the message, its
+// appointment and the patient's NHS number.
+type RequestActivities struct {
+	PKB PKB
+}
+
+// FetchMessage reads the message and its subject. The subject and text go
+// no further.
+func (a *RequestActivities) FetchMessage(ctx context.Context, ref MessageRef) (MessageFacts, error) {
+	m, err := a.PKB.Client.Message(ctx, ref.ID, ref.Timestamp)
+	if err != nil {
+		return MessageFacts{}, a.PKB.err(err)
+	}
+	return readSubject(m), nil
+}
+
+func readSubject(m pkb.Message) MessageFacts {
+	f := MessageFacts{PatientID: m.PatientID, ReceivedAt: time.UnixMilli(m.Timestamp).UTC()}
+	req, err := subject.Parse(m.Subject)
+	if err != nil {
+		f.Reason = strings.TrimPrefix(err.Error(), "subject: ")
+		return f
+	}
+	f.Readable, f.Type, f.Start, f.Subject = true, string(req.Type), req.Start, req.Subject
+	return f
+}
+
+// MatchAppointment finds the one appointment whose UK date, time and
+// subject agree with the request: among the patient's pending appointments
+// first (one PKB call in the common case), then among all of theirs on
+// that day.
+func (a *RequestActivities) MatchAppointment(ctx context.Context, in MatchInput) (Match, error) {
+	want := normalise(in.Subject)
+	pick := func(appts []fhir.Appointment) []fhir.Appointment {
+		var hits []fhir.Appointment
+		for _, ap := range appts {
+			if startOf(ap).Equal(in.Start) && normalise(typeDisplay(ap)) == want {
+				hits = append(hits, ap)
+			}
+		}
+		return hits
+	}
+	pending, err := a.PKB.search(ctx, pkb.AppointmentQuery{PatientID: in.PatientID, Statuses: []string{"pending"}, Count: 100})
+	if err != nil {
+		return Match{}, a.PKB.err(err)
+	}
+	hits := pick(pending)
+	if len(hits) == 0 {
+		day := in.Start.In(subject.London())
+		from := time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, subject.London())
+		sameDay, err := a.PKB.search(ctx, pkb.AppointmentQuery{PatientID: in.PatientID, From: from, Before: from.AddDate(0, 0, 1), Count: 100})
+		if err != nil {
+			return Match{}, a.PKB.err(err)
+		}
+		if hits = pick(sameDay); len(hits) == 0 {
+			return Match{Reason: "no appointment for this patient at that date, time and subject"}, nil
+		}
+	}
+	if len(hits) > 1 {
+		return Match{Reason: fmt.Sprintf("%d appointments match the date, time and subject", len(hits))}, nil
+	}
+	return describe(hits[0]), nil
+}
+
+// ResolveNationalID reads the patient's NHS number from PKB and checks it.
+func (a *RequestActivities) ResolveNationalID(ctx context.Context, patientID string) (NationalID, error) {
+	p, err := a.PKB.Client.PatientByPublicID(ctx, patientID)
+	if pkb.IsKind(err, pkb.KindNotFound) {
+		return NationalID{Status: NHSNoPatient, Reason: "PKB has no patient record for the sender"}, nil
+	}
+	if err != nil {
+		return NationalID{}, a.PKB.err(err)
+	}
+	id := pkb.NHSNumberOf(p)
+	if id.Number == "" {
+		return NationalID{Status: NHSMissing, Reason: "the patient's record has no NHS number"}, nil
+	}
+	if _, err := nhsnumber.Normalize(id.Number); err != nil {
+		return NationalID{Status: NHSInvalid, Reason: "the patient's NHS number fails the check (" + strings.TrimPrefix(err.Error(), "nhs number: ") + ")"}, nil
+	}
+	return NationalID{Status: NHSValid, Verified: id.Verified}, nil
+}
+
+func normalise(s string) string {
+	s = strings.ToLower(s)
+	s = strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == ' ' {
+			return r
+		}
+		return ' '
+	}, s)
+	return strings.Join(strings.Fields(s), " ")
+}
+
+func typeDisplay(a fhir.Appointment) string {
+	if a.AppointmentType != nil {
+		for _, c := range a.AppointmentType.Coding {
+			if c.Display != nil && *c.Display != "" {
+				return *c.Display
+			}
+		}
+		if a.AppointmentType.Text != nil {
+			return *a.AppointmentType.Text
+		}
+	}
+	return "Appointment"
+}
+
+func startOf(a fhir.Appointment) time.Time {
+	if a.Start == nil {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339, *a.Start)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+func describe(a fhir.Appointment) Match {
+	m := Match{Found: true, Status: a.Status.Code(), Start: startOf(a)}
+	if a.Id != nil {
+		m.AppointmentID = *a.Id
+	}
+	if len(a.Specialty) > 0 && len(a.Specialty[0].Coding) > 0 {
+		c := a.Specialty[0].Coding[0]
+		if c.Display != nil {
+			m.Specialty = *c.Display
+		}
+		if c.Code != nil {
+			m.SpecialtyCode = *c.Code
+		}
+	}
+	for _, p := range a.Participant {
+		if p.Actor != nil && p.Actor.Reference != nil && strings.HasPrefix(*p.Actor.Reference, "Location/") && p.Actor.Display != nil {
+			m.Clinic = *p.Actor.Display
+		}
+	}
+	return m
+}

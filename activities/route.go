@@ -1,0 +1,134 @@
+package activities
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/rebookhq/rebook/internal/routing"
+	"github.com/rebookhq/rebook/internal/slackmsg"
+	"github.com/rebookhq/rebook/internal/store"
+)
+
+// TriageTeam is the team name triaged requests carry.
+const TriageTeam = "Triage"
+
+// RouteActivities decide where a request goes, post its card there, and
+// keep the read model and audit log of its transitions.
+type RouteActivities struct {
+	Store *store.Store
+	Slack *slackmsg.Client
+	// TriageChannel is REBOOK_TRIAGE_CHANNEL; triaged requests are due
+	// within TriageSLAHours (24 if zero).
+	TriageChannel  string
+	TriageSLAHours int
+	Links          Links
+	States         States
+	Now            Clock
+}
+
+// RouteToTeam picks the team from the routing rules (or triage), records
+// the request, posts its card to the team's channel exactly once, and
+// audits where it went.
+func (a *RouteActivities) RouteToTeam(ctx context.Context, in RouteInput) (Route, error) {
+	r, err := a.pick(ctx, in)
+	if err != nil {
+		return Route{}, err
+	}
+	if err := a.record(ctx, in, r); err != nil {
+		return Route{}, err
+	}
+	if r.ChannelID, r.TS, err = a.postOnce(ctx, in, r); err != nil {
+		return Route{}, err
+	}
+	return r, a.Store.Audit(ctx, store.AuditEntry{Actor: "rebook", Action: a.state(r), Subject: in.WorkflowID, Detail: map[string]string{
+		"team": r.Team, "channel": r.Channel, "reason": r.Reason, "appointment": in.AppointmentID,
+	}})
+}
+
+// pick chooses the team: the first matching rule, or triage with the
+// reason when the workflow asks for it or no rule matches.
+func (a *RouteActivities) pick(ctx context.Context, in RouteInput) (Route, error) {
+	r := Route{Ref: Ref(in.MessageID), Triage: in.Triage, Reason: in.Reason}
+	if !r.Triage {
+		rules, err := a.Store.Rules(ctx)
+		if err != nil {
+			return Route{}, err
+		}
+		rule, ok := routing.Match(rules, in.Specialty, in.Clinic, in.RequestType)
+		if ok {
+			r.Team, r.Channel, r.SLAHours = rule.Team, rule.SlackChannel, rule.SLAHours
+			return r, nil
+		}
+		r.Triage, r.Reason = true, "no routing rule matches and there is no catch-all rule"
+	}
+	r.Team, r.Channel, r.SLAHours = TriageTeam, a.TriageChannel, a.TriageSLAHours
+	if r.SLAHours == 0 {
+		r.SLAHours = 24
+	}
+	return r, nil
+}
+
+func (a *RouteActivities) state(r Route) string {
+	if r.Triage {
+		return a.States.Triaged
+	}
+	return a.States.Routed
+}
+
+// record writes the routed request to the read model.
+func (a *RouteActivities) record(ctx context.Context, in RouteInput, r Route) error {
+	var start *time.Time
+	if !in.Start.IsZero() {
+		start = &in.Start
+	}
+	return a.Store.SaveRequest(ctx, store.Request{
+		MessageID: in.MessageID, WorkflowID: in.WorkflowID, Ref: r.Ref, State: a.state(r), RequestType: in.RequestType,
+		Specialty: in.Specialty, SpecialtyCode: in.SpecialtyCode, Clinic: in.Clinic, Team: r.Team,
+		AppointmentID: in.AppointmentID, AppointmentStart: start, PatientID: in.PatientID,
+		Triage: r.Triage, Flags: strings.Join(in.Flags, "; "), Reason: r.Reason, ReceivedAt: in.ReceivedAt,
+	})
+}
+
+// postOnce posts the request's card to its team's channel exactly once: a
+// retry after a lost response finds the earlier post instead of repeating
+// it. It returns the channel id and the post's timestamp.
+func (a *RouteActivities) postOnce(ctx context.Context, in RouteInput, r Route) (string, string, error) {
+	chID, err := a.Slack.ChannelID(ctx, r.Channel)
+	if err != nil {
+		return "", "", err
+	}
+	before, err := a.Store.StartSlackPost(ctx, in.MessageID, chID)
+	if err != nil {
+		return "", "", err
+	}
+	if before.TS != "" {
+		return before.Channel, before.TS, nil
+	}
+	ts := ""
+	if before.StartedAt != nil {
+		// An earlier attempt may have posted and lost the answer.
+		found := false
+		if ts, found, err = a.Slack.FindByRef(ctx, chID, r.Ref, before.StartedAt.Add(-time.Minute)); err != nil {
+			return "", "", err
+		}
+		if !found {
+			ts = ""
+		}
+	}
+	if ts == "" {
+		c := in.Card
+		c.Ref, c.Triage, c.Reason, c.DashboardURL = r.Ref, r.Triage, r.Reason, a.Links.Request(r.Ref)
+		if _, ts, err = a.Slack.Post(ctx, chID, c, a.Now.now()); err != nil {
+			return "", "", err
+		}
+	}
+	return chID, ts, a.Store.SetSlackPost(ctx, in.MessageID, chID, ts)
+}
+
+// RecordState records a transition in the read model and the audit log.
+func (a *RouteActivities) RecordState(ctx context.Context, in StateInput) error {
+	return a.Store.ChangeState(ctx, store.StateChange{
+		MessageID: in.MessageID, State: in.State, ClaimedBy: in.ClaimedBy, ClosedBy: in.ClosedBy, CloseNote: in.CloseNote, Closed: in.Closed,
+	}, store.AuditEntry{Actor: in.Actor, Action: in.Action, Subject: in.WorkflowID, Detail: in.Detail})
+}

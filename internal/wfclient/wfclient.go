@@ -1,0 +1,102 @@
+// Package wfclient is how Rebook's processes reach its workflows from
+// outside them: start a request, tell it its appointment changed, apply a
+// staff action, start the TokenKeeper, ask it to refresh, pass on a grant.
+// It is the one place where the workflows' ids and message names meet a
+// Temporal client.
+package wfclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"github.com/rebookhq/rebook/activities"
+	"github.com/rebookhq/rebook/workflows"
+)
+
+// Client reaches Rebook's workflows through a Temporal client.
+type Client struct {
+	Temporal client.Client
+}
+
+var _ activities.Requests = Client{}
+
+// Start starts the request for a message with reject-duplicate, so a
+// message is never handled twice; false if it already existed.
+func (c Client) Start(ctx context.Context, ref activities.MessageRef) (string, bool, error) {
+	id := workflows.RequestWorkflowID(ref.ID)
+	_, err := c.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                                       id,
+		TaskQueue:                                workflows.TaskQueue,
+		WorkflowIDReusePolicy:                    enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+	}, workflows.AppointmentRequestWorkflow, ref)
+	var already *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &already) {
+		return id, false, nil
+	}
+	return id, err == nil, err
+}
+
+// AppointmentChanged signals a waiting request. A request that has ended
+// no longer needs telling.
+func (c Client) AppointmentChanged(ctx context.Context, workflowID string, u activities.AppointmentUpdate) error {
+	err := c.Temporal.SignalWorkflow(ctx, workflowID, "", workflows.SignalAppointmentChanged, u)
+	var nf *serviceerror.NotFound
+	if err != nil && !errors.As(err, &nf) {
+		return fmt.Errorf("signal request: %w", err)
+	}
+	return nil
+}
+
+// StaffAction applies a staff action to a request and waits for its
+// answer: what to tell the person, or why it was refused.
+func (c Client) StaffAction(ctx context.Context, workflowID string, a workflows.StaffAction) (string, error) {
+	handle, err := c.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: workflowID, UpdateName: workflows.UpdateStaffAction, Args: []interface{}{a},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err != nil {
+		return "", err
+	}
+	var msg string
+	err = handle.Get(ctx, &msg)
+	return msg, err
+}
+
+// StartTokenKeeper starts the TokenKeeper for a PKB client, or leaves the
+// running one alone.
+func (c Client) StartTokenKeeper(ctx context.Context, clientID string) error {
+	_, err := c.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: workflows.TokenKeeperID(clientID), TaskQueue: workflows.TaskQueue,
+		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+	}, workflows.TokenKeeperWorkflow, workflows.KeeperInput{ClientID: clientID})
+	if err != nil {
+		return fmt.Errorf("start token keeper: %w", err)
+	}
+	return nil
+}
+
+// RefreshNow asks the TokenKeeper for an immediate refresh.
+func (c Client) RefreshNow(ctx context.Context, clientID string) error {
+	return c.Temporal.SignalWorkflow(ctx, workflows.TokenKeeperID(clientID), "", workflows.SignalRefreshNow, nil)
+}
+
+// GrantReceived tells the TokenKeeper a clinician granted access.
+func (c Client) GrantReceived(ctx context.Context, clientID string) error {
+	return c.Temporal.SignalWorkflow(ctx, workflows.TokenKeeperID(clientID), "", workflows.SignalGrantReceived, nil)
+}
+
+// KeeperState asks the TokenKeeper how the grant stands.
+func (c Client) KeeperState(ctx context.Context, clientID string) (workflows.KeeperStatus, error) {
+	var st workflows.KeeperStatus
+	v, err := c.Temporal.QueryWorkflow(ctx, workflows.TokenKeeperID(clientID), "", workflows.QueryTokenKeeper)
+	if err != nil {
+		return st, err
+	}
+	return st, v.Get(&st)
+}

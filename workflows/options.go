@@ -1,0 +1,40 @@
+package workflows
+
+import (
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// One set of activity options per kind of call. PKB's own errors say when
+// to stop (400/403/404) or wait (Retry-After, a lapsed grant); the rest
+// retries with backoff.
+var (
+	pkbCall = workflow.ActivityOptions{
+		StartToCloseTimeout: 45 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Minute},
+	}
+	slackCall = workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: 5 * time.Minute},
+	}
+	dbCall = workflow.ActivityOptions{
+		StartToCloseTimeout: 15 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute},
+	}
+	// scheduledRun is for the work of a scheduled run: a few tries, then
+	// the run fails and the next scheduled one starts afresh.
+	scheduledRun = workflow.ActivityOptions{
+		StartToCloseTimeout: 2 * time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute, MaximumAttempts: 5},
+	}
+)
+
+func withPKB(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, pkbCall)
+}
+func withSlack(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, slackCall)
+}
+func withDB(ctx workflow.Context) workflow.Context { return workflow.WithActivityOptions(ctx, dbCall) }
