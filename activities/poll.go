@@ -17,11 +17,20 @@ type PollActivities struct {
 	Store    *store.Store
 	Requests Requests
 	States   States
+	// Overlap is how far behind the cursor each poll reads again
+	// (REBOOK_POLL_OVERLAP): PKB may store a message late, with a
+	// timestamp the cursor has passed.
+	Overlap time.Duration
 }
 
-// LoadCursor returns where the message poll has read up to.
+// LoadCursor returns where the message poll reads from: the overlap
+// before where it has read up to.
 func (a *PollActivities) LoadCursor(ctx context.Context) (int64, error) {
-	return a.Store.Cursor(ctx, MessagesCursor)
+	ms, err := a.Store.Cursor(ctx, MessagesCursor)
+	if err != nil || ms == 0 {
+		return ms, err
+	}
+	return max(0, ms-a.Overlap.Milliseconds()), nil
 }
 
 // ReadMessages reads one page of open appointment requests after the
@@ -40,10 +49,23 @@ func (a *PollActivities) ReadMessages(ctx context.Context, after int64) ([]Messa
 
 // StartRequests starts one request workflow per message and records each
 // in the read model as received, so a request shows before it is routed.
-// Both are idempotent: starting or recording twice changes nothing.
+// Both are idempotent: starting or recording twice changes nothing, and a
+// message the read model already has (read again in the overlap) costs no
+// call to Temporal.
 func (a *PollActivities) StartRequests(ctx context.Context, refs []MessageRef) (int, error) {
+	ids := make([]string, len(refs))
+	for i, r := range refs {
+		ids[i] = r.ID
+	}
+	known, err := a.Store.KnownRequests(ctx, ids)
+	if err != nil {
+		return 0, err
+	}
 	started := 0
 	for _, r := range refs {
+		if known[r.ID] {
+			continue
+		}
 		wid, ok, err := a.Requests.Start(ctx, r)
 		if err != nil {
 			return started, fmt.Errorf("start request workflow: %w", err)

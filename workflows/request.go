@@ -70,6 +70,13 @@ type Outcome struct {
 	Note     string
 }
 
+// Changes to AppointmentRequest's logic since its first release, for
+// workflow.GetVersion: histories recorded before a change replay on the
+// old path.
+const (
+	changeNoPatientTriage = "no-patient-triage"
+)
+
 // SafetyCheckEvery is how often a waiting request asks PKB itself, in case
 // the watcher missed a change. With the watcher's one search a few minutes
 // for all requests, PKB sees well under one call per waiting request per
@@ -171,8 +178,13 @@ func (r *request) intake(ctx workflow.Context) error {
 		}
 		r.reasons = append(r.reasons, reason)
 	}
+	// Versioned: before it, a message without a patient was searched for
+	// across all patients.
+	noPatientTriage := workflow.GetVersion(ctx, changeNoPatientTriage, workflow.DefaultVersion, 1) >= 1
 	switch {
 	case len(r.reasons) > 0:
+	case noPatientTriage && r.facts.PatientID == "":
+		r.reasons = append(r.reasons, "the message names no patient")
 	case !r.facts.Readable:
 		r.reasons = append(r.reasons, "subject not understood: "+r.facts.Reason)
 	default:

@@ -121,7 +121,7 @@ func Activities(cfg config.Config, st *store.Store, tc client.Client, o WorkerOp
 	slack, links, wf := Slack(cfg), activities.Links{PublicURL: cfg.PublicURL}, wfclient.Client{Temporal: tc}
 	notices := &activities.NoticeActivities{Slack: slack, TriageChannel: cfg.TriageChannel, Links: links}
 	return activities.Set{
-		Poll:    &activities.PollActivities{PKB: p, Store: st, Requests: wf, States: workflows.ReadModelStates},
+		Poll:    &activities.PollActivities{PKB: p, Store: st, Requests: wf, States: workflows.ReadModelStates, Overlap: cfg.PollOverlap},
 		Request: &activities.RequestActivities{PKB: p},
 		Route: &activities.RouteActivities{Store: st, Slack: slack, TriageChannel: cfg.TriageChannel, TriageSLAHours: cfg.TriageSLAHours,
 			Links: links, States: workflows.ReadModelStates},

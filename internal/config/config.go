@@ -13,6 +13,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // The environment variables. Deployments and outside checks rely on these
@@ -36,6 +37,7 @@ const (
 	TriageChannel      = "REBOOK_TRIAGE_CHANNEL"
 	AdminChannel       = "REBOOK_ADMIN_CHANNEL"
 	TriageSLAHours     = "REBOOK_TRIAGE_SLA_HOURS"
+	PollOverlap        = "REBOOK_POLL_OVERLAP"
 )
 
 // Defaults suit a developer's machine; production sets every value.
@@ -48,6 +50,7 @@ var defaults = map[string]string{
 	TriageChannel:     "rebook-triage",
 	AdminChannel:      "rebook-admin",
 	TriageSLAHours:    "24",
+	PollOverlap:       "10m",
 }
 
 // Config holds every setting. EncryptionKey is decoded; the rest are as set.
@@ -71,6 +74,9 @@ type Config struct {
 	AdminChannel       string
 	// TriageSLAHours is how soon a triaged request is due.
 	TriageSLAHours int
+	// PollOverlap is how far behind its cursor each message poll reads
+	// again, for messages PKB stores late.
+	PollOverlap time.Duration
 }
 
 // Error names the variable at fault and why, never its value.
@@ -151,6 +157,11 @@ func Load(getenv func(string) string, need ...string) (Config, error) {
 		return Config{}, &Error{TriageSLAHours, "must be a whole number of hours from 1 to 8760"}
 	}
 	c.TriageSLAHours = n
+	d, err := time.ParseDuration(get(PollOverlap))
+	if err != nil || d < 0 || d > 7*24*time.Hour {
+		return Config{}, &Error{PollOverlap, "must be a duration from 0s to 168h, such as 10m"}
+	}
+	c.PollOverlap = d
 	if v := get(EncryptionKey); v != "" {
 		key, err := DecodeKey(v)
 		if err != nil {

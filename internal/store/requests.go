@@ -85,6 +85,23 @@ func (s *Store) RecordReceived(ctx context.Context, r Request) error {
 	return nil
 }
 
+// KnownRequests says which of these message ids the read model has.
+func (s *Store) KnownRequests(ctx context.Context, messageIDs []string) (map[string]bool, error) {
+	rows, err := s.pool.Query(ctx, `SELECT message_id FROM requests WHERE message_id = ANY($1)`, messageIDs)
+	if err != nil {
+		return nil, fmt.Errorf("store: known requests: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("store: known requests: %w", err)
+	}
+	known := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		known[id] = true
+	}
+	return known, nil
+}
+
 // Request reads one request by its PKB message id.
 func (s *Store) Request(ctx context.Context, messageID string) (Request, error) {
 	r, err := scanRequest(s.pool.QueryRow(ctx, `SELECT `+requestColumns+` FROM requests WHERE message_id = $1`, messageID))

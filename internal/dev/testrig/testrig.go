@@ -1,0 +1,124 @@
+// Package testrig builds Rebook's activities for a test against the real
+// store (a fresh PostgreSQL database), the PKB simulator over HTTP with a
+// real grant, and the fake Slack: the paths a real run takes, short of a
+// Temporal server.
+package testrig
+
+import (
+	"bytes"
+	"context"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/rebookhq/rebook/activities"
+	"github.com/rebookhq/rebook/internal/dev/pkbsim"
+	"github.com/rebookhq/rebook/internal/dev/slackfake"
+	"github.com/rebookhq/rebook/internal/dev/testdb"
+	"github.com/rebookhq/rebook/internal/pkb"
+	"github.com/rebookhq/rebook/internal/pkbauth"
+	"github.com/rebookhq/rebook/internal/slackmsg"
+	"github.com/rebookhq/rebook/internal/store"
+	"github.com/rebookhq/rebook/workflows"
+)
+
+// Requests stands in for the request workflows: which were started,
+// which were told of a change.
+type Requests struct {
+	mu       sync.Mutex
+	Started  map[string]bool
+	Signals  map[string][]activities.AppointmentUpdate
+	StartErr error
+}
+
+func (f *Requests) Start(_ context.Context, ref activities.MessageRef) (string, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	wid := workflows.RequestWorkflowID(ref.ID)
+	if f.StartErr != nil {
+		return "", false, f.StartErr
+	}
+	if f.Started[ref.ID] {
+		return wid, false, nil
+	}
+	f.Started[ref.ID] = true
+	return wid, true, nil
+}
+
+func (f *Requests) AppointmentChanged(_ context.Context, workflowID string, u activities.AppointmentUpdate) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.Signals[workflowID] = append(f.Signals[workflowID], u)
+	return nil
+}
+
+// Rig is the activities against a real store, the PKB simulator over HTTP
+// with a real grant, and the fake Slack, with the request workflows
+// replaced by Requests.
+type Rig struct {
+	Set      activities.Set
+	Store    *store.Store
+	Sim      *pkbsim.Server
+	DS       pkbsim.Dataset
+	Slack    *slackfake.Server
+	Requests *Requests
+}
+
+// New builds the rig for a test; everything stops when it ends.
+func New(t *testing.T) *Rig {
+	t.Helper()
+	ctx := context.Background()
+	st, err := store.Open(ctx, testdb.URL(t), bytes.Repeat([]byte{7}, 32))
+	require.NoError(t, err)
+	t.Cleanup(st.Close)
+	r := &Rig{Store: st, Requests: &Requests{Started: map[string]bool{}, Signals: map[string][]activities.AppointmentUpdate{}}}
+	r.DS = pkbsim.Generate(pkbsim.ScenarioOptions{Name: "small", Seed: 3, Requests: 40, MessagesUntil: time.Now().Add(-time.Minute)})
+	const redirect = "http://rebook.test/oauth/callback"
+	r.Sim = pkbsim.New(pkbsim.Config{ClientID: "c", ClientSecret: "s", RedirectURL: redirect, AutoApprove: true, Seed: 1}, r.DS)
+	srv := httptest.NewServer(r.Sim)
+	t.Cleanup(srv.Close)
+	oauth := pkb.OAuth(srv.URL, "c", "s", redirect)
+	require.NoError(t, pkbauth.AutoGrant(ctx, oauth, st))
+	client, err := pkb.New(pkb.Options{BaseURL: srv.URL, FHIRBaseURL: srv.URL + "/fhir", Tokens: &pkbauth.Tokens{Store: st, ClientID: "c"}})
+	require.NoError(t, err)
+	r.Slack = slackfake.New(nil)
+	t.Cleanup(r.Slack.Stop)
+	for _, ch := range []string{"rebook-triage", "rebook-admin", "rebook-cardiology"} {
+		r.Slack.AddChannel(ch)
+	}
+	p := activities.PKB{Client: client, GrantRetryDelay: time.Second}
+	sl, links := slackmsg.New("xoxb-test", r.Slack.GetAPIURL()), activities.Links{PublicURL: "http://rebook.test"}
+	notices := &activities.NoticeActivities{Slack: sl, TriageChannel: "rebook-triage", Links: links}
+	r.Set = activities.Set{
+		Poll:         &activities.PollActivities{PKB: p, Store: st, Requests: r.Requests, States: workflows.ReadModelStates},
+		Request:      &activities.RequestActivities{PKB: p},
+		Route:        &activities.RouteActivities{Store: st, Slack: sl, TriageChannel: "rebook-triage", Links: links, States: workflows.ReadModelStates},
+		Appointments: &activities.AppointmentActivities{PKB: p, Store: st, Requests: r.Requests},
+		Notices:      notices,
+		Grant:        &activities.GrantActivities{Store: st, OAuth: oauth, Errors: p, Notices: notices, AdminChannel: "rebook-admin", Links: links},
+	}
+	return r
+}
+
+// Expect is the scenario's first expectation of a kind.
+func (r *Rig) Expect(kind string) pkbsim.Expectation {
+	for _, e := range r.DS.Expect {
+		if e.Kind == kind {
+			return e
+		}
+	}
+	panic("scenario has no " + kind)
+}
+
+// Message is the scenario's message with this id.
+func (r *Rig) Message(id string) pkbsim.Message {
+	for _, m := range r.DS.Messages {
+		if m.ID == id {
+			return m
+		}
+	}
+	panic("no message " + id)
+}
