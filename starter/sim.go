@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rebookhq/rebook/internal/config"
+	"github.com/rebookhq/rebook/internal/frontdoor"
 	"github.com/rebookhq/rebook/internal/dev/pkbsim"
 	"github.com/rebookhq/rebook/internal/subject"
 )
@@ -126,7 +127,7 @@ func runSim(ctx context.Context, args []string) error {
 
 // serve runs h on l until ctx ends, then drains for up to 5 s.
 func serve(ctx context.Context, l net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv := frontdoor.Server(h)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	select {

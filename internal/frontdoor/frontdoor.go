@@ -4,8 +4,10 @@
 package frontdoor
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"html/template"
 	"log/slog"
 	"net/http"
@@ -46,14 +48,60 @@ func New(o Options) (http.Handler, error) {
 		if err != nil {
 			return nil, err
 		}
-		m.Handle("/codec/", cors(o.CodecOrigin, http.StripPrefix("/codec", h)))
+		m.Handle("/codec/", limitBody(codecBodyLimit, cors(o.CodecOrigin, http.StripPrefix("/codec", h))))
 	}
 	m.Handle("GET /healthz", health.Handler(health.Check{Name: "postgres", Ping: func(ctx context.Context) error { return o.Store.Pool().Ping(ctx) }}))
 	m.HandleFunc("GET /requests/{ref}", o.requestPage)
 	if o.Grant != nil {
 		o.Grant.Register(m)
 	}
-	return m, nil
+	return limitBody(bodyLimit, m), nil
+}
+
+// Body limits: the codec takes a page of payloads from the Web UI (each
+// payload is under Temporal's 2 MiB limit); nothing else takes more than
+// a Slack interaction.
+const (
+	bodyLimit      = 1 << 20
+	codecBodyLimit = 4 << 20
+)
+
+// limitBody answers 413 to a body over n bytes, before the handler reads
+// any of it, so a large POST cannot grow the process.
+func limitBody(n int64, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > n {
+			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, n))
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+				return
+			}
+			if err != nil {
+				http.Error(w, "could not read the request body", http.StatusBadRequest)
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// Server is the front door's HTTP server: every phase of a connection has
+// a deadline, so a slow or stalled client cannot hold one open.
+func Server(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
 }
 
 func cors(origin string, h http.Handler) http.Handler {

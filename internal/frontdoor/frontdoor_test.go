@@ -1,0 +1,55 @@
+package frontdoor_test
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/rebookhq/rebook/internal/frontdoor"
+)
+
+// Case 11: a body past the limit is refused with 413 before it is read
+// into memory, whether it says its length or is sent in chunks.
+func TestHazardFrontDoorRefusesOversizeBodies(t *testing.T) {
+	h, err := frontdoor.New(frontdoor.Options{EncryptionKey: bytes.Repeat([]byte{9}, 32)})
+	require.NoError(t, err)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+
+	big := bytes.Repeat([]byte("x"), 5<<20)
+	resp, err := http.Post(srv.URL+"/codec/decode", "application/json", bytes.NewReader(big))
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode, "declared length")
+
+	// io.MultiReader hides the length: the body arrives chunked.
+	resp, err = http.Post(srv.URL+"/codec/decode", "application/json", io.MultiReader(bytes.NewReader(big)))
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode, "chunked")
+
+	resp, err = http.Post(srv.URL+"/codec/decode", "application/json", strings.NewReader(`{"payloads":[]}`))
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "a small body is served")
+
+	resp, err = http.Post(srv.URL+"/requests/RB-1", "text/plain", bytes.NewReader(make([]byte, 2<<20)))
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode, "every path has a limit")
+}
+
+// Case 11: every phase of a connection has a deadline.
+func TestHazardFrontDoorServerHasDeadlines(t *testing.T) {
+	s := frontdoor.Server(http.NotFoundHandler())
+	assert.Positive(t, s.ReadHeaderTimeout)
+	assert.Positive(t, s.ReadTimeout)
+	assert.Positive(t, s.WriteTimeout)
+	assert.Positive(t, s.IdleTimeout)
+}
