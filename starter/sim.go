@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/rebookhq/rebook/internal/config"
-	"github.com/rebookhq/rebook/internal/frontdoor"
 	"github.com/rebookhq/rebook/internal/dev/pkbsim"
+	"github.com/rebookhq/rebook/internal/frontdoor"
 	"github.com/rebookhq/rebook/internal/subject"
 )
 
