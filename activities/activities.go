@@ -16,7 +16,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
-	"time"
 
 	"go.temporal.io/sdk/activity"
 )
@@ -101,16 +100,6 @@ type Requests interface {
 // workflow names them. The workflow owns them; the wiring passes them in.
 type States struct {
 	Received, Routed, Triaged string
-}
-
-// Clock is the time activities read; time.Now when nil.
-type Clock func() time.Time
-
-func (c Clock) now() time.Time {
-	if c != nil {
-		return c()
-	}
-	return time.Now()
 }
 
 // Ref is the opaque reference shown in Slack for a message id.

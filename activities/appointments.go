@@ -16,7 +16,6 @@ type AppointmentActivities struct {
 	PKB      PKB
 	Store    *store.Store
 	Requests Requests
-	Now      Clock
 }
 
 // CheckAppointment asks PKB, once, how a waiting request's appointment
@@ -57,7 +56,7 @@ func (a *AppointmentActivities) WatchAppointments(ctx context.Context) (int, err
 	}
 	since := time.UnixMilli(cursor)
 	if cursor == 0 {
-		since = a.Now.now().Add(-24 * time.Hour)
+		since = time.Now().Add(-24 * time.Hour)
 	}
 	// A millisecond of overlap: an update in the same millisecond as the
 	// last one seen is not missed; signalling twice is harmless.
@@ -79,7 +78,7 @@ func (a *AppointmentActivities) WatchAppointments(ctx context.Context) (int, err
 				patient = *p.Actor.Identifier.Value
 			}
 		}
-		created := a.Now.now()
+		created := time.Now()
 		if ap.Created != nil {
 			if t, err := time.Parse(time.RFC3339, *ap.Created); err == nil {
 				created = t
@@ -99,7 +98,7 @@ func (a *AppointmentActivities) WatchAppointments(ctx context.Context) (int, err
 	}
 	// A PKB clock ahead of ours must not push the cursor past changes yet
 	// to come.
-	if now := a.Now.now(); latest.After(now) {
+	if now := time.Now(); latest.After(now) {
 		latest = now
 	}
 	return signalled, a.Store.AdvanceCursor(ctx, AppointmentsCursor, latest.UnixMilli())

@@ -17,12 +17,10 @@ type GrantActivities struct {
 	Store *store.Store
 	// OAuth is PKB's OAuth configuration, for refreshes.
 	OAuth   *pkb.OAuthConfig
-	Errors  PKB // only its error mapping: refreshes go through OAuth
 	Notices *NoticeActivities
 	// AdminChannel is REBOOK_ADMIN_CHANNEL.
 	AdminChannel string
 	Links        Links
-	Now          Clock
 }
 
 // GrantInfo is the stored grant, without its tokens.
@@ -78,7 +76,7 @@ func (a *GrantActivities) RefreshGrant(ctx context.Context, clientID string) (Re
 		return RefreshResult{Refused: true, Reason: reason}, a.markNeeded(ctx, clientID, reason)
 	}
 	if err != nil {
-		return RefreshResult{}, a.Errors.err(err)
+		return RefreshResult{}, PKB{}.err(err)
 	}
 	if err := a.Store.SaveGrant(ctx, pkbauth.Grant(clientID, tok)); err != nil {
 		return RefreshResult{}, err
@@ -87,7 +85,7 @@ func (a *GrantActivities) RefreshGrant(ctx context.Context, clientID string) (Re
 }
 
 func (a *GrantActivities) markNeeded(ctx context.Context, clientID, reason string) error {
-	now := a.Now.now()
+	now := time.Now()
 	if err := a.Store.SaveGrant(ctx, store.Grant{ClientID: clientID, Status: store.GrantNeedsGrant, NeededSince: &now, LastError: reason}); err != nil {
 		return err
 	}

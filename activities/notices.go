@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"time"
 
 	"github.com/rebookhq/rebook/internal/slackmsg"
 )
@@ -12,14 +13,13 @@ type NoticeActivities struct {
 	// TriageChannel takes notices that name no channel.
 	TriageChannel string
 	Links         Links
-	Now           Clock
 }
 
 // UpdateCard redraws the request's Slack message, with its dashboard link.
 func (a *NoticeActivities) UpdateCard(ctx context.Context, in CardInput) error {
 	c := in.Card
 	c.DashboardURL = a.Links.Request(c.Ref)
-	return a.Slack.Update(ctx, in.ChannelID, in.TS, c, a.Now.now())
+	return a.Slack.Update(ctx, in.ChannelID, in.TS, c, time.Now())
 }
 
 // Notify posts a reminder or an escalation; no channel means the triage

@@ -24,7 +24,6 @@ type RouteActivities struct {
 	TriageSLAHours int
 	Links          Links
 	States         States
-	Now            Clock
 }
 
 // RouteToTeam picks the team from the routing rules (or triage), records
@@ -107,19 +106,16 @@ func (a *RouteActivities) postOnce(ctx context.Context, in RouteInput, r Route) 
 	}
 	ts := ""
 	if before.StartedAt != nil {
-		// An earlier attempt may have posted and lost the answer.
-		found := false
-		if ts, found, err = a.Slack.FindByRef(ctx, chID, r.Ref, before.StartedAt.Add(-time.Minute)); err != nil {
+		// An earlier attempt may have posted and lost the answer; ts stays
+		// empty when it did not.
+		if ts, _, err = a.Slack.FindByRef(ctx, chID, r.Ref, before.StartedAt.Add(-time.Minute)); err != nil {
 			return "", "", err
-		}
-		if !found {
-			ts = ""
 		}
 	}
 	if ts == "" {
 		c := in.Card
 		c.Ref, c.Triage, c.Reason, c.DashboardURL = r.Ref, r.Triage, r.Reason, a.Links.Request(r.Ref)
-		if _, ts, err = a.Slack.Post(ctx, chID, c, a.Now.now()); err != nil {
+		if _, ts, err = a.Slack.Post(ctx, chID, c, time.Now()); err != nil {
 			return "", "", err
 		}
 	}

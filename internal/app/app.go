@@ -127,7 +127,7 @@ func Activities(cfg config.Config, st *store.Store, tc client.Client, o WorkerOp
 			Links: links, States: workflows.ReadModelStates},
 		Appointments: &activities.AppointmentActivities{PKB: p, Store: st, Requests: wf},
 		Notices:      notices,
-		Grant:        &activities.GrantActivities{Store: st, OAuth: OAuth(cfg), Errors: p, Notices: notices, AdminChannel: cfg.AdminChannel, Links: links},
+		Grant:        &activities.GrantActivities{Store: st, OAuth: OAuth(cfg), Notices: notices, AdminChannel: cfg.AdminChannel, Links: links},
 	}, nil
 }
 
@@ -178,7 +178,7 @@ func Worker(cfg config.Config, st *store.Store, tc client.Client, o WorkerOption
 // WorkerHealth is the worker's /healthz: PostgreSQL and Temporal.
 func WorkerHealth(st *store.Store, tc client.Client) http.Handler {
 	return health.Handler(
-		health.Check{Name: "postgres", Ping: func(ctx context.Context) error { return st.Pool().Ping(ctx) }},
+		health.Check{Name: "postgres", Ping: st.Ping},
 		health.Check{Name: "temporal", Ping: func(ctx context.Context) error {
 			_, err := tc.CheckHealth(ctx, &client.CheckHealthRequest{})
 			return err

@@ -5,12 +5,12 @@ package frontdoor
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"html/template"
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/rebookhq/rebook/internal/codec"
@@ -48,14 +48,14 @@ func New(o Options) (http.Handler, error) {
 		if err != nil {
 			return nil, err
 		}
-		m.Handle("/codec/", limitBody(codecBodyLimit, cors(o.CodecOrigin, http.StripPrefix("/codec", h))))
+		m.Handle("/codec/", cors(o.CodecOrigin, http.StripPrefix("/codec", h)))
 	}
-	m.Handle("GET /healthz", health.Handler(health.Check{Name: "postgres", Ping: func(ctx context.Context) error { return o.Store.Pool().Ping(ctx) }}))
+	m.Handle("GET /healthz", health.Handler(health.Check{Name: "postgres", Ping: o.Store.Ping}))
 	m.HandleFunc("GET /requests/{ref}", o.requestPage)
 	if o.Grant != nil {
 		o.Grant.Register(m)
 	}
-	return limitBody(bodyLimit, m), nil
+	return limitBody(m), nil
 }
 
 // Body limits: the codec takes a page of payloads from the Web UI (each
@@ -66,10 +66,14 @@ const (
 	codecBodyLimit = 4 << 20
 )
 
-// limitBody answers 413 to a body over n bytes, before the handler reads
-// any of it, so a large POST cannot grow the process.
-func limitBody(n int64, h http.Handler) http.Handler {
+// limitBody answers 413 to a body over its path's limit, before the
+// handler reads any of it, so a large POST cannot grow the process.
+func limitBody(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := int64(bodyLimit)
+		if strings.HasPrefix(r.URL.Path, "/codec/") {
+			n = codecBodyLimit
+		}
 		if r.ContentLength > n {
 			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
 			return

@@ -34,6 +34,13 @@ func TestHazardFrontDoorRefusesOversizeBodies(t *testing.T) {
 	_ = resp.Body.Close()
 	assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode, "chunked")
 
+	// The codec's own limit is higher than the rest: a 2 MiB page of
+	// payloads reaches it (and is refused as JSON, not as too large).
+	resp, err = http.Post(srv.URL+"/codec/decode", "application/json", bytes.NewReader(make([]byte, 2<<20)))
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	assert.NotEqual(t, http.StatusRequestEntityTooLarge, resp.StatusCode, "a codec body under its 4 MiB limit")
+
 	resp, err = http.Post(srv.URL+"/codec/decode", "application/json", strings.NewReader(`{"payloads":[]}`))
 	require.NoError(t, err)
 	_ = resp.Body.Close()

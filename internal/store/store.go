@@ -58,8 +58,11 @@ func Open(ctx context.Context, databaseURL string, key []byte) (*Store, error) {
 // Close releases the pool.
 func (s *Store) Close() { s.pool.Close() }
 
-// Pool is the connection pool, for health checks.
+// Pool is the connection pool.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Ping checks that PostgreSQL answers, for health checks.
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 
 // EnsureDatabase creates the database named in databaseURL when it does
 // not exist, connecting to the server's postgres database to do so.

@@ -98,7 +98,7 @@ func New(t *testing.T) *Rig {
 		Route:        &activities.RouteActivities{Store: st, Slack: sl, TriageChannel: "rebook-triage", Links: links, States: workflows.ReadModelStates},
 		Appointments: &activities.AppointmentActivities{PKB: p, Store: st, Requests: r.Requests},
 		Notices:      notices,
-		Grant:        &activities.GrantActivities{Store: st, OAuth: oauth, Errors: p, Notices: notices, AdminChannel: "rebook-admin", Links: links},
+		Grant:        &activities.GrantActivities{Store: st, OAuth: oauth, Notices: notices, AdminChannel: "rebook-admin", Links: links},
 	}
 	return r
 }
