@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/samply/golang-fhir-models/fhir-models/fhir"
+
 	"github.com/rebookhq/rebook/internal/pkb"
 	"github.com/rebookhq/rebook/internal/store"
 )
@@ -19,27 +21,53 @@ type AppointmentActivities struct {
 }
 
 // CheckAppointment asks PKB, once, how a waiting request's appointment
-// stands: the safety net under the watcher, and what a Done click runs.
+// and the patient's other appointments in its specialty stand: the safety
+// net under the watcher, and what a Done click runs. The matched
+// appointment comes first; the workflow judges the rest as evidence. One
+// search for the patient answers it; a read only when the search does not
+// hold the appointment.
 func (a *AppointmentActivities) CheckAppointment(ctx context.Context, in CheckInput) ([]AppointmentUpdate, error) {
-	ap, err := a.PKB.Client.Appointment(ctx, in.AppointmentID)
-	if err != nil {
-		return nil, a.PKB.err(err)
+	var found []fhir.Appointment
+	if in.PatientID != "" {
+		var err error
+		if found, err = a.PKB.search(ctx, pkb.AppointmentQuery{PatientID: in.PatientID, Count: 100}); err != nil {
+			return nil, a.PKB.err(err)
+		}
 	}
-	u := AppointmentUpdate{AppointmentID: in.AppointmentID, Status: ap.Status.Code(), Start: startOf(ap)}
-	out := []AppointmentUpdate{u}
-	if in.RequestType == "change" && u.Status == "cancelled" {
-		booked, err := a.PKB.search(ctx, pkb.AppointmentQuery{PatientID: in.PatientID, Statuses: []string{"booked"}, UpdatedAfter: in.ReceivedAt, Count: 100})
+	ev := Evidence{AppointmentID: in.AppointmentID, SpecialtyCode: in.SpecialtyCode, ReceivedAt: in.ReceivedAt, Known: in.Known}
+	var own *AppointmentUpdate
+	var others []AppointmentUpdate
+	for _, ap := range found {
+		u := updateOf(ap)
+		switch {
+		case u.AppointmentID == in.AppointmentID:
+			own = &u
+		case u.SpecialtyCode == in.SpecialtyCode:
+			u.NewBooking = in.RequestType == "change" && ev.IsNewBooking(u)
+			others = append(others, u)
+		}
+	}
+	if own == nil {
+		ap, err := a.PKB.Client.Appointment(ctx, in.AppointmentID)
 		if err != nil {
 			return nil, a.PKB.err(err)
 		}
-		for _, b := range booked {
-			d := describe(b)
-			if d.SpecialtyCode == in.SpecialtyCode && d.AppointmentID != in.AppointmentID {
-				out = append(out, AppointmentUpdate{AppointmentID: d.AppointmentID, Status: d.Status, Start: d.Start, NewBooking: true})
-			}
+		u := updateOf(ap)
+		own = &u
+	}
+	return append([]AppointmentUpdate{*own}, others...), nil
+}
+
+// updateOf is what an update says of a FHIR appointment.
+func updateOf(ap fhir.Appointment) AppointmentUpdate {
+	d := describe(ap)
+	u := AppointmentUpdate{AppointmentID: d.AppointmentID, Status: d.Status, Start: d.Start, SpecialtyCode: d.SpecialtyCode}
+	if ap.Created != nil {
+		if t, err := time.Parse(time.RFC3339, *ap.Created); err == nil {
+			u.Created = t
 		}
 	}
-	return out, nil
+	return u
 }
 
 // WatchAppointments finds appointments PKB shows changed since the last
@@ -78,18 +106,23 @@ func (a *AppointmentActivities) WatchAppointments(ctx context.Context) (int, err
 				patient = *p.Actor.Identifier.Value
 			}
 		}
-		created := time.Now()
-		if ap.Created != nil {
-			if t, err := time.Parse(time.RFC3339, *ap.Created); err == nil {
-				created = t
-			}
+		u := updateOf(ap)
+		// Candidates only: each request judges the update against the
+		// appointments it recorded when it was matched.
+		bookedBy := u.Created
+		if bookedBy.IsZero() {
+			bookedBy = time.Now()
 		}
-		waiting, err := a.Store.WaitingFor(ctx, d.AppointmentID, patient, d.SpecialtyCode, created)
+		waiting, err := a.Store.WaitingFor(ctx, d.AppointmentID, patient, d.SpecialtyCode, bookedBy)
 		if err != nil {
 			return signalled, err
 		}
 		for _, w := range waiting {
-			u := AppointmentUpdate{AppointmentID: d.AppointmentID, Status: d.Status, Start: d.Start, NewBooking: w.AppointmentID != d.AppointmentID}
+			u := u
+			if w.AppointmentID != d.AppointmentID {
+				ev := Evidence{AppointmentID: w.AppointmentID, SpecialtyCode: w.SpecialtyCode, ReceivedAt: w.ReceivedAt}
+				u.NewBooking = ev.IsNewBooking(u)
+			}
 			if err := a.Requests.AppointmentChanged(ctx, w.WorkflowID, u); err != nil {
 				return signalled, err
 			}

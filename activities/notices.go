@@ -5,11 +5,15 @@ import (
 	"time"
 
 	"github.com/rebookhq/rebook/internal/slackmsg"
+	"github.com/rebookhq/rebook/internal/store"
 )
 
 // NoticeActivities redraw cards and post reminders and alerts in Slack.
 type NoticeActivities struct {
 	Slack *slackmsg.Client
+	// Store keeps which keyed notices were posted; without it a retry may
+	// post a keyed notice twice.
+	Store *store.Store
 	// TriageChannel takes notices that name no channel.
 	TriageChannel string
 	Links         Links
@@ -32,6 +36,28 @@ func (a *NoticeActivities) Notify(ctx context.Context, in NotifyInput) error {
 	if err != nil {
 		return err
 	}
-	_, err = a.Slack.Say(ctx, ch, in.ThreadTS, in.Text)
-	return err
+	if in.Key == "" || a.Store == nil {
+		_, err = a.Slack.Say(ctx, ch, in.ThreadTS, in.Text)
+		return err
+	}
+	before, err := a.Store.StartNotice(ctx, in.Key, ch)
+	if err != nil {
+		return err
+	}
+	if before.TS != "" {
+		return nil
+	}
+	ts := ""
+	if before.StartedAt != nil {
+		// An earlier attempt may have posted and lost the answer.
+		if ts, err = a.Slack.FindText(ctx, ch, in.ThreadTS, in.Text, before.StartedAt.Add(-time.Minute)); err != nil {
+			return err
+		}
+	}
+	if ts == "" {
+		if ts, err = a.Slack.Say(ctx, ch, in.ThreadTS, in.Text); err != nil {
+			return err
+		}
+	}
+	return a.Store.SetNoticeTS(ctx, in.Key, ts)
 }

@@ -46,3 +46,118 @@ func (p Progress) Actioned(requestType string) (bool, string) {
 	}
 	return false, ""
 }
+
+// Evidence is what PKB must show before a request is closed. The workflow
+// re-derives its verdict from the latest of each appointment at every
+// check; nothing seen once is kept as proof.
+type Evidence struct {
+	RequestType   string
+	AppointmentID string
+	Start         time.Time // the appointment's start when matched
+	SpecialtyCode string
+	ReceivedAt    time.Time
+	// Known are the ids of the patient's appointments in the specialty
+	// when the request was matched; nil when they were not recorded.
+	Known []string
+}
+
+// Verdict kinds.
+const (
+	VerdictOpen     = ""
+	VerdictActioned = "actioned" // what the patient asked for happened
+	VerdictEnded    = "ended"    // the appointment ended otherwise
+)
+
+// PassedGrace is how long after its start an appointment PKB still shows
+// unchanged counts as passed without action.
+const PassedGrace = 24 * time.Hour
+
+// FHIR appointment statuses the evidence reads.
+const (
+	statusBooked    = "booked"
+	statusCancelled = "cancelled"
+	statusNoShow    = "noshow"
+	statusFulfilled = "fulfilled"
+	statusInError   = "entered-in-error"
+	statusArrived   = "arrived"
+	statusCheckedIn = "checked-in"
+)
+
+// Verdict is what the evidence says of a request now.
+type Verdict struct {
+	Kind string
+	How  string // e.g. "cancelled and rebooked", "was marked did not attend"
+	// CancelledNotRebooked: a change request's appointment is cancelled
+	// and no new booking has appeared yet.
+	CancelledNotRebooked bool
+	Progress             Progress
+}
+
+// held: the appointment is booked, or took place, at the time it shows.
+func held(status string) bool {
+	switch status {
+	case statusBooked, statusArrived, statusCheckedIn, statusFulfilled, statusNoShow:
+		return true
+	}
+	return false
+}
+
+// IsNewBooking says whether u is a replacement booking: booked (not
+// pending or proposed), the same specialty, and new since the request:
+// not among the patient's appointments when it was matched, or, where PKB
+// gives a creation time, created after the request arrived. An update to
+// an appointment that existed before is not evidence.
+func (e Evidence) IsNewBooking(u AppointmentUpdate) bool {
+	if u.AppointmentID == "" || u.AppointmentID == e.AppointmentID || u.SpecialtyCode != e.SpecialtyCode {
+		return false
+	}
+	if u.Status != statusBooked && u.Status != statusArrived && u.Status != statusCheckedIn && u.Status != statusFulfilled {
+		return false
+	}
+	if e.Known != nil {
+		for _, id := range e.Known {
+			if id == u.AppointmentID {
+				return false
+			}
+		}
+		return true
+	}
+	return !u.Created.IsZero() && u.Created.After(e.ReceivedAt)
+}
+
+// Judge says whether the latest of each appointment (seen) shows the
+// request done, ended another way, or still open, at now.
+func (e Evidence) Judge(seen []AppointmentUpdate, now time.Time) Verdict {
+	orig := AppointmentUpdate{AppointmentID: e.AppointmentID, Start: e.Start}
+	rebooked := false
+	for _, u := range seen {
+		if u.AppointmentID == e.AppointmentID {
+			orig = u
+		} else if e.IsNewBooking(u) {
+			rebooked = true
+		}
+	}
+	moved := held(orig.Status) && !orig.Start.IsZero() && !orig.Start.Equal(e.Start)
+	v := Verdict{Progress: Progress{Cancelled: orig.Status == statusCancelled, Moved: moved, NewBooking: rebooked}}
+	switch {
+	case orig.Status == statusInError:
+		v.Kind, v.How = VerdictEnded, "was entered in error"
+	case e.RequestType == "cancel" && orig.Status == statusCancelled:
+		v.Kind, v.How = VerdictActioned, "cancelled"
+	case e.RequestType == "change" && moved:
+		v.Kind, v.How = VerdictActioned, "moved"
+	case e.RequestType == "change" && orig.Status == statusCancelled && rebooked:
+		v.Kind, v.How = VerdictActioned, "cancelled and rebooked"
+	case e.RequestType == "change" && orig.Status == statusCancelled:
+		// The team still owes the patient a new appointment.
+		v.CancelledNotRebooked = true
+	case orig.Status == statusCancelled:
+	case orig.Status == statusNoShow:
+		v.Kind, v.How = VerdictEnded, "was marked did not attend"
+	case orig.Status == statusFulfilled:
+		v.Kind, v.How = VerdictEnded, "was attended"
+	case !e.Start.IsZero() && now.After(e.Start.Add(PassedGrace)):
+		v.Kind, v.How = VerdictEnded, "passed with no change in PKB"
+	}
+	return v
+}

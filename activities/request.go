@@ -74,7 +74,20 @@ func (a *RequestActivities) MatchAppointment(ctx context.Context, in MatchInput)
 	if len(hits) > 1 {
 		return Match{Reason: fmt.Sprintf("%d appointments match the date, time and subject", len(hits))}, nil
 	}
-	return describe(hits[0]), nil
+	m := describe(hits[0])
+	// What the patient already has in the specialty: a booking not among
+	// these is new, whatever PKB says of its creation.
+	all, err := a.PKB.search(ctx, pkb.AppointmentQuery{PatientID: in.PatientID, Count: 100})
+	if err != nil {
+		return Match{}, a.PKB.err(err)
+	}
+	m.Known = []string{}
+	for _, ap := range all {
+		if d := describe(ap); d.SpecialtyCode == m.SpecialtyCode && d.AppointmentID != m.AppointmentID {
+			m.Known = append(m.Known, d.AppointmentID)
+		}
+	}
+	return m, nil
 }
 
 // ResolveNationalID reads the patient's NHS number from PKB and checks it.

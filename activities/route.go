@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
@@ -40,7 +41,7 @@ func (a *RouteActivities) RouteToTeam(ctx context.Context, in RouteInput) (Route
 	if r.ChannelID, r.TS, err = a.postOnce(ctx, in, r); err != nil {
 		return Route{}, err
 	}
-	return r, a.Store.Audit(ctx, store.AuditEntry{Actor: "rebook", Action: a.state(r), Subject: in.WorkflowID, Detail: map[string]string{
+	return r, a.Store.Audit(ctx, store.AuditEntry{Actor: "rebook", Action: a.state(r), Subject: in.WorkflowID, Key: in.WorkflowID + "#routed", Detail: map[string]string{
 		"team": r.Team, "channel": r.Channel, "reason": r.Reason, "appointment": in.AppointmentID,
 	}})
 }
@@ -124,7 +125,12 @@ func (a *RouteActivities) postOnce(ctx context.Context, in RouteInput, r Route) 
 
 // RecordState records a transition in the read model and the audit log.
 func (a *RouteActivities) RecordState(ctx context.Context, in StateInput) error {
+	audit := store.AuditEntry{Actor: in.Actor, Action: in.Action, Subject: in.WorkflowID, Detail: in.Detail}
+	if in.Seq > 0 {
+		audit.Key = fmt.Sprintf("%s#%d", in.WorkflowID, in.Seq)
+	}
 	return a.Store.ChangeState(ctx, store.StateChange{
 		MessageID: in.MessageID, State: in.State, ClaimedBy: in.ClaimedBy, ClosedBy: in.ClosedBy, CloseNote: in.CloseNote, Closed: in.Closed,
-	}, store.AuditEntry{Actor: in.Actor, Action: in.Action, Subject: in.WorkflowID, Detail: in.Detail})
+		Seq: in.Seq,
+	}, audit)
 }

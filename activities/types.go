@@ -42,6 +42,9 @@ type Match struct {
 	Clinic        string
 	Start         time.Time
 	Reason        string
+	// Known are the ids of the patient's appointments in the specialty at
+	// match time: a booking not among them is new.
+	Known []string
 }
 
 // NationalID says whether the patient's NHS number can be relied on. The
@@ -93,13 +96,17 @@ type Route struct {
 }
 
 // AppointmentUpdate is what PKB shows of an appointment a request waits on:
-// the appointment itself, or a new booking for the same patient and
-// specialty.
+// the appointment itself, or another of the same patient's in the same
+// specialty, which the workflow judges as evidence (Evidence.IsNewBooking).
 type AppointmentUpdate struct {
 	AppointmentID string
 	Status        string
 	Start         time.Time
+	// NewBooking is the activity's own verdict, which workflows recorded
+	// before close-on-evidence relied on.
 	NewBooking    bool
+	SpecialtyCode string
+	Created       time.Time // zero when PKB does not say
 }
 
 // CheckInput asks PKB about a waiting request's appointment.
@@ -109,6 +116,9 @@ type CheckInput struct {
 	SpecialtyCode string
 	RequestType   string
 	ReceivedAt    time.Time
+	// Known are the patient's appointments in the specialty when the
+	// request was matched (Match.Known).
+	Known []string
 }
 
 // StateInput records a transition.
@@ -123,6 +133,9 @@ type StateInput struct {
 	CloseNote  string
 	Closed     bool
 	Detail     map[string]string
+	// Seq numbers the workflow's writes: an older one never replaces a
+	// newer, and a retried one is audited once.
+	Seq int64
 }
 
 // CardInput redraws a request's Slack message. The activity fills in the
@@ -139,4 +152,7 @@ type NotifyInput struct {
 	Channel  string
 	ThreadTS string
 	Text     string
+	// Key, when set, makes the notice once-only: a retry after a lost
+	// response finds the earlier post instead of repeating it.
+	Key string
 }

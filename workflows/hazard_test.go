@@ -2,16 +2,25 @@ package workflows_test
 
 import (
 	"context"
+	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/rebookhq/rebook/activities"
 	"github.com/rebookhq/rebook/internal/dev/pkbsim"
 	"github.com/rebookhq/rebook/internal/dev/testrig"
+	"github.com/rebookhq/rebook/internal/store"
+	"github.com/rebookhq/rebook/internal/subject"
 	"github.com/rebookhq/rebook/workflows"
 )
 
@@ -92,4 +101,324 @@ func TestHazardMessageWithoutPatientGoesToTriage(t *testing.T) {
 	assert.True(t, row.Triage)
 	assert.Empty(t, row.AppointmentID, "matched to no one's appointment")
 	assert.Len(t, r.Slack.Roots("rebook-triage"), 1)
+}
+
+// chain runs a request through all its runs as a server would: each
+// continue-as-new starts the next run, with what it carried, in a fresh
+// test environment at the time the last one stopped. Events fire at their
+// time from the chain's start, whichever run is current.
+//
+// The test environment keeps no history, so the chain counts one as the
+// server would write it, erring high: the start and its workflow task (4),
+// each activity with the workflow task that follows it (6), each timer
+// started (1), fired with its workflow task (4) or cancelled (1), each
+// event from outside with its workflow task (4), version markers and
+// search-attribute upserts (4 a run), and the continue-as-new (1). The
+// workflow reads the count as its history length.
+type chain struct {
+	t       *testing.T
+	r       *testrig.Rig
+	events  []*timed
+	lengths []int // each run's history, as counted
+	env     *testsuite.TestWorkflowEnvironment
+}
+
+type timed struct {
+	after time.Duration
+	do    func()
+	done  bool
+}
+
+func (c *chain) at(after time.Duration, do func()) {
+	c.events = append(c.events, &timed{after: after, do: do})
+}
+
+// status queries the current run.
+func (c *chain) status() workflows.RequestStatus {
+	v, err := c.env.QueryWorkflow(workflows.QueryState)
+	require.NoError(c.t, err)
+	var st workflows.RequestStatus
+	require.NoError(c.t, v.Get(&st))
+	return st
+}
+
+// run takes the request from start to its end and says how it ended and
+// when.
+func (c *chain) run(ref activities.MessageRef, start time.Time) (workflows.Outcome, time.Time) {
+	var carried *workflows.Carried
+	now := start
+	for range 1000 {
+		env := realEnv(c.r)
+		c.env = env
+		env.SetStartTime(now)
+		n := 0
+		count := func(k int) { n += k; env.SetCurrentHistoryLength(n) }
+		count(4 + 4)
+		env.SetOnActivityStartedListener(func(*activity.Info, context.Context, converter.EncodedValues) { count(6) })
+		env.SetOnTimerScheduledListener(func(string, time.Duration) { count(1) })
+		env.SetOnTimerFiredListener(func(string) { count(4) })
+		env.SetOnTimerCanceledListener(func(string) { count(1) })
+		for _, e := range c.events {
+			if e.done {
+				continue
+			}
+			env.RegisterDelayedCallback(func() { e.done = true; count(4); e.do() }, start.Add(e.after).Sub(now))
+		}
+		env.ExecuteWorkflow(workflows.AppointmentRequestWorkflow, ref, carried)
+		require.True(c.t, env.IsWorkflowCompleted())
+		err := env.GetWorkflowError()
+		var can *workflow.ContinueAsNewError
+		if errors.As(err, &can) {
+			count(1)
+			c.lengths = append(c.lengths, n)
+			carried = nil
+			require.NoError(c.t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &ref, &carried))
+			require.NotNil(c.t, carried)
+			now = env.Now()
+			continue
+		}
+		require.NoError(c.t, err)
+		c.lengths = append(c.lengths, n)
+		var o workflows.Outcome
+		require.NoError(c.t, env.GetWorkflowResult(&o))
+		return o, env.Now()
+	}
+	c.t.Fatal("the request never ended")
+	return workflows.Outcome{}, time.Time{}
+}
+
+// routable is the scenario's first routable request of a type, its
+// message and its appointment.
+func routable(t *testing.T, r *testrig.Rig, typ subject.RequestType) (pkbsim.Message, pkbsim.Appointment) {
+	for _, e := range r.DS.Expect {
+		if e.Kind == pkbsim.KindRoutable && e.RequestType == typ {
+			for _, a := range r.DS.Appointments {
+				if a.ID == e.AppointmentID {
+					return r.Message(e.MessageID), a
+				}
+			}
+		}
+	}
+	t.Fatalf("scenario has no routable %s request", typ)
+	return pkbsim.Message{}, pkbsim.Appointment{}
+}
+
+// edit changes what the simulator serves.
+func edit(r *testrig.Rig, change func(ds *pkbsim.Dataset)) {
+	ds := r.Sim.Dataset()
+	change(&ds)
+	r.Sim.Load(ds)
+}
+
+func thread(r *testrig.Rig) []string {
+	var out []string
+	for _, m := range r.Slack.Messages() {
+		if m.ThreadTS != "" && m.ThreadTS != m.TS {
+			out = append(out, m.Text)
+		}
+	}
+	return out
+}
+
+// Case 1: a change request closes as rebooked only on a booked appointment
+// new since the request. An update to the patient's older appointment in
+// the same specialty, or a new one only pending, is not evidence; the team
+// is told "cancelled, not yet rebooked" and the request stays open until a
+// real rebooking.
+func TestHazardChangeClosesOnlyOnANewBooking(t *testing.T) {
+	r := testrig.New(t)
+	msg, a := routable(t, r, subject.Change)
+	older := a
+	older.ID, older.PlacerID, older.Status = "appt-older-followup", "placer-older", "booked"
+	older.Start, older.End = a.Start.AddDate(0, 2, 0), a.End.AddDate(0, 2, 0)
+	older.Created, older.LastUpdated = a.Created.AddDate(0, -1, 0), a.Created.AddDate(0, -1, 0)
+	edit(r, func(ds *pkbsim.Dataset) { ds.Appointments = append(ds.Appointments, older) })
+
+	c := &chain{t: t, r: r}
+	var atThree workflows.RequestStatus
+	c.at(time.Hour, func() {
+		require.NoError(t, r.Sim.Cancel(a.ID))
+		edit(r, func(ds *pkbsim.Dataset) {
+			for i := range ds.Appointments {
+				if ds.Appointments[i].ID == older.ID {
+					ds.Appointments[i].Comment, ds.Appointments[i].LastUpdated = "Bring your medication list", time.Now()
+				}
+			}
+			pending := a
+			pending.ID, pending.PlacerID, pending.Status = "appt-proposed", "placer-proposed", "pending"
+			pending.Start, pending.End = a.Start.AddDate(0, 0, 7), a.End.AddDate(0, 0, 7)
+			pending.Created, pending.LastUpdated = time.Now(), time.Now()
+			ds.Appointments = append(ds.Appointments, pending)
+		})
+	})
+	c.at(3*time.Hour, func() {
+		atThree = c.status()
+		_, err := r.Sim.Rebook(a.ID, a.Start.AddDate(0, 0, 14))
+		require.NoError(t, err)
+	})
+	start := time.Now()
+	o, closedAt := c.run(activities.MessageRef{ID: msg.ID, Timestamp: msg.Timestamp}, start)
+
+	assert.Contains(t, []string{workflows.StateRouted, workflows.StateTriaged}, atThree.State, "open at 3 h: cancelled, the older follow-up updated, a booking only pending")
+	assert.True(t, atThree.Progress.Cancelled)
+	assert.False(t, atThree.Progress.NewBooking)
+	assert.Contains(t, []string{workflows.StateCompleted, workflows.StateTriagedThenCompleted}, o.State)
+	assert.Contains(t, o.Note, "cancelled and rebooked")
+	assert.GreaterOrEqual(t, closedAt.Sub(start), 3*time.Hour, "closed only after the real rebooking")
+	told := 0
+	for _, text := range thread(r) {
+		if strings.Contains(text, "cancelled, not yet rebooked") {
+			told++
+		}
+	}
+	assert.Equal(t, 1, told, "the team is told once that the patient still needs a booking")
+}
+
+// Case 9: a request whose appointment ends without the change (did not
+// attend, attended, entered in error, or passed) is closed with that
+// outcome and the team told; a long wait continues as new.
+func TestHazardRequestEndsWithItsAppointment(t *testing.T) {
+	for _, tc := range []struct {
+		status, note string
+	}{{"noshow", "did not attend"}, {"fulfilled", "was attended"}, {"entered-in-error", "entered in error"}} {
+		t.Run(tc.status, func(t *testing.T) {
+			r := testrig.New(t)
+			msg, a := routable(t, r, subject.Cancel)
+			c := &chain{t: t, r: r}
+			c.at(time.Hour, func() {
+				edit(r, func(ds *pkbsim.Dataset) {
+					for i := range ds.Appointments {
+						if ds.Appointments[i].ID == a.ID {
+							ds.Appointments[i].Status, ds.Appointments[i].LastUpdated = tc.status, time.Now()
+						}
+					}
+				})
+			})
+			start := time.Now()
+			o, closedAt := c.run(activities.MessageRef{ID: msg.ID, Timestamp: msg.Timestamp}, start)
+			assert.Equal(t, workflows.StateEnded, o.State)
+			assert.Contains(t, o.Note, tc.note)
+			assert.Less(t, closedAt.Sub(start), 3*time.Hour, "found by the next check")
+			assert.True(t, slices.ContainsFunc(thread(r), func(s string) bool { return strings.Contains(s, tc.note) }), "the team is told")
+			row, err := r.Store.Request(context.Background(), msg.ID)
+			require.NoError(t, err)
+			assert.Equal(t, workflows.StateEnded, row.State)
+		})
+	}
+	t.Run("passed", func(t *testing.T) {
+		r := testrig.New(t)
+		msg, a := routable(t, r, subject.Cancel)
+		c := &chain{t: t, r: r}
+		start := a.Start.Add(-time.Hour)
+		o, closedAt := c.run(activities.MessageRef{ID: msg.ID, Timestamp: msg.Timestamp}, start)
+		assert.Equal(t, workflows.StateEnded, o.State)
+		assert.Contains(t, o.Note, "passed with no change")
+		assert.WithinDuration(t, a.Start.Add(activities.PassedGrace), closedAt, 2*time.Minute)
+	})
+}
+
+// Case 9: a 30-day wait, checked every 2 hours, keeps each run's history
+// at or below 50 events.
+func TestHazardThirtyDayWaitKeepsHistoryBounded(t *testing.T) {
+	r := testrig.New(t)
+	msg, a := routable(t, r, subject.Cancel)
+	c := &chain{t: t, r: r}
+	c.at(30*24*time.Hour, func() { require.NoError(t, r.Sim.Cancel(a.ID)) })
+	start := a.Start.Add(-40 * 24 * time.Hour)
+	before := r.Sim.Counters()
+	o, closedAt := c.run(activities.MessageRef{ID: msg.ID, Timestamp: msg.Timestamp}, start)
+	after := r.Sim.Counters()
+
+	assert.Contains(t, []string{workflows.StateCompleted, workflows.StateTriagedThenCompleted}, o.State)
+	assert.GreaterOrEqual(t, closedAt.Sub(start), 30*24*time.Hour)
+	assert.Greater(t, len(c.lengths), 10, "the wait continued as new")
+	for i, n := range c.lengths {
+		assert.LessOrEqual(t, n, 50, "run %d", i+1)
+	}
+	t.Logf("%d runs; longest %d events; PKB calls %v", len(c.lengths), slices.Max(c.lengths), diff(before, after))
+}
+
+func diff(before, after map[string]int64) map[string]int64 {
+	out := map[string]int64{}
+	for k, v := range after {
+		if d := v - before[k]; d != 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
+
+// Case 7: a claim whose write lands after the close's does not make a
+// closed request read "claimed", and the clicker is told it closed.
+func TestHazardClaimRacingCloseKeepsTheRequestClosed(t *testing.T) {
+	r := testrig.New(t)
+	msg, a := routable(t, r, subject.Cancel)
+	env := realEnv(r)
+	closeWritten := make(chan struct{})
+	env.OnActivity(routeA.RecordState, mock.Anything, mock.Anything).Return(func(ctx context.Context, in activities.StateInput) error {
+		if in.State == workflows.StateClaimed {
+			select { // the claim's write lands last
+			case <-closeWritten:
+			case <-time.After(5 * time.Second):
+			}
+		}
+		err := r.Set.Route.RecordState(ctx, in)
+		if in.Closed {
+			close(closeWritten)
+		}
+		return err
+	})
+	var answer string
+	var answerErr error
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(workflows.UpdateStaffAction, workflows.ActionClaim, &testsuite.TestUpdateCallback{
+			OnReject:   func(err error) { answerErr = err },
+			OnAccept:   func() {},
+			OnComplete: func(res any, err error) { answer, _ = res.(string); answerErr = err },
+		}, workflows.StaffAction{Action: workflows.ActionClaim, User: "U1"})
+		env.SignalWorkflow(workflows.SignalAppointmentChanged, activities.AppointmentUpdate{AppointmentID: a.ID, Status: "cancelled", Start: a.Start})
+	}, time.Hour)
+	env.ExecuteWorkflow(workflows.AppointmentRequestWorkflow, activities.MessageRef{ID: msg.ID, Timestamp: msg.Timestamp})
+	require.True(t, env.IsWorkflowCompleted())
+	require.NoError(t, env.GetWorkflowError())
+
+	row, err := r.Store.Request(context.Background(), msg.ID)
+	require.NoError(t, err)
+	assert.NotEqual(t, workflows.StateClaimed, row.State, "the late claim did not overwrite the close")
+	assert.NotNil(t, row.ClosedAt)
+	assert.Empty(t, answer)
+	require.Error(t, answerErr)
+	assert.Contains(t, answerErr.Error(), "closed while you claimed it")
+}
+
+// Case 10: a reminder whose response was lost is found on retry, not
+// posted twice; a retried state write is audited once.
+func TestHazardRetriedNoticesAndAuditRowsAreOnce(t *testing.T) {
+	r := testrig.New(t)
+	ctx := context.Background()
+	ch := r.Slack.AddChannel("rebook-cardiology")
+	root, err := r.Set.Notices.Slack.Say(ctx, ch, "", "card")
+	require.NoError(t, err)
+	in := activities.NotifyInput{Channel: ch, ThreadTS: root, Text: "Reminder: RB-1 is due within 6 h (SLA 24 h).", Key: workflows.RequestWorkflowID("m1") + "#reminder"}
+	r.Slack.FailNext("chat.postMessage", 1)
+	require.Error(t, r.Set.Notices.Notify(ctx, in), "the first answer is lost")
+	require.NoError(t, r.Set.Notices.Notify(ctx, in))
+	require.NoError(t, r.Set.Notices.Notify(ctx, in))
+	posted := 0
+	for _, text := range thread(r) {
+		if text == in.Text {
+			posted++
+		}
+	}
+	assert.Equal(t, 1, posted)
+
+	m := r.Message(r.Expect(pkbsim.KindRoutable).MessageID)
+	wid := workflows.RequestWorkflowID(m.ID)
+	require.NoError(t, r.Store.RecordReceived(ctx, store.Request{MessageID: m.ID, WorkflowID: wid, State: workflows.StateReceived, ReceivedAt: time.Now()}))
+	st := activities.StateInput{MessageID: m.ID, WorkflowID: wid, State: workflows.StateClaimed, Actor: "U1", Action: workflows.StateClaimed, ClaimedBy: "U1", Seq: 1}
+	require.NoError(t, r.Set.Route.RecordState(ctx, st))
+	require.NoError(t, r.Set.Route.RecordState(ctx, st))
+	trail, err := r.Store.AuditTrail(ctx, wid)
+	require.NoError(t, err)
+	assert.Len(t, trail, 1)
 }

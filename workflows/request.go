@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,6 +45,9 @@ const (
 	StateCompleted            = "completed"
 	StateTriagedThenCompleted = "triaged-then-completed"
 	StateClosedByStaff        = "closed by staff"
+	// StateEnded: the appointment ended (not attended, attended, entered
+	// in error, or passed) without the change the patient asked for.
+	StateEnded = "ended"
 )
 
 // ReadModelStates are the states activities record while routing.
@@ -75,7 +79,16 @@ type Outcome struct {
 // old path.
 const (
 	changeNoPatientTriage = "no-patient-triage"
+	// Close only on evidence re-derived at each check, end with the
+	// appointment, continue as new with bounded history.
+	changeCloseOnEvidence = "close-on-evidence"
 )
+
+// continueAfterEvents is the history length past which a waiting request
+// continues as new: one more turn of the wait (a notice, a timer, a check,
+// a reminder and an escalation, each with its workflow task) and the
+// continue-as-new stay within 50 events.
+const continueAfterEvents = 20
 
 // SafetyCheckEvery is how often a waiting request asks PKB itself, in case
 // the watcher missed a change. With the watcher's one search a few minutes
@@ -110,6 +123,35 @@ type request struct {
 	progress activities.Progress
 	updates  []activities.AppointmentUpdate
 	outcome  *Outcome
+
+	cancelledNotRebooked bool
+	seq                  int64 // numbers the read-model writes
+
+	// Since close-on-evidence: the latest of each appointment seen, and
+	// what the wait has done.
+	evidence bool
+	seen     []activities.AppointmentUpdate
+	waiting  Carried
+}
+
+// Carried is what a waiting request takes into its next run when it
+// continues as new; nil on the first run.
+type Carried struct {
+	Facts   activities.MessageFacts
+	Match   activities.Match
+	Flags   []string
+	Route   activities.Route
+	State   string
+	Claimed string
+	Seen    []activities.AppointmentUpdate
+	Pending []activities.AppointmentUpdate // signalled, not yet read
+	Seq     int64
+
+	WaitStart     time.Time
+	NextCheck     time.Time
+	Reminded      bool
+	Escalated     bool
+	ToldCancelled bool // the team was told "cancelled, not yet rebooked"
 }
 
 // AppointmentRequest takes one patient request from PKB to its end:
@@ -118,8 +160,15 @@ type request struct {
 // and escalating on the SLA, and reacting at once to staff's buttons.
 // Anything it cannot read or match goes to triage with the reason; bad
 // data never fails it.
-func AppointmentRequest(ctx workflow.Context, ref activities.MessageRef) (Outcome, error) {
+//
+// A long wait continues as new, carrying what it knows (carried).
+func AppointmentRequest(ctx workflow.Context, ref activities.MessageRef, carried *Carried) (Outcome, error) {
 	r := &request{ref: ref, wfID: workflow.GetInfo(ctx).WorkflowExecution.ID, state: StateReceived}
+	// Before the handlers: a button press waiting for this run is
+	// validated as soon as its handler is set.
+	if carried != nil {
+		r.resume(*carried)
+	}
 	if err := workflow.SetQueryHandler(ctx, QueryState, r.status); err != nil {
 		return Outcome{}, err
 	}
@@ -135,10 +184,12 @@ func AppointmentRequest(ctx workflow.Context, ref activities.MessageRef) (Outcom
 		}
 	})
 
-	if err := r.intake(ctx); err != nil {
-		return Outcome{}, err
+	if carried == nil {
+		if err := r.intake(ctx); err != nil {
+			return Outcome{}, err
+		}
 	}
-	if err := r.wait(ctx); err != nil {
+	if err := r.wait(ctx, signals); err != nil {
 		return Outcome{}, err
 	}
 	if err := r.close(ctx); err != nil {
@@ -244,7 +295,57 @@ func orUnknown(s string) string {
 	return s
 }
 
-func (r *request) apply(updates []activities.AppointmentUpdate) {
+func (r *request) resume(c Carried) {
+	r.facts, r.match, r.flags, r.route, r.state, r.claimed = c.Facts, c.Match, c.Flags, c.Route, c.State, c.Claimed
+	r.seen, r.updates, r.waiting, r.evidence, r.seq = c.Seen, c.Pending, c, true, c.Seq
+}
+
+// evidenceOf is what closing the request needs PKB to show.
+func (r *request) evidenceOf() activities.Evidence {
+	return activities.Evidence{RequestType: r.facts.Type, AppointmentID: r.match.AppointmentID, Start: r.match.Start,
+		SpecialtyCode: r.match.SpecialtyCode, ReceivedAt: r.facts.ReceivedAt, Known: r.match.Known}
+}
+
+// apply takes in what PKB shows: a check's whole answer (snapshot), which
+// replaces what was seen, or the watcher's single updates.
+func (r *request) apply(ctx workflow.Context, updates []activities.AppointmentUpdate, snapshot bool) {
+	if !r.evidence {
+		r.applyLatched(updates)
+		return
+	}
+	if snapshot {
+		r.seen = append([]activities.AppointmentUpdate(nil), updates...)
+	} else {
+		for _, u := range updates {
+			i := slices.IndexFunc(r.seen, func(s activities.AppointmentUpdate) bool { return s.AppointmentID == u.AppointmentID })
+			if i < 0 {
+				r.seen = append(r.seen, u)
+			} else {
+				r.seen[i] = u
+			}
+		}
+	}
+	if r.outcome != nil || !r.match.Found {
+		return
+	}
+	v := r.evidenceOf().Judge(r.seen, workflow.Now(ctx))
+	r.progress = v.Progress
+	switch v.Kind {
+	case activities.VerdictActioned:
+		state := StateCompleted
+		if r.route.Triage {
+			state = StateTriagedThenCompleted
+		}
+		r.outcome = &Outcome{State: state, Note: "PKB shows the appointment " + v.How}
+	case activities.VerdictEnded:
+		r.outcome = &Outcome{State: StateEnded, Note: "Ended without the requested change: the appointment " + v.How + "."}
+	}
+	r.cancelledNotRebooked = v.CancelledNotRebooked
+}
+
+// applyLatched is how requests started before close-on-evidence fold
+// updates: kept so their histories replay.
+func (r *request) applyLatched(updates []activities.AppointmentUpdate) {
 	for _, u := range updates {
 		r.progress = r.progress.Apply(u, r.match.AppointmentID, r.match.Start)
 	}
@@ -264,7 +365,7 @@ func (r *request) check(ctx workflow.Context) error {
 	var updates []activities.AppointmentUpdate
 	err := workflow.ExecuteActivity(withPKB(ctx), apptActs.CheckAppointment, activities.CheckInput{
 		AppointmentID: r.match.AppointmentID, PatientID: r.facts.PatientID, SpecialtyCode: r.match.SpecialtyCode,
-		RequestType: r.facts.Type, ReceivedAt: r.facts.ReceivedAt,
+		RequestType: r.facts.Type, ReceivedAt: r.facts.ReceivedAt, Known: r.match.Known,
 	}).Get(ctx, &updates)
 	if err != nil {
 		if _, berr := business(err, "checking the appointment"); berr == nil {
@@ -272,33 +373,72 @@ func (r *request) check(ctx workflow.Context) error {
 		}
 		return err
 	}
-	r.apply(updates)
+	r.apply(ctx, updates, true)
 	return nil
 }
 
-func (r *request) wait(ctx workflow.Context) error {
-	if r.match.Found {
-		// The PAS may have acted before the request was routed.
-		r.apply([]activities.AppointmentUpdate{{AppointmentID: r.match.AppointmentID, Status: r.match.Status, Start: r.match.Start}})
+// tell posts a line in the card's thread, once for its key.
+func (r *request) tell(ctx workflow.Context, key, text string) error {
+	in := activities.NotifyInput{Channel: r.route.ChannelID, ThreadTS: r.route.TS, Text: text, Key: r.wfID + "#" + key}
+	return workflow.ExecuteActivity(withSlack(ctx), noticeActs.Notify, in).Get(ctx, nil)
+}
+
+func (r *request) wait(ctx workflow.Context, signals workflow.ReceiveChannel) error {
+	w := &r.waiting
+	if w.WaitStart.IsZero() {
+		// Versioned: before it, evidence was latched and the wait had no
+		// end but the SLA's notices and staff.
+		r.evidence = workflow.GetVersion(ctx, changeCloseOnEvidence, workflow.DefaultVersion, 1) >= 1
+		if r.match.Found {
+			// The PAS may have acted before the request was routed.
+			r.apply(ctx, []activities.AppointmentUpdate{{AppointmentID: r.match.AppointmentID, Status: r.match.Status, Start: r.match.Start,
+				SpecialtyCode: r.match.SpecialtyCode}}, false)
+		}
+		w.WaitStart = workflow.Now(ctx)
+		w.NextCheck = w.WaitStart.Add(SafetyCheckEvery)
 	}
-	start := workflow.Now(ctx)
+	if r.evidence && len(r.updates) > 0 {
+		updates := r.updates
+		r.updates = nil
+		r.apply(ctx, updates, false)
+	} else if r.evidence && r.match.Found {
+		r.apply(ctx, nil, false)
+	}
 	sla := time.Duration(r.route.SLAHours) * time.Hour
-	remindAt, escalateAt := start.Add(sla*3/4), start.Add(sla)
-	nextCheck := start.Add(SafetyCheckEvery)
-	reminded, escalated := false, false
+	remindAt, escalateAt := w.WaitStart.Add(sla*3/4), w.WaitStart.Add(sla)
+	var passAt time.Time
+	if r.evidence && r.match.Found && !r.match.Start.IsZero() {
+		passAt = r.match.Start.Add(activities.PassedGrace + time.Minute)
+	}
 	sctx := withSlack(ctx)
 	for r.outcome == nil {
+		if r.evidence {
+			if workflow.GetInfo(ctx).GetCurrentHistoryLength() >= continueAfterEvents {
+				if err := r.continueAsNew(ctx, signals); err != nil || r.outcome != nil {
+					return err
+				}
+			}
+			if err := r.tellCancelled(ctx); err != nil {
+				return err
+			}
+		}
 		now := workflow.Now(ctx)
+		nextCheck := w.NextCheck
+		if !passAt.IsZero() && passAt.After(now) && passAt.Before(nextCheck) {
+			nextCheck = passAt
+		}
 		var next time.Time
 		for _, t := range []struct {
 			at time.Time
 			on bool
-		}{{nextCheck, r.match.Found}, {remindAt, !reminded}, {escalateAt, !escalated}} {
+		}{{nextCheck, r.match.Found}, {remindAt, !w.Reminded}, {escalateAt, !w.Escalated}} {
 			if t.on && (next.IsZero() || t.at.Before(next)) {
 				next = t.at
 			}
 		}
-		cond := func() bool { return r.outcome != nil || len(r.updates) > 0 }
+		cond := func() bool {
+			return r.outcome != nil || len(r.updates) > 0 || r.cancelledNotRebooked && !w.ToldCancelled
+		}
 		if next.IsZero() {
 			if err := workflow.Await(ctx, cond); err != nil {
 				return err
@@ -311,7 +451,7 @@ func (r *request) wait(ctx workflow.Context) error {
 		if len(r.updates) > 0 {
 			updates := r.updates
 			r.updates = nil
-			r.apply(updates)
+			r.apply(ctx, updates, false)
 		}
 		if r.outcome != nil {
 			break
@@ -321,24 +461,56 @@ func (r *request) wait(ctx workflow.Context) error {
 			if err := r.check(ctx); err != nil {
 				return err
 			}
-			nextCheck = workflow.Now(ctx).Add(SafetyCheckEvery)
+			w.NextCheck = workflow.Now(ctx).Add(SafetyCheckEvery)
 		}
-		if !reminded && !now.Before(remindAt) && r.outcome == nil {
-			reminded = true
+		if !w.Reminded && !now.Before(remindAt) && r.outcome == nil {
+			w.Reminded = true
 			text := fmt.Sprintf("Reminder: %s is due within %d h (SLA %d h).", r.route.Ref, r.route.SLAHours/4, r.route.SLAHours)
-			if err := workflow.ExecuteActivity(sctx, noticeActs.Notify, activities.NotifyInput{Channel: r.route.ChannelID, ThreadTS: r.route.TS, Text: text}).Get(ctx, nil); err != nil {
+			if err := workflow.ExecuteActivity(sctx, noticeActs.Notify, activities.NotifyInput{Channel: r.route.ChannelID, ThreadTS: r.route.TS, Text: text, Key: r.wfID + "#reminder"}).Get(ctx, nil); err != nil {
 				return err
 			}
 		}
-		if !escalated && !now.Before(escalateAt) && r.outcome == nil {
-			escalated = true
+		if !w.Escalated && !now.Before(escalateAt) && r.outcome == nil {
+			w.Escalated = true
 			text := fmt.Sprintf(":rotating_light: Overdue: %s for %s has passed its %d h SLA and is still open.", r.route.Ref, r.route.Team, r.route.SLAHours)
-			if err := workflow.ExecuteActivity(sctx, noticeActs.Notify, activities.NotifyInput{Text: text}).Get(ctx, nil); err != nil {
+			if err := workflow.ExecuteActivity(sctx, noticeActs.Notify, activities.NotifyInput{Text: text, Key: r.wfID + "#overdue"}).Get(ctx, nil); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// tellCancelled tells the team, once, that a change request's appointment
+// is cancelled with no new booking yet: the patient still needs one.
+func (r *request) tellCancelled(ctx workflow.Context) error {
+	if !r.cancelledNotRebooked || r.waiting.ToldCancelled || r.outcome != nil {
+		return nil
+	}
+	r.waiting.ToldCancelled = true
+	return r.tell(ctx, "cancelled-not-rebooked", fmt.Sprintf("PKB shows the appointment for %s cancelled, not yet rebooked: the request stays open until a new %s booking appears.",
+		r.route.Ref, orUnknown(r.match.Specialty)))
+}
+
+// continueAsNew starts the wait's next run with what this one knows, once
+// staff's button presses in progress have finished and every signal
+// received is carried. It returns nil, and the request closes in this run,
+// when a press meanwhile closed it.
+func (r *request) continueAsNew(ctx workflow.Context, signals workflow.ReceiveChannel) error {
+	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+		return err
+	}
+	if r.outcome != nil {
+		return nil
+	}
+	var u activities.AppointmentUpdate
+	for signals.ReceiveAsync(&u) {
+		r.updates = append(r.updates, u)
+	}
+	c := r.waiting
+	c.Facts, c.Match, c.Flags, c.Route, c.State, c.Claimed = r.facts, r.match, r.flags, r.route, r.state, r.claimed
+	c.Seen, c.Pending, c.Seq = r.seen, r.updates, r.seq
+	return workflow.NewContinueAsNewError(ctx, AppointmentRequestWorkflow, r.ref, &c)
 }
 
 // card is the request's Slack card as the workflow knows it: the one
@@ -357,8 +529,11 @@ func (r *request) card() card.Card {
 	}
 	if r.outcome != nil {
 		c.State, c.ClosedBy, c.CloseNote = card.Completed, r.outcome.ClosedBy, r.outcome.Note
-		if r.outcome.State == StateClosedByStaff {
+		switch r.outcome.State {
+		case StateClosedByStaff:
 			c.State = card.Closed
+		case StateEnded:
+			c.State = card.Ended
 		}
 	}
 	return c
@@ -372,10 +547,15 @@ func (r *request) redraw(ctx workflow.Context) error {
 
 func (r *request) close(ctx workflow.Context) error {
 	r.state = r.outcome.State
-	err := workflow.ExecuteActivity(withDB(ctx), routeActs.RecordState, activities.StateInput{
-		MessageID: r.ref.ID, WorkflowID: r.wfID, State: r.state, Actor: orRebook(r.outcome.ClosedBy), Action: r.state,
+	if r.outcome.State == StateEnded {
+		if err := r.tell(ctx, "ended", r.route.Ref+": "+r.outcome.Note); err != nil {
+			return err
+		}
+	}
+	err := r.record(ctx, activities.StateInput{
+		State: r.state, Actor: orRebook(r.outcome.ClosedBy), Action: r.state,
 		ClosedBy: r.outcome.ClosedBy, CloseNote: r.outcome.Note, Closed: true,
-	}).Get(ctx, nil)
+	})
 	if err != nil {
 		return err
 	}
@@ -386,6 +566,14 @@ func (r *request) close(ctx workflow.Context) error {
 		return err
 	}
 	return workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+}
+
+// record writes a transition to the read model and the audit log,
+// numbered so that a write landing late never replaces a newer one.
+func (r *request) record(ctx workflow.Context, in activities.StateInput) error {
+	r.seq++
+	in.MessageID, in.WorkflowID, in.Seq = r.ref.ID, r.wfID, r.seq
+	return workflow.ExecuteActivity(withDB(ctx), routeActs.RecordState, in).Get(ctx, nil)
 }
 
 func orRebook(user string) string {
@@ -425,14 +613,17 @@ func (r *request) staffAction(ctx workflow.Context, a StaffAction) (string, erro
 	switch a.Action {
 	case ActionClaim:
 		r.claimed, r.state = a.User, StateClaimed
-		err := workflow.ExecuteActivity(withDB(ctx), routeActs.RecordState, activities.StateInput{
-			MessageID: r.ref.ID, WorkflowID: r.wfID, State: StateClaimed, Actor: a.User, Action: StateClaimed, ClaimedBy: a.User,
-		}).Get(ctx, nil)
+		err := r.record(ctx, activities.StateInput{State: StateClaimed, Actor: a.User, Action: StateClaimed, ClaimedBy: a.User})
 		if err != nil {
 			return "", err
 		}
-		if err := workflow.UpsertTypedSearchAttributes(ctx, RequestStateKey.ValueSet(StateClaimed)); err != nil {
+		// The request may have closed while the claim was written: the
+		// search attribute shows the state now, not the claim's.
+		if err := workflow.UpsertTypedSearchAttributes(ctx, RequestStateKey.ValueSet(r.state)); err != nil {
 			return "", err
+		}
+		if r.outcome != nil {
+			return "", fmt.Errorf("%s closed while you claimed it: %s", r.route.Ref, r.outcome.Note)
 		}
 		return "You have claimed " + r.route.Ref + ".", r.redraw(ctx)
 	case ActionCantAction:

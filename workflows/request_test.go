@@ -77,7 +77,7 @@ func facts(typ string) activities.MessageFacts {
 	return activities.MessageFacts{PatientID: "pat-1", ReceivedAt: received, Readable: true, Type: typ, Start: apptAt, Subject: "Cardiology Outpatient Clinic"}
 }
 
-var found = activities.Match{Found: true, AppointmentID: "appt-1", Status: "pending", Specialty: "Cardiology", SpecialtyCode: "320", Clinic: "Clinic A", Start: apptAt}
+var found = activities.Match{Found: true, AppointmentID: "appt-1", Status: "pending", Specialty: "Cardiology", SpecialtyCode: "320", Clinic: "Clinic A", Start: apptAt, Known: []string{"appt-5"}}
 
 // intake mocks the first four activities and route-to-team.
 func (s *requestSuite) intake(f activities.MessageFacts, m activities.Match, n activities.NationalID, triage bool, sla int) {
@@ -179,9 +179,12 @@ func (s *requestSuite) TestChangeNeedsCancelAndNewBooking() {
 		s.Require().NoError(v.Get(&st))
 		stillOpen = st.State == workflows.StateRouted && st.Progress.Cancelled
 	}, 70*time.Minute)
-	s.signal(80*time.Minute, activities.AppointmentUpdate{AppointmentID: "appt-9", Status: "booked", Start: apptAt.Add(48 * time.Hour), NewBooking: true})
+	s.signal(80*time.Minute, activities.AppointmentUpdate{AppointmentID: "appt-9", Status: "booked", Start: apptAt.Add(48 * time.Hour), SpecialtyCode: "320"})
 	s.env.ExecuteWorkflow(workflows.AppointmentRequestWorkflow, ref)
 	s.True(stillOpen, "cancelled alone does not complete a change request")
+	s.Require().Len(s.notes, 1)
+	s.Equal("1.1", s.notes[0].ThreadTS)
+	s.Contains(s.notes[0].Text, "cancelled, not yet rebooked")
 	o := s.outcome()
 	s.Equal(workflows.StateCompleted, o.State)
 	s.Contains(o.Note, "cancelled and rebooked")
@@ -275,7 +278,7 @@ func (s *requestSuite) TestSLAReminderAndEscalation() {
 
 func (s *requestSuite) TestSafetyNetCheckFindsTheChange() {
 	s.intake(facts("cancel"), found, valid, false, 72)
-	s.env.OnActivity(apptA.CheckAppointment, mock.Anything, activities.CheckInput{AppointmentID: "appt-1", PatientID: "pat-1", SpecialtyCode: "320", RequestType: "cancel", ReceivedAt: received}).
+	s.env.OnActivity(apptA.CheckAppointment, mock.Anything, activities.CheckInput{AppointmentID: "appt-1", PatientID: "pat-1", SpecialtyCode: "320", RequestType: "cancel", ReceivedAt: received, Known: []string{"appt-5"}}).
 		Return([]activities.AppointmentUpdate{{AppointmentID: "appt-1", Status: "cancelled", Start: apptAt}}, nil).Once()
 	s.env.ExecuteWorkflow(workflows.AppointmentRequestWorkflow, ref)
 	s.Equal(workflows.StateCompleted, s.outcome().State)

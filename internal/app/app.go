@@ -119,7 +119,7 @@ func Activities(cfg config.Config, st *store.Store, tc client.Client, o WorkerOp
 	}
 	p := activities.PKB{Client: pc, GrantRetryDelay: o.GrantRetryDelay}
 	slack, links, wf := Slack(cfg), activities.Links{PublicURL: cfg.PublicURL}, wfclient.Client{Temporal: tc}
-	notices := &activities.NoticeActivities{Slack: slack, TriageChannel: cfg.TriageChannel, Links: links}
+	notices := &activities.NoticeActivities{Slack: slack, Store: st, TriageChannel: cfg.TriageChannel, Links: links}
 	return activities.Set{
 		Poll:    &activities.PollActivities{PKB: p, Store: st, Requests: wf, States: workflows.ReadModelStates, Overlap: cfg.PollOverlap},
 		Request: &activities.RequestActivities{PKB: p},

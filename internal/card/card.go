@@ -15,6 +15,7 @@ const (
 	Claimed   State = "claimed"
 	Completed State = "completed"
 	Closed    State = "closed" // closed by staff without action
+	Ended     State = "ended"  // the appointment ended without the change asked for
 )
 
 // Actionable says whether the card still carries its buttons.

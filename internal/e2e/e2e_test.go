@@ -331,7 +331,7 @@ func (s *stack) closeAll(t *testing.T, n int, wait time.Duration) map[string][]s
 	}
 
 	waitFor(t, "every request workflow closed", wait, func() bool {
-		done := s.count(t, "WorkflowType = 'AppointmentRequest' AND ExecutionStatus != 'Running'") >= int64(n)
+		done := s.count(t, "WorkflowType = 'AppointmentRequest' AND ExecutionStatus != 'Running' AND ExecutionStatus != 'ContinuedAsNew'") >= int64(n)
 		if !done && os.Getenv("E2E_DEBUG") != "" {
 			rows, _ := s.st.CountRequestsByState(ctx)
 			t.Logf("states %v; watch runs %d; counters %v", rows, s.count(t, "WorkflowType = 'WatchAppointments'"), s.sim.Counters())

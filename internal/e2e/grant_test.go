@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -44,11 +45,26 @@ func TestRevokedGrantPausesThenResumes(t *testing.T) {
 	const n = 100
 	s := start(t, n)
 	ctx := context.Background()
+	// The last two thirds arrive only after the revocation, so the pause
+	// is seen whatever the pace of the first third.
+	stamps := make([]int64, 0, len(s.ds.Messages))
+	for _, m := range s.ds.Messages {
+		stamps = append(stamps, m.Timestamp)
+	}
+	slices.Sort(stamps)
+	s.sim.HoldMessagesFrom(stamps[n/3])
+	first := 0
+	for _, ts := range stamps {
+		if ts < stamps[n/3] {
+			first++
+		}
+	}
 	require.NoError(t, s.startSchedules(ctx))
 
-	waitFor(t, "a third of the requests routed", limit(3*time.Minute), func() bool { return len(s.cards()) >= n/3 })
+	waitFor(t, "a third of the requests routed", limit(3*time.Minute), func() bool { return len(s.cards()) >= first })
 	s.sim.SetAutoApprove(false)
 	require.Equal(t, 1, s.sim.RevokeGrants())
+	s.sim.HoldMessagesFrom(0)
 
 	var ask string
 	waitFor(t, "the admins asked to grant access", limit(2*time.Minute), func() bool {

@@ -73,7 +73,7 @@ func Blocks(c card.Card, now time.Time) []slack.Block {
 		when = c.Start.In(subject.London()).Format("Mon 2 Jan 2006 15:04")
 	}
 	state := map[card.State]string{"": "Open", card.Open: "Open", card.Claimed: "Claimed by <@" + c.ClaimedBy + ">",
-		card.Completed: "Completed", card.Closed: "Closed by <@" + c.ClosedBy + ">"}[c.State]
+		card.Completed: "Completed", card.Closed: "Closed by <@" + c.ClosedBy + ">", card.Ended: "Ended without the change"}[c.State]
 	if state == "" {
 		state = string(c.State)
 	}
@@ -197,6 +197,43 @@ func (c *Client) FindByRef(ctx context.Context, channelID, ref string, oldest ti
 			return "", false, nil
 		}
 		params.Cursor = resp.ResponseMetaData.NextCursor
+	}
+}
+
+// FindText looks for a message with exactly this text, in the thread
+// when threadTS is set or else at the channel's top level, since oldest:
+// how a notice whose response was lost is found instead of repeated.
+func (c *Client) FindText(ctx context.Context, channelID, threadTS, text string, oldest time.Time) (string, error) {
+	since := fmt.Sprintf("%d.000000", oldest.Unix())
+	cursor := ""
+	for {
+		var msgs []slack.Message
+		var more bool
+		var next string
+		var err error
+		if threadTS != "" {
+			msgs, more, next, err = c.api.GetConversationRepliesContext(ctx, &slack.GetConversationRepliesParameters{
+				ChannelID: channelID, Timestamp: threadTS, Oldest: since, Cursor: cursor, Limit: 200})
+		} else {
+			var resp *slack.GetConversationHistoryResponse
+			resp, err = c.api.GetConversationHistoryContext(ctx, &slack.GetConversationHistoryParameters{
+				ChannelID: channelID, Oldest: since, Cursor: cursor, Limit: 200})
+			if err == nil {
+				msgs, more, next = resp.Messages, resp.HasMore, resp.ResponseMetaData.NextCursor
+			}
+		}
+		if err != nil {
+			return "", fmt.Errorf("slack: finding a notice: %w", err)
+		}
+		for _, m := range msgs {
+			if m.Text == text && m.Timestamp != threadTS {
+				return m.Timestamp, nil
+			}
+		}
+		if !more || next == "" {
+			return "", nil
+		}
+		cursor = next
 	}
 }
 

@@ -18,6 +18,9 @@ type AuditEntry struct {
 	Action  string
 	Subject string
 	Detail  map[string]string
+	// Key, when set, makes the entry once-only: a retry that writes it
+	// again adds nothing.
+	Key string
 }
 
 type execer interface {
@@ -35,8 +38,13 @@ func auditTx(ctx context.Context, db execer, e AuditEntry) error {
 			return err
 		}
 	}
-	_, err := db.Exec(ctx, `INSERT INTO audit_log (actor, action, subject, detail) VALUES ($1, $2, $3, $4)`,
-		e.Actor, e.Action, e.Subject, detail)
+	var key *string
+	if e.Key != "" {
+		key = &e.Key
+	}
+	_, err := db.Exec(ctx, `INSERT INTO audit_log (actor, action, subject, detail, dedupe_key) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING`,
+		e.Actor, e.Action, e.Subject, detail, key)
 	if err != nil {
 		return fmt.Errorf("store: audit: %w", err)
 	}

@@ -226,20 +226,26 @@ type StateChange struct {
 	ClosedBy  string
 	CloseNote string
 	Closed    bool
+	// Seq is the writer's sequence number: the request's workflow numbers
+	// its writes.
+	Seq int64
 }
 
 // ChangeState records a transition in the read model and the audit log,
 // in one transaction.
 func (s *Store) ChangeState(ctx context.Context, c StateChange, audit AuditEntry) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// A write older than the last one applied changes nothing; one
+		// without a sequence number (Seq 0) is applied as it comes.
 		_, err := tx.Exec(ctx, `
 			UPDATE requests SET state = $2,
 			    claimed_by = CASE WHEN $3 <> '' THEN $3 ELSE claimed_by END,
 			    closed_by = CASE WHEN $4 <> '' THEN $4 ELSE closed_by END,
 			    close_note = CASE WHEN $5 <> '' THEN $5 ELSE close_note END,
 			    closed_at = CASE WHEN $6 THEN COALESCE(closed_at, now()) ELSE closed_at END,
+			    state_seq = GREATEST(state_seq, $7),
 			    updated_at = now()
-			WHERE message_id = $1`, c.MessageID, c.State, c.ClaimedBy, c.ClosedBy, c.CloseNote, c.Closed)
+			WHERE message_id = $1 AND ($7 = 0 OR state_seq < $7)`, c.MessageID, c.State, c.ClaimedBy, c.ClosedBy, c.CloseNote, c.Closed, c.Seq)
 		if err != nil {
 			return fmt.Errorf("store: change state: %w", err)
 		}

@@ -9,6 +9,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -56,6 +58,22 @@ func (c Client) AppointmentChanged(ctx context.Context, workflowID string, u act
 // StaffAction applies a staff action to a request and waits for its
 // answer: what to tell the person, or why it was refused.
 func (c Client) StaffAction(ctx context.Context, workflowID string, a workflows.StaffAction) (string, error) {
+	for attempt := 0; ; attempt++ {
+		msg, err := c.staffAction(ctx, workflowID, a)
+		// A request continuing as new closes one run and opens the next: an
+		// update caught between them goes to the new run.
+		if err == nil || attempt == 4 || !c.continued(ctx, workflowID, err) {
+			return msg, err
+		}
+		select {
+		case <-ctx.Done():
+			return "", err
+		case <-time.After(time.Duration(attempt+1) * 200 * time.Millisecond):
+		}
+	}
+}
+
+func (c Client) staffAction(ctx context.Context, workflowID string, a workflows.StaffAction) (string, error) {
 	handle, err := c.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID: workflowID, UpdateName: workflows.UpdateStaffAction, Args: []interface{}{a},
 		WaitForStage: client.WorkflowUpdateStageCompleted,
@@ -66,6 +84,17 @@ func (c Client) StaffAction(ctx context.Context, workflowID string, a workflows.
 	var msg string
 	err = handle.Get(ctx, &msg)
 	return msg, err
+}
+
+// continued says whether err came from a run that closed while the
+// workflow goes on in a newer one.
+func (c Client) continued(ctx context.Context, workflowID string, err error) bool {
+	var nf *serviceerror.NotFound
+	if !errors.As(err, &nf) && !strings.Contains(err.Error(), "workflow execution already completed") {
+		return false
+	}
+	d, derr := c.Temporal.DescribeWorkflowExecution(ctx, workflowID, "")
+	return derr == nil && d.GetWorkflowExecutionInfo().GetStatus() == enums.WORKFLOW_EXECUTION_STATUS_RUNNING
 }
 
 // StartTokenKeeper starts the TokenKeeper for a PKB client, or leaves the

@@ -253,6 +253,15 @@ func (s *Server) Dataset() Dataset {
 	return ds
 }
 
+// HoldMessagesFrom keeps messages stamped at or after ms out of every
+// read until it is called with 0: for tests that need some messages to
+// arrive only after something has happened.
+func (s *Server) HoldMessagesFrom(ms int64) {
+	s.mu.Lock()
+	s.holdFrom = ms
+	s.mu.Unlock()
+}
+
 // SetFaults replaces the injected faults.
 func (s *Server) SetFaults(f Faults) {
 	s.mu.Lock()

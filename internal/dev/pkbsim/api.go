@@ -62,7 +62,7 @@ func (s *Server) messagesAfter(w http.ResponseWriter, r *http.Request) {
 	s.applyDuePAS(now)
 	page := []pkb.Message{}
 	for _, m := range s.data.Messages {
-		if m.Timestamp <= after || (pendingOnly && !m.Pending) {
+		if m.Timestamp <= after || (pendingOnly && !m.Pending) || (s.holdFrom > 0 && m.Timestamp >= s.holdFrom) {
 			continue
 		}
 		if len(page) >= s.cfg.PageSize && m.Timestamp != page[len(page)-1].Timestamp {

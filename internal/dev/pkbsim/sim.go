@@ -64,6 +64,7 @@ type Server struct {
 	faults   Faults
 	dice     *mrand.Rand
 	counters map[string]int64
+	holdFrom int64 // messages stamped from here are not served yet
 }
 
 // New makes a simulator serving ds.

@@ -52,6 +52,7 @@ func New(onPost func(Message)) *Server {
 		c.Handle("/chat.update", s.update)
 		c.Handle("/chat.postEphemeral", s.ephemeral)
 		c.Handle("/conversations.history", s.history)
+		c.Handle("/conversations.replies", s.replies)
 		c.Handle("/conversations.list", s.list)
 	})
 	s.Start()
@@ -196,6 +197,20 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		out = append(out, map[string]any{"type": "message", "ts": m.TS, "text": m.Text})
+	}
+	s.mu.Unlock()
+	reply(w, map[string]any{"messages": out, "has_more": false})
+}
+
+func (s *Server) replies(w http.ResponseWriter, r *http.Request) {
+	id, thread, oldest := r.FormValue("channel"), r.FormValue("ts"), r.FormValue("oldest")
+	s.mu.Lock()
+	var out []map[string]any
+	for _, m := range s.msgs { // oldest first, as Slack
+		if m.Channel != id || m.Ephemeral || (m.TS != thread && m.ThreadTS != thread) || (oldest != "" && m.TS < oldest) {
+			continue
+		}
+		out = append(out, map[string]any{"type": "message", "ts": m.TS, "thread_ts": thread, "text": m.Text})
 	}
 	s.mu.Unlock()
 	reply(w, map[string]any{"messages": out, "has_more": false})
