@@ -31,7 +31,7 @@ func (a *AppointmentActivities) CheckAppointment(ctx context.Context, in CheckIn
 	if in.PatientID != "" {
 		var err error
 		if found, err = a.PKB.search(ctx, pkb.AppointmentQuery{PatientID: in.PatientID, Count: 100}); err != nil {
-			return nil, a.PKB.err(err)
+			return nil, a.PKB.err(ctx, err)
 		}
 	}
 	ev := Evidence{AppointmentID: in.AppointmentID, SpecialtyCode: in.SpecialtyCode, ReceivedAt: in.ReceivedAt, Known: in.Known}
@@ -50,7 +50,7 @@ func (a *AppointmentActivities) CheckAppointment(ctx context.Context, in CheckIn
 	if own == nil {
 		ap, err := a.PKB.Client.Appointment(ctx, in.AppointmentID)
 		if err != nil {
-			return nil, a.PKB.err(err)
+			return nil, a.PKB.err(ctx, err)
 		}
 		u := updateOf(ap)
 		own = &u
@@ -90,7 +90,7 @@ func (a *AppointmentActivities) WatchAppointments(ctx context.Context) (int, err
 	// last one seen is not missed; signalling twice is harmless.
 	changed, err := a.PKB.search(ctx, pkb.AppointmentQuery{UpdatedAfter: since.Add(-time.Millisecond), SortByLastUpdated: true, Count: 100})
 	if err != nil {
-		return 0, a.PKB.err(err)
+		return 0, a.PKB.err(ctx, err)
 	}
 	latest, signalled := since, 0
 	for _, ap := range changed {

@@ -19,12 +19,24 @@ type PKB struct {
 	// GrantRetryDelay is how long an activity waits before trying PKB
 	// again while no grant is in force; 5 minutes if zero.
 	GrantRetryDelay time.Duration
+	// Forbidden pauses all PKB work when a 403 turns out to be grant-wide.
+	Forbidden func(ctx context.Context) error
 }
 
 // err turns a PKB failure into what Temporal should do with it: retry
 // (after Retry-After, or a long pause while the grant is missing) or stop,
-// with no patient data in the message.
-func (p PKB) err(err error) error {
+// with no patient data in the message. A 403 is asked again of a call
+// that names no patient: refused too, the grant itself is withdrawn and
+// all work pauses; answered, the refusal is this patient's record alone.
+func (p PKB) err(ctx context.Context, err error) error {
+	if pkb.IsKind(err, pkb.KindForbidden) && p.Forbidden != nil && p.Client != nil {
+		if perr := p.Client.Probe(ctx); pkb.IsKind(perr, pkb.KindForbidden) {
+			if ferr := p.Forbidden(ctx); ferr != nil {
+				return ferr
+			}
+			err = pkbauth.ErrGrantNeeded
+		}
+	}
 	if errors.Is(err, pkbauth.ErrGrantNeeded) {
 		d := p.GrantRetryDelay
 		if d == 0 {

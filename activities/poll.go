@@ -38,7 +38,7 @@ func (a *PollActivities) LoadCursor(ctx context.Context) (int64, error) {
 func (a *PollActivities) ReadMessages(ctx context.Context, after int64) ([]MessageRef, error) {
 	page, err := a.PKB.Client.MessagesAfter(ctx, after, true)
 	if err != nil {
-		return nil, a.PKB.err(err)
+		return nil, a.PKB.err(ctx, err)
 	}
 	refs := make([]MessageRef, len(page))
 	for i, m := range page {

@@ -24,7 +24,7 @@ type RequestActivities struct {
 func (a *RequestActivities) FetchMessage(ctx context.Context, ref MessageRef) (MessageFacts, error) {
 	m, err := a.PKB.Client.Message(ctx, ref.ID, ref.Timestamp)
 	if err != nil {
-		return MessageFacts{}, a.PKB.err(err)
+		return MessageFacts{}, a.PKB.err(ctx, err)
 	}
 	return readSubject(m), nil
 }
@@ -57,7 +57,7 @@ func (a *RequestActivities) MatchAppointment(ctx context.Context, in MatchInput)
 	}
 	pending, err := a.PKB.search(ctx, pkb.AppointmentQuery{PatientID: in.PatientID, Statuses: []string{"pending"}, Count: 100})
 	if err != nil {
-		return Match{}, a.PKB.err(err)
+		return Match{}, a.PKB.err(ctx, err)
 	}
 	hits := pick(pending)
 	if len(hits) == 0 {
@@ -65,7 +65,7 @@ func (a *RequestActivities) MatchAppointment(ctx context.Context, in MatchInput)
 		from := time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, subject.London())
 		sameDay, err := a.PKB.search(ctx, pkb.AppointmentQuery{PatientID: in.PatientID, From: from, Before: from.AddDate(0, 0, 1), Count: 100})
 		if err != nil {
-			return Match{}, a.PKB.err(err)
+			return Match{}, a.PKB.err(ctx, err)
 		}
 		if hits = pick(sameDay); len(hits) == 0 {
 			return Match{Reason: "no appointment for this patient at that date, time and subject"}, nil
@@ -79,7 +79,7 @@ func (a *RequestActivities) MatchAppointment(ctx context.Context, in MatchInput)
 	// these is new, whatever PKB says of its creation.
 	all, err := a.PKB.search(ctx, pkb.AppointmentQuery{PatientID: in.PatientID, Count: 100})
 	if err != nil {
-		return Match{}, a.PKB.err(err)
+		return Match{}, a.PKB.err(ctx, err)
 	}
 	m.Known = []string{}
 	for _, ap := range all {
@@ -97,7 +97,7 @@ func (a *RequestActivities) ResolveNationalID(ctx context.Context, patientID str
 		return NationalID{Status: NHSNoPatient, Reason: "PKB has no patient record for the sender"}, nil
 	}
 	if err != nil {
-		return NationalID{}, a.PKB.err(err)
+		return NationalID{}, a.PKB.err(ctx, err)
 	}
 	id := pkb.NHSNumberOf(p)
 	if id.Number == "" {

@@ -3,6 +3,8 @@ package activities
 import (
 	"context"
 	"fmt"
+
+	"go.temporal.io/sdk/activity"
 	"strings"
 	"time"
 
@@ -25,7 +27,15 @@ type RouteActivities struct {
 	TriageSLAHours int
 	Links          Links
 	States         States
+	// Notices alert AdminChannel, once per channel, when a team's channel
+	// cannot take posts.
+	Notices      *NoticeActivities
+	AdminChannel string
 }
+
+// teamPostAttempts bounds how often a post to a team's channel is tried
+// before the request goes to triage instead.
+const teamPostAttempts = 8
 
 // RouteToTeam picks the team from the routing rules (or triage), records
 // the request, posts its card to the team's channel exactly once, and
@@ -39,11 +49,50 @@ func (a *RouteActivities) RouteToTeam(ctx context.Context, in RouteInput) (Route
 		return Route{}, err
 	}
 	if r.ChannelID, r.TS, err = a.postOnce(ctx, in, r); err != nil {
-		return Route{}, err
+		if r, err = a.fallBack(ctx, in, r, err); err != nil {
+			return Route{}, err
+		}
 	}
 	return r, a.Store.Audit(ctx, store.AuditEntry{Actor: "rebook", Action: a.state(r), Subject: in.WorkflowID, Key: in.WorkflowID + "#routed", Detail: map[string]string{
 		"team": r.Team, "channel": r.Channel, "reason": r.Reason, "appointment": in.AppointmentID,
 	}})
+}
+
+// fallBack sends a request whose team channel cannot take the card to
+// triage with the reason: at once when Slack says the channel is wrong,
+// archived or closed to the app (and the admins are told, once per
+// channel), or after teamPostAttempts of other failures. A failure to post
+// to triage itself is returned, to be retried.
+func (a *RouteActivities) fallBack(ctx context.Context, in RouteInput, r Route, err error) (Route, error) {
+	if r.Triage {
+		return r, err
+	}
+	code, undeliverable := slackmsg.Undeliverable(err)
+	if !undeliverable && (!activity.IsActivity(ctx) || activity.GetInfo(ctx).Attempt < teamPostAttempts) {
+		return r, err
+	}
+	reason := fmt.Sprintf("Slack would not take the card in #%s (%s)", strings.TrimPrefix(r.Channel, "#"), code)
+	if !undeliverable {
+		reason = fmt.Sprintf("Slack kept failing to post the card in #%s", strings.TrimPrefix(r.Channel, "#"))
+	}
+	if undeliverable && a.Notices != nil && a.AdminChannel != "" {
+		text := fmt.Sprintf(":warning: Rebook cannot post to #%s (%s): requests for %s go to triage until the routing rule or the channel is fixed (`starter rules import` checks every channel).",
+			strings.TrimPrefix(r.Channel, "#"), code, r.Team)
+		if err := a.Notices.Notify(ctx, NotifyInput{Channel: a.AdminChannel, Text: text, Key: "undeliverable-channel/" + r.Channel}); err != nil {
+			return r, err
+		}
+	}
+	t := r
+	t.Triage, t.Reason = true, reason
+	t.Team, t.Channel, t.SLAHours = TriageTeam, a.TriageChannel, a.TriageSLAHours
+	if t.SLAHours == 0 {
+		t.SLAHours = 24
+	}
+	if err := a.record(ctx, in, t); err != nil {
+		return r, err
+	}
+	t.ChannelID, t.TS, err = a.postOnce(ctx, in, t)
+	return t, err
 }
 
 // pick chooses the team: the first matching rule, or triage with the

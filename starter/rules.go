@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/rebookhq/rebook/internal/config"
 	"github.com/rebookhq/rebook/internal/routing"
+	"github.com/rebookhq/rebook/internal/slackmsg"
 	"github.com/rebookhq/rebook/internal/store"
 )
 
@@ -81,6 +83,14 @@ func runRules(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
+		if cfg.SlackBotToken == "" {
+			fmt.Println("channels not checked: SLACK_BOT_TOKEN is not set")
+		} else if bad := badChannels(ctx, slackmsg.New(cfg.SlackBotToken, cfg.SlackAPIURL), rules); len(bad) > 0 {
+			for _, b := range bad {
+				fmt.Fprintln(os.Stderr, b)
+			}
+			return fmt.Errorf("%d channel(s) cannot take Rebook's posts; nothing imported", len(bad))
+		}
 		if err := importRules(ctx, st, rules, "starter rules import"); err != nil {
 			return err
 		}
@@ -88,6 +98,23 @@ func runRules(ctx context.Context, args []string) error {
 		return nil
 	}
 	return errors.New(rulesUsage)
+}
+
+// badChannels checks each rule's channel against Slack, once per channel,
+// and says which cannot take posts and why.
+func badChannels(ctx context.Context, sl *slackmsg.Client, rules []store.Rule) []string {
+	var bad []string
+	seen := map[string]bool{}
+	for _, r := range rules {
+		if seen[r.SlackChannel] {
+			continue
+		}
+		seen[r.SlackChannel] = true
+		if err := sl.CheckChannel(ctx, r.SlackChannel); err != nil {
+			bad = append(bad, fmt.Sprintf("#%s (team %s): %v", strings.TrimPrefix(r.SlackChannel, "#"), r.Team, err))
+		}
+	}
+	return bad
 }
 
 func importRules(ctx context.Context, st *store.Store, rules []store.Rule, actor string) error {

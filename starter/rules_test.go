@@ -4,11 +4,13 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/rebookhq/rebook/internal/dev/slackfake"
 	"github.com/rebookhq/rebook/internal/dev/testdb"
 	"github.com/rebookhq/rebook/internal/routing"
 )
@@ -47,4 +49,33 @@ func mustOpen(t *testing.T, path string) *os.File {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = f.Close() })
 	return f
+}
+
+// Case 4: an import naming a channel Slack does not have is refused, with
+// the bad channel named, and changes nothing.
+func TestHazardRulesImportChecksEveryChannel(t *testing.T) {
+	t.Setenv("DATABASE_URL", testdb.URL(t))
+	sl := slackfake.New(nil)
+	t.Cleanup(sl.Stop)
+	t.Setenv("SLACK_BOT_TOKEN", "xoxb-test")
+	t.Setenv("SLACK_API_URL", sl.GetAPIURL())
+	rules, err := routing.ReadCSV(strings.NewReader(routing.DemoCSV))
+	require.NoError(t, err)
+	for _, r := range rules[1:] {
+		sl.AddChannel(r.SlackChannel)
+	}
+	path := filepath.Join(t.TempDir(), "rules.csv")
+	require.NoError(t, os.WriteFile(path, []byte(routing.DemoCSV), 0o600))
+
+	ctx := context.Background()
+	err = runRules(ctx, []string{"import", path})
+	require.Error(t, err, "#%s is missing", rules[0].SlackChannel)
+	assert.Contains(t, err.Error(), "nothing imported")
+	out := filepath.Join(t.TempDir(), "after.csv")
+	require.NoError(t, runRules(ctx, []string{"export", out}))
+	after, err := routing.ReadCSV(mustOpen(t, out))
+	require.NoError(t, err)
+	assert.Empty(t, after, "a refused import changes nothing")
+	sl.AddChannel(rules[0].SlackChannel)
+	require.NoError(t, runRules(ctx, []string{"import", path}))
 }

@@ -44,6 +44,16 @@ func run(log *slog.Logger, healthAddr string) error {
 	if err != nil {
 		return err
 	}
+	// A keeper that was terminated, or never started, is started here: no
+	// one has to run `starter schedule` to bring PKB access back.
+	if cfg.PKBClientID != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := app.StartTokenKeeper(ctx, conns.Temporal, cfg)
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
 	if healthAddr != "" {
 		l, err := net.Listen("tcp", healthAddr)
 		if err != nil {

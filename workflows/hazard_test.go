@@ -12,7 +12,9 @@ import (
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
@@ -421,4 +423,144 @@ func TestHazardRetriedNoticesAndAuditRowsAreOnce(t *testing.T) {
 	trail, err := r.Store.AuditTrail(ctx, wid)
 	require.NoError(t, err)
 	assert.Len(t, trail, 1)
+}
+
+// Case 3: PKB rejecting the client's credentials (a rotated secret) does
+// not stop the TokenKeeper: the grant says why, the admins are told once
+// what to fix, and once it is fixed the keeper resumes by itself.
+func TestHazardKeeperSurvivesARejectedClientSecret(t *testing.T) {
+	r := testrig.New(t)
+	good := *r.Set.Grant.OAuth
+	bad := good
+	bad.ClientSecret = "rotated-at-pkb"
+	r.Set.Grant.OAuth = &bad
+
+	env := realEnv(r)
+	r.Clock = env.Now
+	var during, after workflows.KeeperStatus
+	query := func(into *workflows.KeeperStatus) {
+		v, err := env.QueryWorkflow(workflows.QueryTokenKeeper)
+		require.NoError(t, err)
+		require.NoError(t, v.Get(into))
+	}
+	// oauth2 stamps a token's expiry on the wall clock: the test clock
+	// stays within minutes of it, and an activity's nudge starts the refresh.
+	env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.SignalRefreshNow, nil) }, time.Minute)
+	env.RegisterDelayedCallback(func() { query(&during); r.Set.Grant.OAuth = &good }, 5*time.Minute)
+	env.RegisterDelayedCallback(func() { query(&after); env.CancelWorkflow() }, 8*time.Minute)
+	env.ExecuteWorkflow(workflows.TokenKeeperWorkflow, workflows.KeeperInput{ClientID: "c"})
+	require.True(t, env.IsWorkflowCompleted())
+	var canceled *temporal.CanceledError
+	require.ErrorAs(t, env.GetWorkflowError(), &canceled, "the keeper ran until the test stopped it")
+
+	assert.Equal(t, workflows.KeeperNeedsConfig, during.State)
+	assert.Contains(t, during.LastError, "invalid_client")
+	assert.Equal(t, workflows.KeeperHealthy, after.State, "resumed by itself once the secret was fixed")
+	g, err := r.Store.Grant(context.Background(), "c")
+	require.NoError(t, err)
+	assert.Equal(t, store.GrantHealthy, g.Status)
+	var alerts, restored int
+	for _, m := range r.Slack.Roots("rebook-admin") {
+		switch {
+		case strings.Contains(m.Text, "PKB_CLIENT_SECRET"):
+			alerts++
+			assert.NotContains(t, m.Text, "grant access again", "a configuration fault is not a re-grant")
+		case strings.Contains(m.Text, "access is back"):
+			restored++
+		}
+	}
+	assert.Equal(t, 1, alerts, "told once, with what to fix")
+	assert.Equal(t, 1, restored)
+}
+
+// Case 6: a 403 on every call pauses work and a probe resumes it; the
+// requests are not triaged as empty cards. A 403 on one patient's record
+// sends that request to triage with that reason.
+func TestHazardForbiddenGrantPausesButForbiddenPatientTriages(t *testing.T) {
+	t.Run("every call refused", func(t *testing.T) {
+		r := testrig.New(t)
+		msg, _ := routable(t, r, subject.Cancel)
+		r.Sim.SetFaults(pkbsim.Faults{ErrorRate: 1, ErrorStatus: 403})
+		env := realEnv(r)
+		var paused store.Grant
+		var status workflows.RequestStatus
+		env.RegisterDelayedCallback(func() {
+			var err error
+			paused, err = r.Store.Grant(context.Background(), "c")
+			require.NoError(t, err)
+			r.Sim.SetFaults(pkbsim.Faults{})
+			ok, err := r.Set.Grant.ProbeAccess(context.Background(), "c")
+			require.NoError(t, err)
+			require.True(t, ok, "PKB answers again")
+		}, 3*time.Second) // the test environment gives an activity 10 attempts, 1 s apart here
+		env.RegisterDelayedCallback(func() {
+			v, err := env.QueryWorkflow(workflows.QueryState)
+			require.NoError(t, err)
+			require.NoError(t, v.Get(&status))
+			env.CancelWorkflow()
+		}, 30*time.Minute)
+		env.ExecuteWorkflow(workflows.AppointmentRequestWorkflow, activities.MessageRef{ID: msg.ID, Timestamp: msg.Timestamp})
+
+		assert.Equal(t, store.GrantNeedsGrant, paused.Status, "work paused")
+		assert.Equal(t, store.NeedForbidden, paused.NeedKind)
+		assert.NotContains(t, status.Reason, "forbidden")
+		assert.NotContains(t, status.Reason, "403")
+		assert.NotEmpty(t, status.RequestType, "read once PKB answered again")
+	})
+	t.Run("one patient's record refused", func(t *testing.T) {
+		r := testrig.New(t)
+		msg, _ := routable(t, r, subject.Cancel)
+		r.Sim.SetFaults(pkbsim.Faults{ErrorRate: 1, ErrorStatus: 403, Paths: []string{"/fhir/Patient"}})
+		env := realEnv(r)
+		var status workflows.RequestStatus
+		env.RegisterDelayedCallback(func() {
+			v, err := env.QueryWorkflow(workflows.QueryState)
+			require.NoError(t, err)
+			require.NoError(t, v.Get(&status))
+			env.CancelWorkflow()
+		}, time.Hour)
+		env.ExecuteWorkflow(workflows.AppointmentRequestWorkflow, activities.MessageRef{ID: msg.ID, Timestamp: msg.Timestamp})
+		assert.True(t, status.Triage)
+		assert.Contains(t, status.Reason, "refused access to this patient's record")
+		g, err := r.Store.Grant(context.Background(), "c")
+		require.NoError(t, err)
+		assert.Equal(t, store.GrantHealthy, g.Status, "one patient's refusal pauses nothing")
+	})
+}
+
+// Case 4: a rule naming a channel Slack will not take (a typo, archived, or
+// closed to the app) sends the request to triage with the reason, and the
+// admins hear of the channel once, however many requests it refuses.
+func TestHazardUndeliverableChannelGoesToTriage(t *testing.T) {
+	r := testrig.New(t)
+	require.NoError(t, r.Store.ReplaceRules(context.Background(), []store.Rule{{Team: "Outpatients", SlackChannel: "rebook-outpatinets", SLAHours: 48}}))
+	var ids []string
+	for _, e := range r.DS.Expect {
+		if e.Kind == pkbsim.KindRoutable && len(ids) < 2 {
+			ids = append(ids, e.MessageID)
+		}
+	}
+	for _, id := range ids {
+		m := r.Message(id)
+		env := realEnv(r)
+		env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.RequestWorkflowID(m.ID)})
+		var status workflows.RequestStatus
+		env.RegisterDelayedCallback(func() {
+			v, err := env.QueryWorkflow(workflows.QueryState)
+			require.NoError(t, err)
+			require.NoError(t, v.Get(&status))
+			env.CancelWorkflow()
+		}, time.Hour)
+		env.ExecuteWorkflow(workflows.AppointmentRequestWorkflow, activities.MessageRef{ID: m.ID, Timestamp: m.Timestamp})
+		assert.True(t, status.Triage, id)
+		assert.Contains(t, status.Reason, "#rebook-outpatinets (channel_not_found)")
+	}
+	assert.Len(t, r.Slack.Roots("rebook-triage"), 2, "both cards are in triage")
+	alerts := 0
+	for _, m := range r.Slack.Roots("rebook-admin") {
+		if strings.Contains(m.Text, "#rebook-outpatinets") {
+			alerts++
+		}
+	}
+	assert.Equal(t, 1, alerts, "the admins are told once for the channel")
 }

@@ -214,6 +214,11 @@ func business(err error, what string) (string, error) {
 	var ae *temporal.ApplicationError
 	var actErr *temporal.ActivityError
 	if errors.As(err, &actErr) && errors.As(err, &ae) && ae.NonRetryable() {
+		if ae.Type() == "PKB:forbidden" {
+			// Only this patient's record: a grant-wide refusal pauses all
+			// work instead (activities.PKB).
+			return what + " failed: PKB refused access to this patient's record (HTTP 403)", nil
+		}
 		return what + " failed: " + ae.Type(), nil
 	}
 	return "", err

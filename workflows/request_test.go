@@ -314,7 +314,7 @@ func (s *requestSuite) TestNonRetryablePKBRefusalGoesToTriage() {
 	s.press(time.Hour, workflows.StaffAction{Action: workflows.ActionCantAction, User: "U3"}, "not actionable", "")
 	s.env.ExecuteWorkflow(workflows.AppointmentRequestWorkflow, ref)
 	s.True(s.routed[0].Triage)
-	s.Contains(s.routed[0].Reason, "PKB:forbidden")
+	s.Contains(s.routed[0].Reason, "refused access to this patient's record")
 	s.Equal(workflows.StateClosedByStaff, s.outcome().State)
 }
 

@@ -81,11 +81,10 @@ func (c *Conns) Close() {
 
 // PKB is the PKB client, reading its token from the store and asking the
 // TokenKeeper for a refresh when the token runs out or PKB refuses it.
-func PKB(cfg config.Config, st *store.Store, tc client.Client) (*pkb.Client, error) {
-	return pkb.New(pkb.Options{
-		BaseURL: cfg.PKBBaseURL, FHIRBaseURL: cfg.PKBFHIRBaseURL,
-		Tokens: &pkbauth.Tokens{Store: st, ClientID: cfg.PKBClientID, Nudge: wfclient.Client{Temporal: tc}.RefreshNow},
-	})
+func PKB(cfg config.Config, st *store.Store, tc client.Client) (*pkb.Client, *pkbauth.Tokens, error) {
+	tokens := &pkbauth.Tokens{Store: st, ClientID: cfg.PKBClientID, Nudge: wfclient.Client{Temporal: tc}.RefreshNow}
+	pc, err := pkb.New(pkb.Options{BaseURL: cfg.PKBBaseURL, FHIRBaseURL: cfg.PKBFHIRBaseURL, Tokens: tokens})
+	return pc, tokens, err
 }
 
 // StartTokenKeeper starts the TokenKeeper for this PKB client, or leaves
@@ -113,21 +112,21 @@ type WorkerOptions struct {
 
 // Activities wires every activity struct, each with only what it uses.
 func Activities(cfg config.Config, st *store.Store, tc client.Client, o WorkerOptions) (activities.Set, error) {
-	pc, err := PKB(cfg, st, tc)
+	pc, tokens, err := PKB(cfg, st, tc)
 	if err != nil {
 		return activities.Set{}, err
 	}
-	p := activities.PKB{Client: pc, GrantRetryDelay: o.GrantRetryDelay}
+	p := activities.PKB{Client: pc, GrantRetryDelay: o.GrantRetryDelay, Forbidden: tokens.Forbidden}
 	slack, links, wf := Slack(cfg), activities.Links{PublicURL: cfg.PublicURL}, wfclient.Client{Temporal: tc}
 	notices := &activities.NoticeActivities{Slack: slack, Store: st, TriageChannel: cfg.TriageChannel, Links: links}
 	return activities.Set{
 		Poll:    &activities.PollActivities{PKB: p, Store: st, Requests: wf, States: workflows.ReadModelStates, Overlap: cfg.PollOverlap},
 		Request: &activities.RequestActivities{PKB: p},
 		Route: &activities.RouteActivities{Store: st, Slack: slack, TriageChannel: cfg.TriageChannel, TriageSLAHours: cfg.TriageSLAHours,
-			Links: links, States: workflows.ReadModelStates},
+			Links: links, States: workflows.ReadModelStates, Notices: notices, AdminChannel: cfg.AdminChannel},
 		Appointments: &activities.AppointmentActivities{PKB: p, Store: st, Requests: wf},
 		Notices:      notices,
-		Grant:        &activities.GrantActivities{Store: st, OAuth: OAuth(cfg), Notices: notices, AdminChannel: cfg.AdminChannel, Links: links},
+		Grant:        &activities.GrantActivities{Store: st, OAuth: OAuth(cfg), Notices: notices, AdminChannel: cfg.AdminChannel, Links: links, PKB: pc},
 	}, nil
 }
 
@@ -169,7 +168,10 @@ func Worker(cfg config.Config, st *store.Store, tc client.Client, o WorkerOption
 	if err != nil {
 		return nil, err
 	}
-	w := worker.New(tc, workflows.TaskQueue, worker.Options{})
+	// On SIGTERM, activities in flight get time to finish (a token
+	// rotation to be saved, a Slack post to be recorded) before they are
+	// cancelled.
+	w := worker.New(tc, workflows.TaskQueue, worker.Options{WorkerStopTimeout: 30 * time.Second})
 	workflows.Register(w)
 	activities.Register(w, acts)
 	return w, nil

@@ -93,6 +93,31 @@ func (c *Client) get(ctx context.Context, op, rawURL string, out any) error {
 	if err != nil {
 		return err
 	}
+	return c.do(ctx, op, rawURL, tok, out)
+}
+
+// Probe asks PKB, with the stored token even while work is paused, for
+// the messages after now: an empty answer, no patient's data, that says
+// whether PKB accepts the grant at all.
+func (c *Client) Probe(ctx context.Context) error {
+	st, ok := c.tokens.(interface {
+		StoredToken(context.Context) (string, error)
+	})
+	if !ok {
+		return errors.New("pkb: the token source cannot probe")
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	tok, err := st.StoredToken(ctx)
+	if err != nil {
+		return err
+	}
+	var out []Message
+	u := c.base + MessagesPath + strconv.FormatInt(time.Now().UnixMilli(), 10) + "?status=pending"
+	return c.do(ctx, "GET "+MessagesPath+"{ms}", u, tok, &out)
+}
+
+func (c *Client) do(ctx context.Context, op, rawURL, tok string, out any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
 		return &Error{Op: op, Kind: KindMalformed, Err: errors.New("cannot build request")}

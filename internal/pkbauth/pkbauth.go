@@ -71,6 +71,25 @@ func (t *Tokens) AccessToken(ctx context.Context) (string, error) {
 	return g.AccessToken, nil
 }
 
+// StoredToken is the stored access token whatever the grant's state: for
+// the probe that finds out whether PKB answers again.
+func (t *Tokens) StoredToken(ctx context.Context) (string, error) {
+	g, err := t.Store.Grant(ctx, t.ClientID)
+	if errors.Is(err, store.ErrNotFound) || err == nil && g.AccessToken == "" {
+		return "", ErrGrantNeeded
+	}
+	return g.AccessToken, err
+}
+
+// Forbidden pauses work when PKB refuses every call (403 to a call that
+// names no patient): access or scope was withdrawn. The TokenKeeper is
+// told, alerts the admins and probes until PKB answers again.
+func (t *Tokens) Forbidden(ctx context.Context) error {
+	_, err := t.Store.PauseGrant(ctx, t.ClientID, store.NeedForbidden, "PKB refuses every call (HTTP 403): access or scope was withdrawn", nil)
+	t.nudge(ctx)
+	return err
+}
+
 // Rejected is told when PKB answered 401 to the current token.
 func (t *Tokens) Rejected(ctx context.Context) { t.nudge(ctx) }
 

@@ -7,6 +7,7 @@ package slackmsg
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -127,9 +128,10 @@ func Blocks(c card.Card, now time.Time) []slack.Block {
 
 // Client is the Slack Web API calls Rebook makes.
 type Client struct {
-	api *slack.Client
-	mu  sync.Mutex
-	ids map[string]string // channel name -> id
+	api     *slack.Client
+	mu      sync.Mutex
+	ids     map[string]string // channel name -> id
+	members map[string]bool   // channel id -> the app is a member
 }
 
 // New makes a Client for token against apiURL (Slack's, or a fake's).
@@ -141,7 +143,48 @@ func New(token, apiURL string) *Client {
 		}
 		opts = append(opts, slack.OptionAPIURL(apiURL))
 	}
-	return &Client{api: slack.New(token, opts...), ids: map[string]string{}}
+	return &Client{api: slack.New(token, opts...), ids: map[string]string{}, members: map[string]bool{}}
+}
+
+// ErrChannelNotFound means no channel by that name is visible to the app:
+// a typo, an archived channel, or a private one it was not invited to.
+var ErrChannelNotFound = errors.New("channel_not_found")
+
+// undeliverable are Slack's answers that no retry will change: the
+// channel is wrong, archived, or closed to the app.
+var undeliverable = map[string]bool{
+	"channel_not_found": true, "not_in_channel": true, "is_archived": true, "channel_is_archived": true,
+	"restricted_action": true, "restricted_action_read_only_channel": true, "restricted_action_thread_only_channel": true,
+	"restricted_action_non_threadable_channel": true, "ekm_access_denied": true, "team_access_not_granted": true,
+}
+
+// Undeliverable says whether err means the channel cannot take the app's
+// posts, and Slack's code for why.
+func Undeliverable(err error) (string, bool) {
+	if errors.Is(err, ErrChannelNotFound) {
+		return ErrChannelNotFound.Error(), true
+	}
+	var se slack.SlackErrorResponse
+	if errors.As(err, &se) && undeliverable[se.Err] {
+		return se.Err, true
+	}
+	return "", false
+}
+
+// CheckChannel says why the app could not post to a channel, or nil: it
+// must exist, not be archived, and have the app as a member.
+func (c *Client) CheckChannel(ctx context.Context, name string) error {
+	id, err := c.ChannelID(ctx, name)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	member, known := c.members[id]
+	c.mu.Unlock()
+	if known && !member {
+		return fmt.Errorf("slack: the Rebook app is not in #%s (invite it): %w", strings.TrimPrefix(name, "#"), slack.SlackErrorResponse{Err: "not_in_channel"})
+	}
+	return nil
 }
 
 // ChannelID resolves a channel name to its id (ids pass through), listing
@@ -166,6 +209,7 @@ func (c *Client) ChannelID(ctx context.Context, name string) (string, error) {
 		c.mu.Lock()
 		for _, ch := range chans {
 			c.ids[ch.Name] = ch.ID
+			c.members[ch.ID] = ch.IsMember
 		}
 		id, ok = c.ids[name]
 		c.mu.Unlock()
@@ -173,7 +217,7 @@ func (c *Client) ChannelID(ctx context.Context, name string) (string, error) {
 			return id, nil
 		}
 		if next == "" {
-			return "", fmt.Errorf("slack: channel %q not found (is the Rebook app invited to it?)", name)
+			return "", fmt.Errorf("slack: channel %q not found (is the Rebook app invited to it?): %w", name, ErrChannelNotFound)
 		}
 		params.Cursor = next
 	}

@@ -7,12 +7,20 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Grant statuses.
 const (
 	GrantHealthy    = "healthy"
 	GrantNeedsGrant = "needs-grant"
+)
+
+// What a paused grant needs before work resumes.
+const (
+	NeedGrant     = "grant"     // a clinician must grant access again
+	NeedConfig    = "config"    // PKB refused Rebook's client credentials
+	NeedForbidden = "forbidden" // PKB refused every call: access or scope withdrawn
 )
 
 // Grant is the PKB token pair for one OAuth client, in clear in memory only.
@@ -24,6 +32,7 @@ type Grant struct {
 	Status          string
 	NeededSince     *time.Time
 	LastError       string
+	NeedKind        string // why it is paused: NeedGrant, NeedConfig or NeedForbidden
 	UpdatedAt       time.Time
 }
 
@@ -68,13 +77,14 @@ func (s *Store) SaveGrant(ctx context.Context, g Grant) error {
 		exp = &g.AccessExpiresAt
 	}
 	_, err = s.pool.Exec(ctx, `
-		INSERT INTO pkb_grants (client_id, access_token, refresh_token, access_expires_at, status, needed_since, last_error)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)
+		INSERT INTO pkb_grants (client_id, access_token, refresh_token, access_expires_at, status, needed_since, last_error, need_kind)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 		ON CONFLICT (client_id) DO UPDATE SET
 		    access_token = EXCLUDED.access_token, refresh_token = EXCLUDED.refresh_token,
 		    access_expires_at = EXCLUDED.access_expires_at, status = EXCLUDED.status,
-		    needed_since = EXCLUDED.needed_since, last_error = EXCLUDED.last_error, updated_at = now()`,
-		g.ClientID, at, rt, exp, g.Status, g.NeededSince, g.LastError)
+		    needed_since = EXCLUDED.needed_since, last_error = EXCLUDED.last_error,
+		    need_kind = EXCLUDED.need_kind, updated_at = clock_timestamp()`,
+		g.ClientID, at, rt, exp, g.Status, g.NeededSince, g.LastError, g.NeedKind)
 	if err != nil {
 		return fmt.Errorf("store: save grant: %w", err)
 	}
@@ -90,8 +100,8 @@ func (s *Store) Grant(ctx context.Context, clientID string) (Grant, error) {
 	var at, rt []byte
 	var exp *time.Time
 	err := s.pool.QueryRow(ctx, `
-		SELECT access_token, refresh_token, access_expires_at, status, needed_since, last_error, updated_at
-		FROM pkb_grants WHERE client_id = $1`, clientID).Scan(&at, &rt, &exp, &g.Status, &g.NeededSince, &g.LastError, &g.UpdatedAt)
+		SELECT access_token, refresh_token, access_expires_at, status, needed_since, last_error, need_kind, updated_at
+		FROM pkb_grants WHERE client_id = $1`, clientID).Scan(&at, &rt, &exp, &g.Status, &g.NeededSince, &g.LastError, &g.NeedKind, &g.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Grant{}, ErrNotFound
 	}
@@ -108,4 +118,45 @@ func (s *Store) Grant(ctx context.Context, clientID string) (Grant, error) {
 		return Grant{}, fmt.Errorf("store: refresh token: %w", err)
 	}
 	return g, nil
+}
+
+// PauseGrant marks the grant paused (status needs-grant) for a reason,
+// keeping its tokens: a clinician's re-grant replaces them, and a
+// configuration fix or PKB answering again needs them. With seen set, it
+// changes nothing unless the grant is still the one last read (its
+// UpdatedAt): a refusal of an old token never pauses a newer grant. It
+// reports whether it paused.
+func (s *Store) PauseGrant(ctx context.Context, clientID, kind, reason string, seen *time.Time) (bool, error) {
+	var tag pgconn.CommandTag
+	var err error
+	if seen == nil {
+		tag, err = s.pool.Exec(ctx, `
+			INSERT INTO pkb_grants (client_id, status, needed_since, last_error, need_kind) VALUES ($1, $2, now(), $3, $4)
+			ON CONFLICT (client_id) DO UPDATE SET status = EXCLUDED.status,
+			    needed_since = COALESCE(pkb_grants.needed_since, EXCLUDED.needed_since),
+			    last_error = EXCLUDED.last_error, need_kind = EXCLUDED.need_kind, updated_at = clock_timestamp()`,
+			clientID, GrantNeedsGrant, reason, kind)
+	} else {
+		tag, err = s.pool.Exec(ctx, `
+			UPDATE pkb_grants SET status = $2, needed_since = COALESCE(needed_since, now()), last_error = $3,
+			    need_kind = $4, updated_at = clock_timestamp()
+			WHERE client_id = $1 AND updated_at = $5`, clientID, GrantNeedsGrant, reason, kind, *seen)
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: pause grant: %w", err)
+	}
+	return tag.RowsAffected() > 0, nil
+}
+
+// ResumeGrant marks a grant paused for kind healthy again, when PKB
+// answers once more; a grant paused for another reason stays paused.
+func (s *Store) ResumeGrant(ctx context.Context, clientID, kind string) (bool, error) {
+	tag, err := s.pool.Exec(ctx, `
+		UPDATE pkb_grants SET status = $2, needed_since = NULL, last_error = '', need_kind = '', updated_at = clock_timestamp()
+		WHERE client_id = $1 AND status = $3 AND need_kind = $4 AND access_token IS NOT NULL`,
+		clientID, GrantHealthy, GrantNeedsGrant, kind)
+	if err != nil {
+		return false, fmt.Errorf("store: resume grant: %w", err)
+	}
+	return tag.RowsAffected() > 0, nil
 }

@@ -65,6 +65,9 @@ type Rig struct {
 	DS       pkbsim.Dataset
 	Slack    *slackfake.Server
 	Requests *Requests
+	// Clock is the simulator's clock: a test that runs a workflow on the
+	// test environment's clock sets it to env.Now so tokens expire on it.
+	Clock func() time.Time
 }
 
 // New builds the rig for a test; everything stops when it ends.
@@ -74,31 +77,33 @@ func New(t *testing.T) *Rig {
 	st, err := store.Open(ctx, testdb.URL(t), bytes.Repeat([]byte{7}, 32))
 	require.NoError(t, err)
 	t.Cleanup(st.Close)
-	r := &Rig{Store: st, Requests: &Requests{Started: map[string]bool{}, Signals: map[string][]activities.AppointmentUpdate{}}}
+	r := &Rig{Clock: time.Now, Store: st, Requests: &Requests{Started: map[string]bool{}, Signals: map[string][]activities.AppointmentUpdate{}}}
 	r.DS = pkbsim.Generate(pkbsim.ScenarioOptions{Name: "small", Seed: 3, Requests: 40, MessagesUntil: time.Now().Add(-time.Minute)})
 	const redirect = "http://rebook.test/oauth/callback"
-	r.Sim = pkbsim.New(pkbsim.Config{ClientID: "c", ClientSecret: "s", RedirectURL: redirect, AutoApprove: true, Seed: 1}, r.DS)
+	r.Sim = pkbsim.New(pkbsim.Config{ClientID: "c", ClientSecret: "s", RedirectURL: redirect, AutoApprove: true, Seed: 1, Now: func() time.Time { return r.Clock() }}, r.DS)
 	srv := httptest.NewServer(r.Sim)
 	t.Cleanup(srv.Close)
 	oauth := pkb.OAuth(srv.URL, "c", "s", redirect)
 	require.NoError(t, pkbauth.AutoGrant(ctx, oauth, st))
-	client, err := pkb.New(pkb.Options{BaseURL: srv.URL, FHIRBaseURL: srv.URL + "/fhir", Tokens: &pkbauth.Tokens{Store: st, ClientID: "c"}})
+	tokens := &pkbauth.Tokens{Store: st, ClientID: "c"}
+	client, err := pkb.New(pkb.Options{BaseURL: srv.URL, FHIRBaseURL: srv.URL + "/fhir", Tokens: tokens})
 	require.NoError(t, err)
 	r.Slack = slackfake.New(nil)
 	t.Cleanup(r.Slack.Stop)
 	for _, ch := range []string{"rebook-triage", "rebook-admin", "rebook-cardiology"} {
 		r.Slack.AddChannel(ch)
 	}
-	p := activities.PKB{Client: client, GrantRetryDelay: time.Second}
+	p := activities.PKB{Client: client, GrantRetryDelay: time.Second, Forbidden: tokens.Forbidden}
 	sl, links := slackmsg.New("xoxb-test", r.Slack.GetAPIURL()), activities.Links{PublicURL: "http://rebook.test"}
 	notices := &activities.NoticeActivities{Slack: sl, Store: st, TriageChannel: "rebook-triage", Links: links}
 	r.Set = activities.Set{
-		Poll:         &activities.PollActivities{PKB: p, Store: st, Requests: r.Requests, States: workflows.ReadModelStates},
-		Request:      &activities.RequestActivities{PKB: p},
-		Route:        &activities.RouteActivities{Store: st, Slack: sl, TriageChannel: "rebook-triage", Links: links, States: workflows.ReadModelStates},
+		Poll:    &activities.PollActivities{PKB: p, Store: st, Requests: r.Requests, States: workflows.ReadModelStates},
+		Request: &activities.RequestActivities{PKB: p},
+		Route: &activities.RouteActivities{Store: st, Slack: sl, TriageChannel: "rebook-triage", Links: links, States: workflows.ReadModelStates,
+			Notices: notices, AdminChannel: "rebook-admin"},
 		Appointments: &activities.AppointmentActivities{PKB: p, Store: st, Requests: r.Requests},
 		Notices:      notices,
-		Grant:        &activities.GrantActivities{Store: st, OAuth: oauth, Notices: notices, AdminChannel: "rebook-admin", Links: links},
+		Grant:        &activities.GrantActivities{Store: st, OAuth: oauth, Notices: notices, AdminChannel: "rebook-admin", Links: links, PKB: client},
 	}
 	return r
 }
