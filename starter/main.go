@@ -23,6 +23,7 @@ var commands = map[string]command{
 	"serve":    {"the front door: Slack interactions, codec for the Web UI, request pages, health", runServe},
 	"schedule": {"create or update the PollMessages and WatchAppointments schedules (idempotent)", runSchedule},
 	"rules":    {"routing rules: list | import FILE.csv | export [FILE.csv]", runRules},
+	"migrate":  {"create the database if missing and bring its schema up to date (the worker also does at start)", runMigrate},
 }
 
 func usage() {

@@ -13,6 +13,7 @@ import (
 	"github.com/rebookhq/rebook/internal/dev/slackfake"
 	"github.com/rebookhq/rebook/internal/dev/testdb"
 	"github.com/rebookhq/rebook/internal/routing"
+	"github.com/rebookhq/rebook/internal/store"
 )
 
 func TestRulesImportExport(t *testing.T) {
@@ -78,4 +79,19 @@ func TestHazardRulesImportChecksEveryChannel(t *testing.T) {
 	assert.Empty(t, after, "a refused import changes nothing")
 	sl.AddChannel(rules[0].SlackChannel)
 	require.NoError(t, runRules(ctx, []string{"import", path}))
+}
+
+// Case 13: `starter serve` changes no schema and refuses a database behind
+// this release; `starter migrate` brings it up to date.
+func TestHazardServeRunsNoMigrations(t *testing.T) {
+	url := testdb.URL(t)
+	t.Setenv("DATABASE_URL", url)
+	ctx := context.Background()
+	require.NoError(t, store.EnsureDatabase(ctx, url))
+	st, err := store.Connect(ctx, url, nil)
+	require.NoError(t, err)
+	t.Cleanup(st.Close)
+	require.ErrorIs(t, st.CheckSchema(ctx), store.ErrSchemaBehind, "a fresh database is behind")
+	require.NoError(t, runMigrate(ctx, nil))
+	require.NoError(t, st.CheckSchema(ctx))
 }

@@ -30,11 +30,14 @@ func runServe(ctx context.Context, args []string) error {
 
 // serveFrontDoor runs `starter serve` until ctx ends.
 func serveFrontDoor(ctx context.Context, cfg config.Config, ui string, log *slog.Logger) error {
-	conns, err := app.Connect(ctx, cfg, log)
+	conns, err := app.Connect(ctx, cfg, log, false)
 	if err != nil {
 		return err
 	}
 	defer conns.Close()
+	if err := conns.Store.CheckSchema(ctx); err != nil {
+		return err
+	}
 	h, ih, err := app.FrontDoor(cfg, conns.Store, conns.Temporal, ui, log)
 	if err != nil {
 		return err

@@ -35,7 +35,7 @@ func run(log *slog.Logger, healthAddr string) error {
 	if err != nil {
 		return err
 	}
-	conns, err := app.Connect(context.Background(), cfg, log)
+	conns, err := app.Connect(context.Background(), cfg, log, true)
 	if err != nil {
 		return err
 	}

@@ -7,9 +7,12 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"time"
 
 	"go.temporal.io/api/enums/v1"
@@ -36,6 +39,16 @@ import (
 // Temporal dials Temporal with the codec, so every payload is sealed.
 func Temporal(ctx context.Context, cfg config.Config, log *slog.Logger) (client.Client, error) {
 	opts := client.Options{HostPort: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace, Logger: tlog.NewStructuredLogger(log)}
+	tlsCfg, err := TemporalTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if tlsCfg != nil {
+		opts.ConnectionOptions.TLS = tlsCfg
+	}
+	if cfg.TemporalAPIKey != "" {
+		opts.Credentials = client.NewAPIKeyStaticCredentials(cfg.TemporalAPIKey)
+	}
 	if cfg.EncryptionKey != nil {
 		dc, err := codec.DataConverter(cfg.EncryptionKey)
 		if err != nil {
@@ -50,18 +63,52 @@ func Temporal(ctx context.Context, cfg config.Config, log *slog.Logger) (client.
 	return c, nil
 }
 
+// TemporalTLS is the TLS configuration for Temporal from TEMPORAL_TLS_CERT,
+// TEMPORAL_TLS_KEY and TEMPORAL_TLS_CA, or nil for plain connections. An
+// API key alone (Temporal Cloud) gets TLS with the system's roots.
+func TemporalTLS(cfg config.Config) (*tls.Config, error) {
+	if cfg.TemporalTLSCert == "" && cfg.TemporalTLSCA == "" && cfg.TemporalAPIKey == "" {
+		return nil, nil
+	}
+	t := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.TemporalTLSCert != "" {
+		pair, err := tls.LoadX509KeyPair(cfg.TemporalTLSCert, cfg.TemporalTLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("%s / %s: %w", config.TemporalTLSCert, config.TemporalTLSKey, err)
+		}
+		t.Certificates = []tls.Certificate{pair}
+	}
+	if cfg.TemporalTLSCA != "" {
+		pem, err := os.ReadFile(cfg.TemporalTLSCA)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", config.TemporalTLSCA, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s: no PEM certificate in the file", config.TemporalTLSCA)
+		}
+		t.RootCAs = pool
+	}
+	return t, nil
+}
+
 // Conns are a process's connections: PostgreSQL and Temporal.
 type Conns struct {
 	Store    *store.Store
 	Temporal client.Client
 }
 
-// Connect opens the store (migrating it) and dials Temporal, within 30
-// seconds.
-func Connect(ctx context.Context, cfg config.Config, log *slog.Logger) (*Conns, error) {
+// Connect opens the store and dials Temporal, within 30 seconds. With
+// migrate it first brings the schema up to date (the worker does; `starter
+// serve` does not, so it can run as a role without DDL rights).
+func Connect(ctx context.Context, cfg config.Config, log *slog.Logger, migrate bool) (*Conns, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	st, err := store.Open(ctx, cfg.DatabaseURL, cfg.EncryptionKey)
+	open := store.Connect
+	if migrate {
+		open = store.Open
+	}
+	st, err := open(ctx, cfg.DatabaseURL, cfg.EncryptionKey)
 	if err != nil {
 		return nil, err
 	}

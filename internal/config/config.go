@@ -38,6 +38,10 @@ const (
 	AdminChannel       = "REBOOK_ADMIN_CHANNEL"
 	TriageSLAHours     = "REBOOK_TRIAGE_SLA_HOURS"
 	PollOverlap        = "REBOOK_POLL_OVERLAP"
+	TemporalTLSCert    = "TEMPORAL_TLS_CERT"
+	TemporalTLSKey     = "TEMPORAL_TLS_KEY"
+	TemporalTLSCA      = "TEMPORAL_TLS_CA"
+	TemporalAPIKey     = "TEMPORAL_API_KEY"
 )
 
 // Defaults suit a developer's machine; production sets every value.
@@ -77,6 +81,12 @@ type Config struct {
 	// PollOverlap is how far behind its cursor each message poll reads
 	// again, for messages PKB stores late.
 	PollOverlap time.Duration
+	// Temporal's TLS: the client certificate and key files for mTLS, the
+	// CA file to trust; and an API key (Temporal Cloud), which implies TLS.
+	TemporalTLSCert string
+	TemporalTLSKey  string
+	TemporalTLSCA   string
+	TemporalAPIKey  string
 }
 
 // Error names the variable at fault and why, never its value.
@@ -116,6 +126,21 @@ func Load(getenv func(string) string, need ...string) (Config, error) {
 		PublicURL:          strings.TrimRight(get(PublicURL), "/"),
 		TriageChannel:      strings.TrimPrefix(get(TriageChannel), "#"),
 		AdminChannel:       strings.TrimPrefix(get(AdminChannel), "#"),
+		TemporalTLSCert:    get(TemporalTLSCert),
+		TemporalTLSKey:     get(TemporalTLSKey),
+		TemporalTLSCA:      get(TemporalTLSCA),
+		TemporalAPIKey:     get(TemporalAPIKey),
+	}
+	if (c.TemporalTLSCert == "") != (c.TemporalTLSKey == "") {
+		return Config{}, &Error{TemporalTLSKey, "and " + TemporalTLSCert + " must be set together"}
+	}
+	for _, f := range []struct{ name, path string }{{TemporalTLSCert, c.TemporalTLSCert}, {TemporalTLSKey, c.TemporalTLSKey}, {TemporalTLSCA, c.TemporalTLSCA}} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			return Config{}, &Error{f.name, "names a file that cannot be read"}
+		}
 	}
 	if c.PublicURL == "" && c.HTTPAddr != "" {
 		c.PublicURL = "http://" + c.HTTPAddr

@@ -31,12 +31,10 @@ type Store struct {
 	box  *secret.Box
 }
 
-// Open creates the database if it is missing, connects, and brings the
-// schema up to date. key seals tokens; nil leaves grant storage unusable.
-func Open(ctx context.Context, databaseURL string, key []byte) (*Store, error) {
-	if err := EnsureDatabase(ctx, databaseURL); err != nil {
-		return nil, err
-	}
+// Connect connects to an existing database without changing its schema:
+// for processes that run as a role without DDL rights. key seals tokens;
+// nil leaves grant storage unusable.
+func Connect(ctx context.Context, databaseURL string, key []byte) (*Store, error) {
 	pool, err := pgxpool.New(ctx, databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -48,8 +46,21 @@ func Open(ctx context.Context, databaseURL string, key []byte) (*Store, error) {
 			return nil, err
 		}
 	}
+	return s, nil
+}
+
+// Open creates the database if it is missing, connects, and brings the
+// schema up to date (Migrate): the worker and `starter migrate`.
+func Open(ctx context.Context, databaseURL string, key []byte) (*Store, error) {
+	if err := EnsureDatabase(ctx, databaseURL); err != nil {
+		return nil, err
+	}
+	s, err := Connect(ctx, databaseURL, key)
+	if err != nil {
+		return nil, err
+	}
 	if err := s.Migrate(ctx); err != nil {
-		pool.Close()
+		s.Close()
 		return nil, err
 	}
 	return s, nil
@@ -97,20 +108,54 @@ func EnsureDatabase(ctx context.Context, databaseURL string) error {
 // Migrate applies the embedded migrations, holding a Postgres advisory lock
 // so that several workers starting at once do not race.
 func (s *Store) Migrate(ctx context.Context) error {
-	locker, err := lock.NewPostgresSessionLocker()
+	p, done, err := s.migrations(true)
 	if err != nil {
 		return err
 	}
-	db := stdlib.OpenDBFromPool(s.pool)
-	defer func() { _ = db.Close() }()
-	p, err := goose.NewProvider(goose.DialectPostgres, db, mustSub(migrations, "migrations"), goose.WithSessionLocker(locker))
-	if err != nil {
-		return fmt.Errorf("store: migrations: %w", err)
-	}
+	defer done()
 	if _, err := p.Up(ctx); err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
 	return nil
+}
+
+// ErrSchemaBehind means migrations are waiting: run `starter migrate`, or
+// start the worker, which migrates at start.
+var ErrSchemaBehind = errors.New("store: the database schema is behind this release: run `starter migrate` (or start the worker) first")
+
+// CheckSchema says whether the schema is this release's, changing nothing.
+func (s *Store) CheckSchema(ctx context.Context) error {
+	p, done, err := s.migrations(false)
+	if err != nil {
+		return err
+	}
+	defer done()
+	pending, err := p.HasPending(ctx)
+	if err != nil {
+		return fmt.Errorf("store: schema: %w", err)
+	}
+	if pending {
+		return ErrSchemaBehind
+	}
+	return nil
+}
+
+func (s *Store) migrations(locked bool) (*goose.Provider, func(), error) {
+	var opts []goose.ProviderOption
+	if locked {
+		locker, err := lock.NewPostgresSessionLocker()
+		if err != nil {
+			return nil, nil, err
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
+	}
+	db := stdlib.OpenDBFromPool(s.pool)
+	p, err := goose.NewProvider(goose.DialectPostgres, db, mustSub(migrations, "migrations"), opts...)
+	if err != nil {
+		_ = db.Close()
+		return nil, nil, fmt.Errorf("store: migrations: %w", err)
+	}
+	return p, func() { _ = db.Close() }, nil
 }
 
 func isCode(err error, code string) bool {
