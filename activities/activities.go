@@ -121,3 +121,6 @@ func (l Links) Request(ref string) string {
 
 // Grant is where a clinician begins the PKB grant.
 func (l Links) Grant() string { return l.PublicURL + "/oauth/start" }
+
+// GrantLink is the URL that starts the PKB grant with a single-use link.
+func (l Links) GrantLink(link string) string { return l.Grant() + "?link=" + link }

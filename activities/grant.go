@@ -182,14 +182,20 @@ func (a *GrantActivities) ProbeAccess(ctx context.Context, clientID string) (boo
 // PKB and what brings it back: a clinician's grant (with the link), a
 // configuration fix, or PKB restoring access.
 func (a *GrantActivities) AskForGrant(ctx context.Context, in AskInput) error {
+	// Each alert carries its own link, good once for 30 minutes.
+	link, err := a.Store.NewGrantLink(ctx, a.OAuth.ClientID, "the admins' Slack alert", 30*time.Minute)
+	if err != nil {
+		return err
+	}
+	grant := a.Links.GrantLink(link) + " (good once, for 30 minutes; `starter grant-link` makes another)"
 	var text string
 	switch in.Need {
 	case NeedConfig:
 		text = fmt.Sprintf("PKB rejected Rebook's configuration: %s. Fix PKB_CLIENT_ID and PKB_CLIENT_SECRET (or the client's set-up with PKB) and restart the worker; Rebook tries again every minute and resumes by itself. Patient requests are waiting.", in.Reason)
 	case NeedForbidden:
-		text = fmt.Sprintf("PKB refuses every call from Rebook: %s. Ask PKB to restore the client's access and scope, or grant access again: %s. Rebook checks every minute and resumes by itself. Patient requests are waiting.", in.Reason, a.Links.Grant())
+		text = fmt.Sprintf("PKB refuses every call from Rebook: %s. Ask PKB to restore the client's access and scope, or grant access again: %s. Rebook checks every minute and resumes by itself. Patient requests are waiting.", in.Reason, grant)
 	default:
-		text = fmt.Sprintf("Rebook has no access to PKB: %s. Patient requests are waiting. A clinician who can see the teams' messages should grant access again: %s", in.Reason, a.Links.Grant())
+		text = fmt.Sprintf("Rebook has no access to PKB: %s. Patient requests are waiting. A clinician who can see the teams' messages should grant access again: %s", in.Reason, grant)
 	}
 	text = ":warning: " + text
 	if in.Reminder > 0 {

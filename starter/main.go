@@ -18,12 +18,13 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"sim":      {"run the PKB simulator (OAuth, messages, FHIR, admin API)", runSim},
-	"dev":      {"run the whole local stack: Temporal, Postgres check, simulator, worker, front door, schedules", runDev},
-	"serve":    {"the front door: Slack interactions, codec for the Web UI, request pages, health", runServe},
-	"schedule": {"create or update the PollMessages and WatchAppointments schedules (idempotent)", runSchedule},
-	"rules":    {"routing rules: list | import FILE.csv | export [FILE.csv]", runRules},
-	"migrate":  {"create the database if missing and bring its schema up to date (the worker also does at start)", runMigrate},
+	"sim":        {"run the PKB simulator (OAuth, messages, FHIR, admin API)", runSim},
+	"dev":        {"run the whole local stack: Temporal, Postgres check, simulator, worker, front door, schedules", runDev},
+	"serve":      {"the front door: Slack interactions, codec for the Web UI, request pages, health", runServe},
+	"schedule":   {"create or update the PollMessages and WatchAppointments schedules (idempotent)", runSchedule},
+	"rules":      {"routing rules: list | import FILE.csv | export [FILE.csv]", runRules},
+	"grant-link": {"print a single-use link, valid 30 minutes, that starts the PKB grant (the only way to start it besides the admins' Slack alert)", runGrantLink},
+	"migrate":    {"create the database if missing and bring its schema up to date (the worker also does at start)", runMigrate},
 }
 
 func usage() {

@@ -55,7 +55,7 @@ func New(o Options) (http.Handler, error) {
 	if o.Grant != nil {
 		o.Grant.Register(m)
 	}
-	return limitBody(m), nil
+	return limitRate(limitBody(m)), nil
 }
 
 // Body limits: the codec takes a page of payloads from the Web UI (each

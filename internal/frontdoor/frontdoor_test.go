@@ -60,3 +60,30 @@ func TestHazardFrontDoorServerHasDeadlines(t *testing.T) {
 	assert.Positive(t, s.WriteTimeout)
 	assert.Positive(t, s.IdleTimeout)
 }
+
+// Case 12: one address flooding the unauthenticated endpoints is slowed to
+// 429 with Retry-After; Slack's signed interactions and the codec are not.
+func TestHazardFrontDoorLimitsEachAddress(t *testing.T) {
+	h, err := frontdoor.New(frontdoor.Options{EncryptionKey: bytes.Repeat([]byte{9}, 32)})
+	require.NoError(t, err)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	codes := map[int]int{}
+	for range 100 {
+		resp, err := http.Get(srv.URL + "/oauth/start")
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		codes[resp.StatusCode]++
+		if resp.StatusCode == http.StatusTooManyRequests {
+			assert.NotEmpty(t, resp.Header.Get("Retry-After"))
+		}
+	}
+	assert.Positive(t, codes[http.StatusTooManyRequests], "a flood is refused")
+	assert.LessOrEqual(t, 100-codes[http.StatusTooManyRequests], 25, "at most the burst and what a few seconds refill")
+	for range 30 {
+		resp, err := http.Post(srv.URL+"/codec/decode", "application/json", strings.NewReader(`{"payloads":[]}`))
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, "the Web UI's codec calls are not limited")
+	}
+}

@@ -1,8 +1,11 @@
 // Package grantflow is how a clinician grants Rebook access to PKB:
-// /oauth/start sends them to PKB's consent page with a fresh single-use
-// state, and /oauth/callback checks that state, exchanges the code and
-// stores the token pair sealed. A denied, replayed, expired or forged
-// callback is refused with a page that says why, and changes nothing.
+// /oauth/start, opened from a single-use grant link an admin was given
+// (`starter grant-link`, or the admins' Slack alert), sends them to PKB's
+// consent page with a fresh single-use state, and /oauth/callback checks
+// that state, exchanges the code and stores the token pair sealed. Without
+// a live link /oauth/start answers 401: nobody else can replace the trust's
+// grant. A denied, replayed, expired or forged callback is refused with a
+// page that says why, and changes nothing.
 package grantflow
 
 import (
@@ -50,14 +53,37 @@ func page(w http.ResponseWriter, status int, title string, lines ...string) {
 	_ = pageTmpl.Execute(w, map[string]any{"Title": title, "Lines": lines})
 }
 
-const again = "To grant access, start again from the link Rebook posted in Slack, or open /oauth/start on this server."
+const again = "To grant access, start again from a fresh grant link: the newest one Rebook posted in the admins' Slack channel, or one an admin makes with `starter grant-link`."
+
+// LinkTTL is how long a grant link can be used.
+const LinkTTL = 30 * time.Minute
+
+// LinkParam is the query parameter of /oauth/start that carries the link.
+const LinkParam = "link"
 
 func (h *Handler) start(w http.ResponseWriter, r *http.Request) {
+	link := r.URL.Query().Get(LinkParam)
+	if link == "" {
+		page(w, http.StatusUnauthorized, "A grant link is needed", "Only an admin can start Rebook's access to PKB.", again)
+		return
+	}
+	issuedBy, err := h.Store.ConsumeGrantLink(r.Context(), link, h.OAuth.ClientID)
+	switch {
+	case errors.Is(err, store.ErrLinkUnknown) || errors.Is(err, store.ErrLinkExpired):
+		h.Log.Warn("oauth start refused: grant link unknown, used or expired")
+		page(w, http.StatusUnauthorized, "This grant link was used already, has expired, or was not made by Rebook",
+			"Grant links work once, for 30 minutes. Nothing was changed.", again)
+		return
+	case err != nil:
+		h.Log.Error("oauth start: cannot read grant link", "err", err)
+		page(w, http.StatusServiceUnavailable, "Rebook cannot start the grant right now", "Its database did not answer. Please try again in a minute.")
+		return
+	}
 	ttl := h.StateTTL
 	if ttl == 0 {
 		ttl = 10 * time.Minute
 	}
-	state, err := h.Store.NewOAuthState(r.Context(), h.OAuth.ClientID, ttl)
+	state, err := h.Store.NewOAuthState(r.Context(), h.OAuth.ClientID, issuedBy, ttl)
 	if err != nil {
 		h.Log.Error("oauth start: cannot store state", "err", err)
 		page(w, http.StatusServiceUnavailable, "Rebook cannot start the grant right now", "Its database did not answer. Please try again in a minute.")
@@ -73,7 +99,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		page(w, http.StatusBadRequest, "This is not a valid grant link", "It carries no state, so Rebook cannot tell it started it. Nothing was changed.", again)
 		return
 	}
-	clientID, err := h.Store.ConsumeOAuthState(r.Context(), state)
+	clientID, startedBy, err := h.Store.ConsumeOAuthState(r.Context(), state)
 	switch {
 	case errors.Is(err, store.ErrStateUnknown):
 		h.Log.Warn("oauth callback refused: unknown or used state")
@@ -111,7 +137,8 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		page(w, http.StatusServiceUnavailable, "Rebook could not keep the grant", "Its database did not answer. Please start again.", again)
 		return
 	}
-	_ = h.Store.Audit(r.Context(), store.AuditEntry{Actor: "oauth-callback", Action: "pkb-granted", Subject: "pkb-grant/" + h.OAuth.ClientID})
+	_ = h.Store.Audit(r.Context(), store.AuditEntry{Actor: "oauth-callback", Action: "pkb-granted", Subject: "pkb-grant/" + h.OAuth.ClientID,
+		Detail: map[string]string{"started_by": startedBy}})
 	if h.Granted != nil {
 		if err := h.Granted(r.Context(), h.OAuth.ClientID); err != nil {
 			h.Log.Warn("oauth callback: could not signal the token keeper", "err", err)

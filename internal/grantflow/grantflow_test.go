@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -23,6 +24,7 @@ import (
 )
 
 type env struct {
+	dbURL   string
 	st      *store.Store
 	sim     *pkbsim.Server
 	rebook  string
@@ -32,9 +34,9 @@ type env struct {
 func setup(t *testing.T) *env {
 	t.Helper()
 	ctx := context.Background()
-	e := &env{}
+	e := &env{dbURL: testdb.URL(t)}
 	var err error
-	e.st, err = store.Open(ctx, testdb.URL(t), bytes.Repeat([]byte{9}, 32))
+	e.st, err = store.Open(ctx, e.dbURL, bytes.Repeat([]byte{9}, 32))
 	require.NoError(t, err)
 	t.Cleanup(e.st.Close)
 	mux := http.NewServeMux()
@@ -64,7 +66,9 @@ func get(t *testing.T, c *http.Client, u string) (*http.Response, string) {
 // consent walks /oauth/start to PKB's consent page and presses a button,
 // returning the callback URL PKB sends the browser to.
 func (e *env) consent(t *testing.T, decision string) string {
-	resp, _ := get(t, noRedirect, e.rebook+"/oauth/start")
+	link, err := e.st.NewGrantLink(context.Background(), "c", "starter grant-link", grantflow.LinkTTL)
+	require.NoError(t, err)
+	resp, _ := get(t, noRedirect, e.rebook+"/oauth/start?link="+link)
 	require.Equal(t, http.StatusFound, resp.StatusCode)
 	auth, err := url.Parse(resp.Header.Get("Location"))
 	require.NoError(t, err)
@@ -124,10 +128,49 @@ func TestGrantAndRefusals(t *testing.T) {
 	assert.Len(t, e.granted, 1)
 
 	// Expired state.
-	old, err := e.st.NewOAuthState(ctx, "c", -time.Second)
+	old, err := e.st.NewOAuthState(ctx, "c", "test", -time.Second)
 	require.NoError(t, err)
 	resp, body = get(t, http.DefaultClient, e.rebook+"/oauth/callback?code=x&state="+url.QueryEscape(old))
 	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
 	assert.True(t, strings.Contains(body, "expired"))
 	assert.Len(t, e.granted, 1)
+}
+
+// Case 12: the grant starts only from a live single-use link; anyone else
+// gets 401 and leaves no state row behind; the grant's audit row says how
+// it was started.
+func TestHazardGrantStartsOnlyFromAnAdminsLink(t *testing.T) {
+	e := setup(t)
+	ctx := context.Background()
+	for range 50 {
+		resp, _ := get(t, noRedirect, e.rebook+"/oauth/start")
+		require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	}
+	resp, _ := get(t, noRedirect, e.rebook+"/oauth/start?link=made-up")
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	conn, err := pgx.Connect(ctx, e.dbURL)
+	require.NoError(t, err)
+	defer func() { _ = conn.Close(ctx) }()
+	var states int
+	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM oauth_states`).Scan(&states))
+	assert.Zero(t, states, "anonymous requests leave nothing behind")
+
+	link, err := e.st.NewGrantLink(ctx, "c", "starter grant-link", grantflow.LinkTTL)
+	require.NoError(t, err)
+	resp, _ = get(t, noRedirect, e.rebook+"/oauth/start?link="+link)
+	require.Equal(t, http.StatusFound, resp.StatusCode)
+	resp, _ = get(t, noRedirect, e.rebook+"/oauth/start?link="+link)
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "a link works once")
+	expired, err := e.st.NewGrantLink(ctx, "c", "starter grant-link", -time.Second)
+	require.NoError(t, err)
+	resp, _ = get(t, noRedirect, e.rebook+"/oauth/start?link="+expired)
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "an expired link")
+
+	cb := e.consent(t, "approve")
+	resp, _ = get(t, http.DefaultClient, cb)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	trail, err := e.st.AuditTrail(ctx, "pkb-grant/c")
+	require.NoError(t, err)
+	require.NotEmpty(t, trail)
+	assert.Equal(t, "starter grant-link", trail[len(trail)-1].Detail["started_by"])
 }

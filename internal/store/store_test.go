@@ -166,21 +166,30 @@ func TestGrantTokensAreSealed(t *testing.T) {
 func TestOAuthStateSingleUseAndExpiry(t *testing.T) {
 	s, _ := open(t)
 	ctx := context.Background()
-	st, err := s.NewOAuthState(ctx, "client", time.Minute)
+	st, err := s.NewOAuthState(ctx, "client", "starter grant-link", time.Minute)
 	require.NoError(t, err)
 	assert.GreaterOrEqual(t, len(st), 40)
-	id, err := s.ConsumeOAuthState(ctx, st)
+	id, by, err := s.ConsumeOAuthState(ctx, st)
 	require.NoError(t, err)
 	assert.Equal(t, "client", id)
-	_, err = s.ConsumeOAuthState(ctx, st)
+	assert.Equal(t, "starter grant-link", by)
+	_, _, err = s.ConsumeOAuthState(ctx, st)
 	assert.ErrorIs(t, err, store.ErrStateUnknown, "replay refused")
-	_, err = s.ConsumeOAuthState(ctx, "forged")
+	_, _, err = s.ConsumeOAuthState(ctx, "forged")
 	assert.ErrorIs(t, err, store.ErrStateUnknown)
 
-	old, err := s.NewOAuthState(ctx, "client", -time.Second)
+	old, err := s.NewOAuthState(ctx, "client", "", -time.Second)
 	require.NoError(t, err)
-	_, err = s.ConsumeOAuthState(ctx, old)
+	_, _, err = s.ConsumeOAuthState(ctx, old)
 	assert.ErrorIs(t, err, store.ErrStateExpired)
+
+	// The next state sweeps the expired ones.
+	stale, err := s.NewOAuthState(ctx, "client", "", -time.Second)
+	require.NoError(t, err)
+	_, err = s.NewOAuthState(ctx, "client", "", time.Minute)
+	require.NoError(t, err)
+	_, _, err = s.ConsumeOAuthState(ctx, stale)
+	assert.ErrorIs(t, err, store.ErrStateUnknown, "swept at expiry")
 }
 
 func TestAuditTrail(t *testing.T) {
