@@ -80,6 +80,7 @@ func Register(r Registry, s Set) {
 		"refresh-grant":              s.Grant.RefreshGrant,
 		"mark-grant-needed":          s.Grant.MarkGrantNeeded,
 		"ask-for-grant":              s.Grant.AskForGrant,
+		"probe-access":               s.Grant.ProbeAccess,
 	} {
 		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}

@@ -4,12 +4,17 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"reflect"
+	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/activity"
 	"golang.org/x/oauth2"
 
+	"github.com/rebookhq/rebook/activities"
 	"github.com/rebookhq/rebook/internal/pkbauth"
 	"github.com/rebookhq/rebook/internal/store"
 )
@@ -80,4 +85,29 @@ func TestHazardRefusalNeverWipesANewerGrant(t *testing.T) {
 	res, err = r.Set.Grant.RefreshGrant(context.Background(), "c")
 	require.NoError(t, err)
 	assert.False(t, res.Refused, "and it refreshes")
+}
+
+type registered map[string]bool
+
+func (r registered) RegisterActivityWithOptions(a interface{}, _ activity.RegisterOptions) {
+	name := runtime.FuncForPC(reflect.ValueOf(a).Pointer()).Name()
+	r[strings.TrimSuffix(name[strings.LastIndex(name, ".")+1:], "-fm")] = true
+}
+
+// Every activity method a workflow can reference is registered: one that
+// is not fails only when a workflow first calls it, in production.
+func TestEveryActivityMethodIsRegistered(t *testing.T) {
+	got := registered{}
+	activities.Register(got, activities.Set{})
+	ctxType := reflect.TypeFor[context.Context]()
+	set := reflect.TypeFor[activities.Set]()
+	for i := range set.NumField() {
+		typ := set.Field(i).Type
+		for m := range typ.NumMethod() {
+			method := typ.Method(m)
+			if method.Type.NumIn() > 1 && method.Type.In(1) == ctxType {
+				assert.True(t, got[method.Name], "%s.%s is not registered", typ.Elem().Name(), method.Name)
+			}
+		}
+	}
 }

@@ -564,3 +564,43 @@ func TestHazardUndeliverableChannelGoesToTriage(t *testing.T) {
 	}
 	assert.Equal(t, 1, alerts, "the admins are told once for the channel")
 }
+
+// Case 6: with every call refused, the keeper pauses work, tells the
+// admins once, probes PKB each minute and resumes work by itself when PKB
+// answers again.
+func TestHazardKeeperProbesAForbiddenGrantBackToHealth(t *testing.T) {
+	r := testrig.New(t)
+	env := realEnv(r)
+	r.Clock = env.Now
+	var during, after workflows.KeeperStatus
+	query := func(into *workflows.KeeperStatus) {
+		v, err := env.QueryWorkflow(workflows.QueryTokenKeeper)
+		require.NoError(t, err)
+		require.NoError(t, v.Get(into))
+	}
+	env.RegisterDelayedCallback(func() {
+		r.Sim.SetFaults(pkbsim.Faults{ErrorRate: 1, ErrorStatus: 403})
+		// What an activity does when a call naming no patient is refused too.
+		_, err := r.Store.PauseGrant(context.Background(), "c", store.NeedForbidden, "PKB refuses every call (HTTP 403)", nil)
+		require.NoError(t, err)
+		env.SignalWorkflow(workflows.SignalRefreshNow, nil)
+	}, time.Minute)
+	env.RegisterDelayedCallback(func() { query(&during); r.Sim.SetFaults(pkbsim.Faults{}) }, 5*time.Minute)
+	env.RegisterDelayedCallback(func() { query(&after); env.CancelWorkflow() }, 8*time.Minute)
+	env.ExecuteWorkflow(workflows.TokenKeeperWorkflow, workflows.KeeperInput{ClientID: "c"})
+	var canceled *temporal.CanceledError
+	require.ErrorAs(t, env.GetWorkflowError(), &canceled, "the keeper ran until the test stopped it")
+
+	assert.Equal(t, workflows.KeeperForbidden, during.State)
+	assert.Equal(t, workflows.KeeperHealthy, after.State, "resumed by the probe")
+	g, err := r.Store.Grant(context.Background(), "c")
+	require.NoError(t, err)
+	assert.Equal(t, store.GrantHealthy, g.Status, "work resumes")
+	alerts := 0
+	for _, m := range r.Slack.Roots("rebook-admin") {
+		if strings.Contains(m.Text, "refuses every call") {
+			alerts++
+		}
+	}
+	assert.Equal(t, 1, alerts)
+}
