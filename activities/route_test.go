@@ -56,6 +56,9 @@ func TestRouteToTeamPostsOnceDespiteALostAnswer(t *testing.T) {
 	assert.Equal(t, r.TS, row.SlackTS)
 	assert.Equal(t, workflows.StateRouted, row.State)
 	assert.Contains(t, fake.Roots("")[0].Text, activities.Ref("msg-1"))
+	trail, err := st.AuditTrail(ctx, in.WorkflowID)
+	require.NoError(t, err)
+	assert.Len(t, trail, 1, "the routing is audited once, however often it is retried")
 
 	// No rule and no catch-all: triage, with the reason.
 	in2 := in

@@ -604,3 +604,27 @@ func TestHazardKeeperProbesAForbiddenGrantBackToHealth(t *testing.T) {
 	}
 	assert.Equal(t, 1, alerts)
 }
+
+// Case 4: a team channel where every post keeps failing for another reason
+// is tried a bounded number of times, then the request goes to triage; it
+// never fails or sticks.
+func TestHazardSlackThatKeepsFailingEndsInTriage(t *testing.T) {
+	r := testrig.New(t)
+	require.NoError(t, r.Store.ReplaceRules(context.Background(), []store.Rule{{Team: "Cardiology bookings", SlackChannel: "rebook-cardiology", SLAHours: 48}}))
+	r.Slack.RefuseIn("rebook-cardiology", "fatal_error")
+	msg, _ := routable(t, r, subject.Cancel)
+	env := realEnv(r)
+	var status workflows.RequestStatus
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(workflows.QueryState)
+		require.NoError(t, err)
+		require.NoError(t, v.Get(&status))
+		env.CancelWorkflow()
+	}, 2*time.Hour)
+	env.ExecuteWorkflow(workflows.AppointmentRequestWorkflow, activities.MessageRef{ID: msg.ID, Timestamp: msg.Timestamp})
+	assert.True(t, status.Triage)
+	assert.Contains(t, status.Reason, "kept failing to post the card in #rebook-cardiology")
+	assert.Len(t, r.Slack.Roots("rebook-triage"), 1)
+	assert.Empty(t, r.Slack.Roots("rebook-cardiology"))
+	assert.Empty(t, r.Slack.Roots("rebook-admin"), "not a channel fault: no alert")
+}

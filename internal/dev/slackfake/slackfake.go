@@ -40,13 +40,14 @@ type Server struct {
 	seq      int64
 	names    map[string]string // channel id -> name
 	msgs     []*Message
-	failNext map[string]int // method -> failures to inject
+	failNext map[string]int    // method -> failures to inject
+	refuse   map[string]string // channel id -> Slack error code for every post
 	onPost   func(Message)
 }
 
 // New starts a fake. onPost, if set, sees every message posted or edited.
 func New(onPost func(Message)) *Server {
-	s := &Server{names: map[string]string{}, failNext: map[string]int{}, onPost: onPost}
+	s := &Server{names: map[string]string{}, failNext: map[string]int{}, refuse: map[string]string{}, onPost: onPost}
 	s.Server = slacktest.NewTestServer(func(c slacktest.Customize) {
 		c.Handle("/chat.postMessage", s.post)
 		c.Handle("/chat.update", s.update)
@@ -74,6 +75,18 @@ func (s *Server) channel(v string) string {
 		s.names[id] = strings.TrimPrefix(v, "#")
 	}
 	return id
+}
+
+// RefuseIn makes every post to channel (name or id) fail with Slack's
+// error code, posting nothing; an empty code lifts it.
+func (s *Server) RefuseIn(channel, code string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if code == "" {
+		delete(s.refuse, ChannelID(channel))
+		return
+	}
+	s.refuse[ChannelID(channel)] = code
 }
 
 // FailNext makes the next n calls to method ("chat.postMessage") fail
@@ -132,6 +145,11 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
+	if code, ok := s.refuse[ChannelID(r.FormValue("channel"))]; ok {
+		s.mu.Unlock()
+		fail(w, code)
+		return
+	}
 	m := &Message{Channel: s.channel(r.FormValue("channel")), TS: s.nextTS(), ThreadTS: r.FormValue("thread_ts"), Text: r.FormValue("text"), Blocks: b}
 	s.msgs = append(s.msgs, m)
 	cp := *m
@@ -180,6 +198,11 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request) {
 func (s *Server) ephemeral(w http.ResponseWriter, r *http.Request) {
 	b, _ := blocks(r)
 	s.mu.Lock()
+	if code, ok := s.refuse[ChannelID(r.FormValue("channel"))]; ok {
+		s.mu.Unlock()
+		fail(w, code)
+		return
+	}
 	m := &Message{Channel: s.channel(r.FormValue("channel")), TS: s.nextTS(), Text: r.FormValue("text"), Blocks: b, Ephemeral: true, User: r.FormValue("user")}
 	s.msgs = append(s.msgs, m)
 	s.mu.Unlock()
