@@ -31,6 +31,19 @@ import (
 // Slack: the path a real run takes, on the test clock. `go test -run
 // Hazard ./...` runs them all; docs/clinical-safety.md cites them.
 
+// stopAt queries a request's state after d on the test clock and then
+// cancels it; the state is filled in once ExecuteWorkflow returns.
+func stopAt(t *testing.T, env *testsuite.TestWorkflowEnvironment, d time.Duration) *workflows.RequestStatus {
+	status := new(workflows.RequestStatus)
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(workflows.QueryState)
+		require.NoError(t, err)
+		require.NoError(t, v.Get(status))
+		env.CancelWorkflow()
+	}, d)
+	return status
+}
+
 func realEnv(r *testrig.Rig) *testsuite.TestWorkflowEnvironment {
 	var ts testsuite.WorkflowTestSuite
 	env := ts.NewTestWorkflowEnvironment()
@@ -86,13 +99,7 @@ func TestHazardMessageWithoutPatientGoesToTriage(t *testing.T) {
 	r.Sim.Load(ds)
 
 	env := realEnv(r)
-	var status workflows.RequestStatus
-	env.RegisterDelayedCallback(func() {
-		v, err := env.QueryWorkflow(workflows.QueryState)
-		require.NoError(t, err)
-		require.NoError(t, v.Get(&status))
-		env.CancelWorkflow()
-	}, time.Hour)
+	status := stopAt(t, env, time.Hour)
 	env.ExecuteWorkflow(workflows.AppointmentRequestWorkflow, activities.MessageRef{ID: m.ID, Timestamp: m.Timestamp})
 
 	assert.True(t, status.Triage)
@@ -483,7 +490,6 @@ func TestHazardForbiddenGrantPausesButForbiddenPatientTriages(t *testing.T) {
 		r.Sim.SetFaults(pkbsim.Faults{ErrorRate: 1, ErrorStatus: 403})
 		env := realEnv(r)
 		var paused store.Grant
-		var status workflows.RequestStatus
 		env.RegisterDelayedCallback(func() {
 			var err error
 			paused, err = r.Store.Grant(context.Background(), "c")
@@ -493,12 +499,7 @@ func TestHazardForbiddenGrantPausesButForbiddenPatientTriages(t *testing.T) {
 			require.NoError(t, err)
 			require.True(t, ok, "PKB answers again")
 		}, 3*time.Second) // the test environment gives an activity 10 attempts, 1 s apart here
-		env.RegisterDelayedCallback(func() {
-			v, err := env.QueryWorkflow(workflows.QueryState)
-			require.NoError(t, err)
-			require.NoError(t, v.Get(&status))
-			env.CancelWorkflow()
-		}, 30*time.Minute)
+		status := stopAt(t, env, 30*time.Minute)
 		env.ExecuteWorkflow(workflows.AppointmentRequestWorkflow, activities.MessageRef{ID: msg.ID, Timestamp: msg.Timestamp})
 
 		assert.Equal(t, store.GrantNeedsGrant, paused.Status, "work paused")
@@ -512,13 +513,7 @@ func TestHazardForbiddenGrantPausesButForbiddenPatientTriages(t *testing.T) {
 		msg, _ := routable(t, r, subject.Cancel)
 		r.Sim.SetFaults(pkbsim.Faults{ErrorRate: 1, ErrorStatus: 403, Paths: []string{"/fhir/Patient"}})
 		env := realEnv(r)
-		var status workflows.RequestStatus
-		env.RegisterDelayedCallback(func() {
-			v, err := env.QueryWorkflow(workflows.QueryState)
-			require.NoError(t, err)
-			require.NoError(t, v.Get(&status))
-			env.CancelWorkflow()
-		}, time.Hour)
+		status := stopAt(t, env, time.Hour)
 		env.ExecuteWorkflow(workflows.AppointmentRequestWorkflow, activities.MessageRef{ID: msg.ID, Timestamp: msg.Timestamp})
 		assert.True(t, status.Triage)
 		assert.Contains(t, status.Reason, "refused access to this patient's record")
@@ -544,13 +539,7 @@ func TestHazardUndeliverableChannelGoesToTriage(t *testing.T) {
 		m := r.Message(id)
 		env := realEnv(r)
 		env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.RequestWorkflowID(m.ID)})
-		var status workflows.RequestStatus
-		env.RegisterDelayedCallback(func() {
-			v, err := env.QueryWorkflow(workflows.QueryState)
-			require.NoError(t, err)
-			require.NoError(t, v.Get(&status))
-			env.CancelWorkflow()
-		}, time.Hour)
+		status := stopAt(t, env, time.Hour)
 		env.ExecuteWorkflow(workflows.AppointmentRequestWorkflow, activities.MessageRef{ID: m.ID, Timestamp: m.Timestamp})
 		assert.True(t, status.Triage, id)
 		assert.Contains(t, status.Reason, "#rebook-outpatinets (channel_not_found)")
@@ -614,13 +603,7 @@ func TestHazardSlackThatKeepsFailingEndsInTriage(t *testing.T) {
 	r.Slack.RefuseIn("rebook-cardiology", "fatal_error")
 	msg, _ := routable(t, r, subject.Cancel)
 	env := realEnv(r)
-	var status workflows.RequestStatus
-	env.RegisterDelayedCallback(func() {
-		v, err := env.QueryWorkflow(workflows.QueryState)
-		require.NoError(t, err)
-		require.NoError(t, v.Get(&status))
-		env.CancelWorkflow()
-	}, 2*time.Hour)
+	status := stopAt(t, env, 2*time.Hour)
 	env.ExecuteWorkflow(workflows.AppointmentRequestWorkflow, activities.MessageRef{ID: msg.ID, Timestamp: msg.Timestamp})
 	assert.True(t, status.Triage)
 	assert.Contains(t, status.Reason, "kept failing to post the card in #rebook-cardiology")
