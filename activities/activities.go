@@ -95,6 +95,9 @@ type Requests interface {
 	// AppointmentChanged tells a waiting request what PKB shows. A request
 	// that has ended is not an error.
 	AppointmentChanged(ctx context.Context, workflowID string, u AppointmentUpdate) error
+	// AppointmentsSeen tells a waiting request what one search of its
+	// patient's appointments shows, its own appointment first.
+	AppointmentsSeen(ctx context.Context, workflowID string, seen []AppointmentUpdate) error
 }
 
 // States are the request states the read model records, as the request

@@ -136,10 +136,48 @@ func TestAppointmentActivitiesSeeThePASAct(t *testing.T) {
 	require.NoError(t, r.run(t, &got, r.Set.Appointments.CheckAppointment, in))
 	assert.Equal(t, "cancelled", got[0].Status)
 
-	var n int
-	require.NoError(t, r.run(t, &n, r.Set.Appointments.WatchAppointments))
-	assert.Positive(t, n)
-	require.NotEmpty(t, r.Requests.Signals[wid], "the waiting request was told")
+	// PKB's documented API: the watcher asks about the due patient alone.
+	require.NoError(t, r.Store.ScheduleCheck(ctx, m.ID, time.Now().Add(-time.Minute), 10*time.Minute, time.Now().Add(48*time.Hour)))
+	var res activities.WatchResult
+	require.NoError(t, r.run(t, &res, r.Set.Appointments.WatchAppointments))
+	assert.Equal(t, activities.WatchPatientScoped, res.Mode)
+	assert.Equal(t, 1, res.Patients)
+	assert.Equal(t, 1, res.Signalled)
+	require.NotEmpty(t, r.Requests.Seen[wid], "the waiting request was told")
+	assert.Equal(t, e.AppointmentID, r.Requests.Seen[wid][0][0].AppointmentID, "its own appointment first")
+	assert.Equal(t, "cancelled", r.Requests.Seen[wid][0][0].Status)
+	assert.EqualValues(t, 1, r.Sim.Counters()[pkbsim.CounterOrgWideRefused], "the org-wide search was probed once")
+	waiting, err := r.Store.WaitingOf(ctx, m.PatientID)
+	require.NoError(t, err)
+	require.Len(t, waiting, 1)
+	assert.Equal(t, 20*time.Minute, waiting[0].CheckEvery, "the spacing doubles")
+	assert.True(t, waiting[0].NextCheckAt.After(time.Now()))
+
+	// Not due again yet: no call; the refusal is not probed again.
+	before := r.Sim.Counters()["GET /fhir/Appointment"]
+	require.NoError(t, r.run(t, &res, r.Set.Appointments.WatchAppointments))
+	assert.Zero(t, res.Patients)
+	assert.Equal(t, before, r.Sim.Counters()["GET /fhir/Appointment"])
+	assert.EqualValues(t, 1, r.Sim.Counters()[pkbsim.CounterOrgWideRefused])
+}
+
+// Where PKB answers a search across all patients (the simulator's option),
+// the watcher uses it instead.
+func TestWatcherUsesAnOrgWideSearchWhereAllowed(t *testing.T) {
+	r := newRig(t)
+	r.Sim.SetOrgWideSearch(true)
+	ctx := context.Background()
+	e := r.Expect(pkbsim.KindRoutable)
+	m := r.Message(e.MessageID)
+	wid := workflows.RequestWorkflowID(m.ID)
+	require.NoError(t, r.Store.SaveRequest(ctx, store.Request{MessageID: m.ID, WorkflowID: wid, Ref: activities.Ref(m.ID), State: workflows.StateRouted,
+		RequestType: string(e.RequestType), AppointmentID: e.AppointmentID, PatientID: m.PatientID, ReceivedAt: time.UnixMilli(m.Timestamp)}))
+	require.NoError(t, r.Sim.Cancel(e.AppointmentID))
+	var res activities.WatchResult
+	require.NoError(t, r.run(t, &res, r.Set.Appointments.WatchAppointments))
+	assert.Equal(t, activities.WatchOrgWide, res.Mode)
+	assert.Positive(t, res.Signalled)
+	require.NotEmpty(t, r.Requests.Signals[wid])
 	assert.Equal(t, "cancelled", r.Requests.Signals[wid][0].Status)
 }
 

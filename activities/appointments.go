@@ -2,7 +2,10 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"time"
+
+	"go.temporal.io/sdk/activity"
 
 	"github.com/samply/golang-fhir-models/fhir-models/fhir"
 
@@ -18,6 +21,12 @@ type AppointmentActivities struct {
 	PKB      PKB
 	Store    *store.Store
 	Requests Requests
+	// CallsPerHour is REBOOK_PKB_CALLS_PER_HOUR, the watcher's PKB budget
+	// (600 if zero); FirstCheckAfter is REBOOK_FIRST_CHECK_AFTER (5 min).
+	CallsPerHour    int
+	FirstCheckAfter time.Duration
+	// Now is the clock (time.Now if nil); benchmarks run it faster.
+	Now func() time.Time
 }
 
 // CheckAppointment asks PKB, once, how a waiting request's appointment
@@ -70,14 +79,224 @@ func updateOf(ap fhir.Appointment) AppointmentUpdate {
 	return u
 }
 
-// WatchAppointments finds appointments PKB shows changed since the last
-// look and tells the requests waiting on them. One search serves every
-// waiting request, so PKB's load does not grow with their number.
-func (a *AppointmentActivities) WatchAppointments(ctx context.Context) (int, error) {
+// The watcher's bookkeeping in the store.
+const (
+	// watchBudgetAt is the budget's clock (epoch ms): calls may be made
+	// while it is behind now, one per 1/CallsPerHour hour.
+	watchBudgetAt = "pkb-watch-budget-at"
+	// watchOrgWide is when the org-wide search was last probed (epoch ms),
+	// negative when PKB refused it.
+	watchOrgWide = "pkb-watch-org-wide"
+)
+
+// Watch modes, as WatchResult reports them.
+const (
+	WatchPatientScoped = "patient-scoped"
+	WatchOrgWide       = "org-wide"
+)
+
+// orgWideProbeEvery is how often the watcher asks again whether PKB
+// answers a search that names no patient.
+const orgWideProbeEvery = 24 * time.Hour
+
+// maxCheckEvery is the widest spacing of a waiting request's checks.
+const maxCheckEvery = 4 * time.Hour
+
+// WatchResult is what one watcher run did.
+type WatchResult struct {
+	Mode      string
+	Patients  int // patients asked about
+	Signalled int // requests told what PKB shows
+	Budget    int // calls the budget allowed this run
+}
+
+func (a *AppointmentActivities) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+func (a *AppointmentActivities) firstCheck() time.Duration {
+	if a.FirstCheckAfter > 0 {
+		return a.FirstCheckAfter
+	}
+	return 5 * time.Minute
+}
+
+// WatchAppointments tells waiting requests what PKB shows of their
+// appointments. PKB documents an Appointment search for one patient at a
+// time, so it asks about the patients whose requests are due a check,
+// longest overdue first, one search per patient for all of that patient's
+// requests, never spending more than CallsPerHour. Each request's checks
+// start FirstCheckAfter routing (or a claim) and back off towards 4 hours,
+// closer again as its SLA runs out. Only when a daily probe shows PKB
+// answers a search across all patients does it use that instead.
+func (a *AppointmentActivities) WatchAppointments(ctx context.Context) (WatchResult, error) {
+	res := WatchResult{Mode: WatchPatientScoped}
 	open, err := a.Store.CountOpen(ctx)
 	if err != nil || open == 0 {
+		return res, err
+	}
+	now := a.now()
+	orgWide, err := a.orgWideAllowed(ctx, now)
+	if err != nil {
+		return res, err
+	}
+	if orgWide {
+		res.Mode = WatchOrgWide
+		res.Signalled, err = a.watchOrgWide(ctx)
+		return res, err
+	}
+	budget, err := a.spend(ctx, now)
+	if err != nil || budget == 0 {
+		return res, err
+	}
+	res.Budget = budget
+	patients, err := a.Store.DuePatients(ctx, now, budget)
+	if err != nil {
+		return res, err
+	}
+	for _, p := range patients {
+		n, err := a.checkPatient(ctx, p, now)
+		if err != nil {
+			return res, err
+		}
+		res.Patients++
+		res.Signalled += n
+	}
+	// Calls not made stay in the budget for the next run.
+	return res, a.refund(ctx, budget-res.Patients)
+}
+
+// The budget: calls accrue at a steady rate and at most watchCarry's
+// worth is kept for a later run, so calls are spread evenly and, in any
+// hour, rate·1h + the carry never exceeds CallsPerHour.
+const watchCarry = 5 * time.Minute
+
+// perCall is the budget's spacing of calls.
+func (a *AppointmentActivities) perCall() time.Duration {
+	budget := a.CallsPerHour
+	if budget <= 0 {
+		budget = 600
+	}
+	// rate·(1h + carry) = budget.
+	return time.Duration(float64(time.Hour+watchCarry) / float64(budget))
+}
+
+// spend takes what the budget allows now and returns the number of calls.
+func (a *AppointmentActivities) spend(ctx context.Context, now time.Time) (int, error) {
+	per := a.perCall()
+	at, err := a.Store.Cursor(ctx, watchBudgetAt)
+	if err != nil {
 		return 0, err
 	}
+	clock := time.UnixMilli(at)
+	if floor := now.Add(-watchCarry); clock.Before(floor) {
+		clock = floor
+	}
+	n := int(now.Sub(clock) / per)
+	if n <= 0 {
+		return 0, nil
+	}
+	return n, a.Store.SetCursor(ctx, watchBudgetAt, clock.Add(time.Duration(n)*per).UnixMilli())
+}
+
+func (a *AppointmentActivities) refund(ctx context.Context, n int) error {
+	if n <= 0 {
+		return nil
+	}
+	at, err := a.Store.Cursor(ctx, watchBudgetAt)
+	if err != nil {
+		return err
+	}
+	return a.Store.SetCursor(ctx, watchBudgetAt, at-(time.Duration(n)*a.perCall()).Milliseconds())
+}
+
+// orgWideAllowed says whether PKB answered the last probe of a search
+// naming no patient, probing again once a day. A refusal is recorded, not
+// a failure: the watcher carries on patient by patient.
+func (a *AppointmentActivities) orgWideAllowed(ctx context.Context, now time.Time) (bool, error) {
+	last, err := a.Store.Cursor(ctx, watchOrgWide)
+	if err != nil {
+		return false, err
+	}
+	probed := time.UnixMilli(max(last, -last))
+	if last != 0 && now.Sub(probed) < orgWideProbeEvery {
+		return last > 0, nil
+	}
+	_, err = a.PKB.Client.SearchAppointments(ctx, pkb.AppointmentQuery{UpdatedAfter: now.Add(-time.Minute), Count: 1})
+	var pe *pkb.Error
+	switch {
+	case err == nil:
+		return true, a.Store.SetCursor(ctx, watchOrgWide, now.UnixMilli())
+	case errors.As(err, &pe) && (pe.Kind == pkb.KindBadRequest || pe.Kind == pkb.KindForbidden || pe.Kind == pkb.KindNotFound):
+		if last >= 0 && activity.IsActivity(ctx) {
+			activity.GetLogger(ctx).Info("PKB refuses an appointment search that names no patient: watching patient by patient", "status", pe.Status)
+		}
+		return false, a.Store.SetCursor(ctx, watchOrgWide, -now.UnixMilli())
+	}
+	return false, a.PKB.err(ctx, err)
+}
+
+// checkPatient makes one search for a patient and tells each of the
+// patient's waiting requests what it shows of its appointment and the
+// patient's others in the same specialty; then schedules their next checks.
+func (a *AppointmentActivities) checkPatient(ctx context.Context, patientID string, now time.Time) (int, error) {
+	found, err := a.PKB.search(ctx, pkb.AppointmentQuery{PatientID: patientID, Count: 100})
+	if err != nil {
+		return 0, a.PKB.err(ctx, err)
+	}
+	updates := make([]AppointmentUpdate, 0, len(found))
+	for _, ap := range found {
+		updates = append(updates, updateOf(ap))
+	}
+	waiting, err := a.Store.WaitingOf(ctx, patientID)
+	if err != nil {
+		return 0, err
+	}
+	signalled := 0
+	for _, w := range waiting {
+		var seen []AppointmentUpdate
+		for _, u := range updates {
+			if u.AppointmentID == w.AppointmentID {
+				seen = append([]AppointmentUpdate{u}, seen...)
+			} else if u.SpecialtyCode == w.SpecialtyCode {
+				seen = append(seen, u)
+			}
+		}
+		if len(seen) > 0 && seen[0].AppointmentID == w.AppointmentID {
+			if err := a.Requests.AppointmentsSeen(ctx, w.WorkflowID, seen); err != nil {
+				return signalled, err
+			}
+			signalled++
+		}
+		every := a.nextEvery(w, now)
+		if err := a.Store.ScheduleCheck(ctx, w.MessageID, now.Add(every), every, time.Time{}); err != nil {
+			return signalled, err
+		}
+	}
+	return signalled, nil
+}
+
+// nextEvery doubles a request's spacing of checks up to 4 hours, and
+// narrows it as the SLA runs out: half the time left, never below the
+// first check's delay.
+func (a *AppointmentActivities) nextEvery(w store.Waiting, now time.Time) time.Duration {
+	first := a.firstCheck()
+	every := min(max(2*w.CheckEvery, first), maxCheckEvery)
+	if w.DueAt != nil {
+		if left := w.DueAt.Sub(now); left > 0 && left/2 < every {
+			every = max(left/2, first)
+		}
+	}
+	return every
+}
+
+// watchOrgWide finds appointments PKB shows changed since the last look,
+// with one search across all patients, and tells the requests waiting on
+// them. Used only where PKB answers such a search.
+func (a *AppointmentActivities) watchOrgWide(ctx context.Context) (int, error) {
 	cursor, err := a.Store.Cursor(ctx, AppointmentsCursor)
 	if err != nil {
 		return 0, err

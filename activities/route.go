@@ -31,6 +31,16 @@ type RouteActivities struct {
 	// cannot take posts.
 	Notices      *NoticeActivities
 	AdminChannel string
+	// FirstCheckAfter is REBOOK_FIRST_CHECK_AFTER: when a routed (or just
+	// claimed) request's patient is first asked about; 5 min if zero.
+	FirstCheckAfter time.Duration
+}
+
+func (a *RouteActivities) firstCheck() time.Duration {
+	if a.FirstCheckAfter > 0 {
+		return a.FirstCheckAfter
+	}
+	return 5 * time.Minute
 }
 
 // teamPostAttempts bounds how often a post to a team's channel is tried
@@ -131,12 +141,17 @@ func (a *RouteActivities) record(ctx context.Context, in RouteInput, r Route) er
 	if !in.Start.IsZero() {
 		start = &in.Start
 	}
-	return a.Store.SaveRequest(ctx, store.Request{
+	err := a.Store.SaveRequest(ctx, store.Request{
 		MessageID: in.MessageID, WorkflowID: in.WorkflowID, Ref: r.Ref, State: a.state(r), RequestType: in.RequestType,
 		Specialty: in.Specialty, SpecialtyCode: in.SpecialtyCode, Clinic: in.Clinic, Team: r.Team,
 		AppointmentID: in.AppointmentID, AppointmentStart: start, PatientID: in.PatientID,
 		Triage: r.Triage, Flags: strings.Join(in.Flags, "; "), Reason: r.Reason, ReceivedAt: in.ReceivedAt,
 	})
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	return a.Store.ScheduleCheck(ctx, in.MessageID, now.Add(a.firstCheck()), a.firstCheck(), now.Add(time.Duration(r.SLAHours)*time.Hour))
 }
 
 // postOnce posts the request's card to its team's channel exactly once: a
@@ -174,6 +189,11 @@ func (a *RouteActivities) postOnce(ctx context.Context, in RouteInput, r Route) 
 
 // RecordState records a transition in the read model and the audit log.
 func (a *RouteActivities) RecordState(ctx context.Context, in StateInput) error {
+	if in.CheckSoon && !in.Closed {
+		if err := a.Store.ScheduleCheck(ctx, in.MessageID, time.Now().Add(a.firstCheck()), a.firstCheck(), time.Time{}); err != nil {
+			return err
+		}
+	}
 	audit := store.AuditEntry{Actor: in.Actor, Action: in.Action, Subject: in.WorkflowID, Detail: in.Detail}
 	if in.Seq > 0 {
 		audit.Key = fmt.Sprintf("%s#%d", in.WorkflowID, in.Seq)

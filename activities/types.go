@@ -136,6 +136,8 @@ type StateInput struct {
 	// Seq numbers the workflow's writes: an older one never replaces a
 	// newer, and a retried one is audited once.
 	Seq int64
+	// CheckSoon brings the request's next check forward: staff just acted.
+	CheckSoon bool
 }
 
 // CardInput redraws a request's Slack message. The activity fills in the

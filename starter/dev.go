@@ -238,6 +238,14 @@ func devDefaults(cfg *config.Config, simAddr, stateDir string) error {
 		cfg.PKBRedirectURL = cfg.PublicURL + "/oauth/callback"
 	}
 	simClient(cfg)
+	// The demo's simulated PAS acts within seconds: check sooner and
+	// spend more than a trust's PKB budget would allow, unless set.
+	if os.Getenv(config.FirstCheckAfter) == "" {
+		cfg.FirstCheckAfter = 30 * time.Second
+	}
+	if os.Getenv(config.PKBCallsPerHour) == "" {
+		cfg.PKBCallsPerHour = 36_000
+	}
 	if cfg.EncryptionKey == nil {
 		key, err := devKey(filepath.Join(stateDir, "encryption.key"))
 		if err != nil {

@@ -35,6 +35,7 @@ type simFlags struct {
 	sessionTTL  time.Duration
 	pageSize    int
 	apptsFrom   string
+	orgWide     bool
 }
 
 func (f *simFlags) register(fs *flag.FlagSet, prefix string) {
@@ -45,6 +46,7 @@ func (f *simFlags) register(fs *flag.FlagSet, prefix string) {
 	fs.DurationVar(&f.sessionTTL, prefix+"session-ttl", 0, "grant session lifetime; 0 means unlimited")
 	fs.IntVar(&f.pageSize, prefix+"page-size", 100, "messages per page")
 	fs.StringVar(&f.apptsFrom, prefix+"appointments-from", "2027-03-01", "first day appointments are booked on (YYYY-MM-DD, UK time); they span 60 days")
+	fs.BoolVar(&f.orgWide, prefix+"org-wide-search", false, "emulate a server that answers Appointment searches naming no patient (PKB documents the patient as required and answers 400)")
 }
 
 // listen builds the simulator and opens its address.
@@ -81,7 +83,7 @@ func (f *simFlags) server(cfg config.Config, log *slog.Logger) (*pkbsim.Server, 
 	return pkbsim.New(pkbsim.Config{
 		ClientID: cfg.PKBClientID, ClientSecret: cfg.PKBClientSecret, RedirectURL: cfg.PKBRedirectURL,
 		AccessTTL: f.tokenTTL, SessionTTL: f.sessionTTL, PageSize: f.pageSize,
-		AutoApprove: f.autoApprove, AutoPAS: f.autoPAS, Seed: f.seed, Logger: log,
+		AutoApprove: f.autoApprove, AutoPAS: f.autoPAS, Seed: f.seed, Logger: log, OrgWideSearch: f.orgWide,
 	}, ds), nil
 }
 

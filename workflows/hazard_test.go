@@ -142,6 +142,23 @@ func (c *chain) at(after time.Duration, do func()) {
 	c.events = append(c.events, &timed{after: after, do: do})
 }
 
+// watch runs the real watcher every interval until the chain has run for
+// until, on the test clock, its snapshots signalled to the current run:
+// how a request learns what PKB shows between its own daily checks.
+func (c *chain) watch(every, until time.Duration) {
+	c.r.Set.Appointments.Now = func() time.Time { return c.env.Now() }
+	c.r.Set.Appointments.CallsPerHour = 3600
+	c.r.Requests.Forward = func(_ string, seen []activities.AppointmentUpdate) {
+		c.env.SignalWorkflow(workflows.SignalAppointmentsSeen, seen)
+	}
+	for at := every; at <= until; at += every {
+		c.at(at, func() {
+			_, err := c.r.Set.Appointments.WatchAppointments(context.Background())
+			require.NoError(c.t, err)
+		})
+	}
+}
+
 // status queries the current run.
 func (c *chain) status() workflows.RequestStatus {
 	v, err := c.env.QueryWorkflow(workflows.QueryState)
@@ -244,6 +261,7 @@ func TestHazardChangeClosesOnlyOnANewBooking(t *testing.T) {
 	edit(r, func(ds *pkbsim.Dataset) { ds.Appointments = append(ds.Appointments, older) })
 
 	c := &chain{t: t, r: r}
+	c.watch(10*time.Minute, 12*time.Hour)
 	var atThree workflows.RequestStatus
 	c.at(time.Hour, func() {
 		require.NoError(t, r.Sim.Cancel(a.ID))
@@ -294,6 +312,7 @@ func TestHazardRequestEndsWithItsAppointment(t *testing.T) {
 			r := testrig.New(t)
 			msg, a := routable(t, r, subject.Cancel)
 			c := &chain{t: t, r: r}
+			c.watch(10*time.Minute, 12*time.Hour)
 			c.at(time.Hour, func() {
 				edit(r, func(ds *pkbsim.Dataset) {
 					for i := range ds.Appointments {
@@ -307,7 +326,7 @@ func TestHazardRequestEndsWithItsAppointment(t *testing.T) {
 			o, closedAt := c.run(activities.MessageRef{ID: msg.ID, Timestamp: msg.Timestamp}, start)
 			assert.Equal(t, workflows.StateEnded, o.State)
 			assert.Contains(t, o.Note, tc.note)
-			assert.Less(t, closedAt.Sub(start), 3*time.Hour, "found by the next check")
+			assert.Less(t, closedAt.Sub(start), 3*time.Hour, "found by the watcher's next check of the patient")
 			assert.True(t, slices.ContainsFunc(thread(r), func(s string) bool { return strings.Contains(s, tc.note) }), "the team is told")
 			row, err := r.Store.Request(context.Background(), msg.ID)
 			require.NoError(t, err)
@@ -326,13 +345,22 @@ func TestHazardRequestEndsWithItsAppointment(t *testing.T) {
 	})
 }
 
-// Case 9: a 30-day wait, checked every 2 hours, keeps each run's history
-// at or below 50 events.
+// Case 9: a 30-day wait, checked every 2 hours (the watcher's search of the
+// patient's appointments, signalled to the request, as a watcher run
+// would), keeps each run's history at or below 50 events.
 func TestHazardThirtyDayWaitKeepsHistoryBounded(t *testing.T) {
 	r := testrig.New(t)
 	msg, a := routable(t, r, subject.Cancel)
 	c := &chain{t: t, r: r}
 	c.at(30*24*time.Hour, func() { require.NoError(t, r.Sim.Cancel(a.ID)) })
+	for k := 1; k <= 31*12; k++ {
+		c.at(time.Duration(k)*2*time.Hour+time.Minute, func() {
+			seen, err := r.Set.Appointments.CheckAppointment(context.Background(), activities.CheckInput{
+				AppointmentID: a.ID, PatientID: a.PatientID, SpecialtyCode: a.SpecialtyCode, RequestType: "cancel"})
+			require.NoError(t, err)
+			c.env.SignalWorkflow(workflows.SignalAppointmentsSeen, seen)
+		})
+	}
 	start := a.Start.Add(-40 * 24 * time.Hour)
 	before := r.Sim.Counters()
 	o, closedAt := c.run(activities.MessageRef{ID: msg.ID, Timestamp: msg.Timestamp}, start)

@@ -57,10 +57,12 @@ func PollMessages(ctx workflow.Context) (PollResult, error) {
 	return res, nil
 }
 
-// WatchAppointments runs the watcher once.
-func WatchAppointments(ctx workflow.Context) (int, error) {
+// WatchAppointments runs the watcher once; its result says how it watched
+// (patient by patient, or across all patients where PKB allows it) and
+// what it did, for operators in the Web UI.
+func WatchAppointments(ctx workflow.Context) (activities.WatchResult, error) {
 	ctx = workflow.WithActivityOptions(ctx, scheduledRun)
-	var n int
-	err := workflow.ExecuteActivity(ctx, apptActs.WatchAppointments).Get(ctx, &n)
-	return n, err
+	var res activities.WatchResult
+	err := workflow.ExecuteActivity(ctx, apptActs.WatchAppointments).Get(ctx, &res)
+	return res, err
 }

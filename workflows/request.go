@@ -19,6 +19,7 @@ import (
 const (
 	AppointmentRequestWorkflow = "AppointmentRequest"
 	SignalAppointmentChanged   = "appointment-changed"
+	SignalAppointmentsSeen     = "appointments-seen"
 	UpdateStaffAction          = "staff-action"
 	QueryState                 = "state"
 
@@ -82,6 +83,9 @@ const (
 	// Close only on evidence re-derived at each check, end with the
 	// appointment, continue as new with bounded history.
 	changeCloseOnEvidence = "close-on-evidence"
+	// The watcher checks each patient on an adaptive cadence; the
+	// request's own safety check drops from every 2 hours to daily.
+	changeWatcherChecks = "watcher-checks"
 )
 
 // continueAfterEvents is the history length past which a waiting request
@@ -91,10 +95,13 @@ const (
 const continueAfterEvents = 20
 
 // SafetyCheckEvery is how often a waiting request asks PKB itself, in case
-// the watcher missed a change. With the watcher's one search a few minutes
-// for all requests, PKB sees well under one call per waiting request per
-// hour.
-const SafetyCheckEvery = 2 * time.Hour
+// the watcher is not running: the watcher checks each patient on its own
+// cadence within its budget. Requests started before watcher-checks use
+// the old 2 hours.
+const (
+	SafetyCheckEvery       = 24 * time.Hour
+	legacySafetyCheckEvery = 2 * time.Hour
+)
 
 // RequestStatus is what the state query returns.
 type RequestStatus struct {
@@ -122,10 +129,12 @@ type request struct {
 	claimed  string
 	progress activities.Progress
 	updates  []activities.AppointmentUpdate
+	seenSets [][]activities.AppointmentUpdate // the watcher's snapshots, not yet read
 	outcome  *Outcome
 
 	cancelledNotRebooked bool
 	seq                  int64 // numbers the read-model writes
+	seenCh               workflow.ReceiveChannel
 
 	// Since close-on-evidence: the latest of each appointment seen, and
 	// what the wait has done.
@@ -145,7 +154,11 @@ type Carried struct {
 	Claimed string
 	Seen    []activities.AppointmentUpdate
 	Pending []activities.AppointmentUpdate // signalled, not yet read
-	Seq     int64
+	// PendingSeen are the watcher's snapshots not yet read.
+	PendingSeen [][]activities.AppointmentUpdate
+	Seq         int64
+	// SafetyEvery is the spacing of the request's own checks.
+	SafetyEvery time.Duration
 
 	WaitStart     time.Time
 	NextCheck     time.Time
@@ -181,6 +194,14 @@ func AppointmentRequest(ctx workflow.Context, ref activities.MessageRef, carried
 			var u activities.AppointmentUpdate
 			signals.Receive(ctx, &u)
 			r.updates = append(r.updates, u)
+		}
+	})
+	r.seenCh = workflow.GetSignalChannel(ctx, SignalAppointmentsSeen)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var seen []activities.AppointmentUpdate
+			r.seenCh.Receive(ctx, &seen)
+			r.seenSets = append(r.seenSets, seen)
 		}
 	})
 
@@ -302,7 +323,7 @@ func orUnknown(s string) string {
 
 func (r *request) resume(c Carried) {
 	r.facts, r.match, r.flags, r.route, r.state, r.claimed = c.Facts, c.Match, c.Flags, c.Route, c.State, c.Claimed
-	r.seen, r.updates, r.waiting, r.evidence, r.seq = c.Seen, c.Pending, c, true, c.Seq
+	r.seen, r.updates, r.seenSets, r.waiting, r.evidence, r.seq = c.Seen, c.Pending, c.PendingSeen, c, true, c.Seq
 }
 
 // evidenceOf is what closing the request needs PKB to show.
@@ -399,8 +420,15 @@ func (r *request) wait(ctx workflow.Context, signals workflow.ReceiveChannel) er
 			r.apply(ctx, []activities.AppointmentUpdate{{AppointmentID: r.match.AppointmentID, Status: r.match.Status, Start: r.match.Start,
 				SpecialtyCode: r.match.SpecialtyCode}}, false)
 		}
+		w.SafetyEvery = legacySafetyCheckEvery
+		if r.evidence && workflow.GetVersion(ctx, changeWatcherChecks, workflow.DefaultVersion, 1) >= 1 {
+			w.SafetyEvery = SafetyCheckEvery
+		}
 		w.WaitStart = workflow.Now(ctx)
-		w.NextCheck = w.WaitStart.Add(SafetyCheckEvery)
+		w.NextCheck = w.WaitStart.Add(w.SafetyEvery)
+	}
+	if w.SafetyEvery == 0 {
+		w.SafetyEvery = legacySafetyCheckEvery
 	}
 	if r.evidence && len(r.updates) > 0 {
 		updates := r.updates
@@ -442,7 +470,7 @@ func (r *request) wait(ctx workflow.Context, signals workflow.ReceiveChannel) er
 			}
 		}
 		cond := func() bool {
-			return r.outcome != nil || len(r.updates) > 0 || r.cancelledNotRebooked && !w.ToldCancelled
+			return r.outcome != nil || len(r.updates) > 0 || len(r.seenSets) > 0 || r.cancelledNotRebooked && !w.ToldCancelled
 		}
 		if next.IsZero() {
 			if err := workflow.Await(ctx, cond); err != nil {
@@ -458,6 +486,11 @@ func (r *request) wait(ctx workflow.Context, signals workflow.ReceiveChannel) er
 			r.updates = nil
 			r.apply(ctx, updates, false)
 		}
+		for len(r.seenSets) > 0 {
+			seen := r.seenSets[0]
+			r.seenSets = r.seenSets[1:]
+			r.apply(ctx, seen, true)
+		}
 		if r.outcome != nil {
 			break
 		}
@@ -466,7 +499,7 @@ func (r *request) wait(ctx workflow.Context, signals workflow.ReceiveChannel) er
 			if err := r.check(ctx); err != nil {
 				return err
 			}
-			w.NextCheck = workflow.Now(ctx).Add(SafetyCheckEvery)
+			w.NextCheck = workflow.Now(ctx).Add(w.SafetyEvery)
 		}
 		if !w.Reminded && !now.Before(remindAt) && r.outcome == nil {
 			w.Reminded = true
@@ -512,9 +545,13 @@ func (r *request) continueAsNew(ctx workflow.Context, signals workflow.ReceiveCh
 	for signals.ReceiveAsync(&u) {
 		r.updates = append(r.updates, u)
 	}
+	var seen []activities.AppointmentUpdate
+	for r.seenCh.ReceiveAsync(&seen) {
+		r.seenSets = append(r.seenSets, seen)
+	}
 	c := r.waiting
 	c.Facts, c.Match, c.Flags, c.Route, c.State, c.Claimed = r.facts, r.match, r.flags, r.route, r.state, r.claimed
-	c.Seen, c.Pending, c.Seq = r.seen, r.updates, r.seq
+	c.Seen, c.Pending, c.PendingSeen, c.Seq = r.seen, r.updates, r.seenSets, r.seq
 	return workflow.NewContinueAsNewError(ctx, AppointmentRequestWorkflow, r.ref, &c)
 }
 
@@ -618,7 +655,7 @@ func (r *request) staffAction(ctx workflow.Context, a StaffAction) (string, erro
 	switch a.Action {
 	case ActionClaim:
 		r.claimed, r.state = a.User, StateClaimed
-		err := r.record(ctx, activities.StateInput{State: StateClaimed, Actor: a.User, Action: StateClaimed, ClaimedBy: a.User})
+		err := r.record(ctx, activities.StateInput{State: StateClaimed, Actor: a.User, Action: StateClaimed, ClaimedBy: a.User, CheckSoon: true})
 		if err != nil {
 			return "", err
 		}

@@ -263,7 +263,7 @@ func (s *requestSuite) TestClaimThenSecondClaimRefusedThenDoneChecksPKB() {
 
 func (s *requestSuite) TestSLAReminderAndEscalation() {
 	s.intake(facts("cancel"), found, valid, false, 4)
-	s.env.OnActivity(apptA.CheckAppointment, mock.Anything, mock.Anything).Return([]activities.AppointmentUpdate{{AppointmentID: "appt-1", Status: "pending", Start: apptAt}}, nil)
+	s.env.OnActivity(apptA.CheckAppointment, mock.Anything, mock.Anything).Return([]activities.AppointmentUpdate{{AppointmentID: "appt-1", Status: "pending", Start: apptAt}}, nil).Maybe()
 	s.signal(5*time.Hour, activities.AppointmentUpdate{AppointmentID: "appt-1", Status: "cancelled", Start: apptAt})
 	s.env.ExecuteWorkflow(workflows.AppointmentRequestWorkflow, ref)
 	s.Equal(workflows.StateCompleted, s.outcome().State)
@@ -274,6 +274,24 @@ func (s *requestSuite) TestSLAReminderAndEscalation() {
 	s.Empty(s.notes[1].Channel, "escalation goes to the triage channel")
 	s.Empty(s.notes[1].ThreadTS)
 	s.Contains(s.notes[1].Text, "Overdue: RB-1")
+}
+
+func (s *requestSuite) TestWatcherSnapshotClosesTheRequest() {
+	s.intake(facts("change"), found, valid, false, 72)
+	at := time.Duration(0)
+	s.env.RegisterDelayedCallback(func() {
+		at = s.env.Now().Sub(received)
+		s.env.SignalWorkflow(workflows.SignalAppointmentsSeen, []activities.AppointmentUpdate{
+			{AppointmentID: "appt-1", Status: "cancelled", Start: apptAt, SpecialtyCode: "320"},
+			{AppointmentID: "appt-5", Status: "booked", Start: apptAt.AddDate(0, 1, 0), SpecialtyCode: "320"},
+			{AppointmentID: "appt-9", Status: "booked", Start: apptAt.AddDate(0, 0, 7), SpecialtyCode: "320"},
+		})
+	}, 20*time.Minute)
+	s.env.ExecuteWorkflow(workflows.AppointmentRequestWorkflow, ref)
+	o := s.outcome()
+	s.Equal(workflows.StateCompleted, o.State)
+	s.Contains(o.Note, "cancelled and rebooked", "appt-9 is new; appt-5 was known at the match")
+	s.NotZero(at)
 }
 
 func (s *requestSuite) TestSafetyNetCheckFindsTheChange() {

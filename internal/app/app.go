@@ -170,8 +170,8 @@ func Activities(cfg config.Config, st *store.Store, tc client.Client, o WorkerOp
 		Poll:    &activities.PollActivities{PKB: p, Store: st, Requests: wf, States: workflows.ReadModelStates, Overlap: cfg.PollOverlap},
 		Request: &activities.RequestActivities{PKB: p},
 		Route: &activities.RouteActivities{Store: st, Slack: slack, TriageChannel: cfg.TriageChannel, TriageSLAHours: cfg.TriageSLAHours,
-			Links: links, States: workflows.ReadModelStates, Notices: notices, AdminChannel: cfg.AdminChannel},
-		Appointments: &activities.AppointmentActivities{PKB: p, Store: st, Requests: wf},
+			Links: links, States: workflows.ReadModelStates, Notices: notices, AdminChannel: cfg.AdminChannel, FirstCheckAfter: cfg.FirstCheckAfter},
+		Appointments: &activities.AppointmentActivities{PKB: p, Store: st, Requests: wf, CallsPerHour: cfg.PKBCallsPerHour, FirstCheckAfter: cfg.FirstCheckAfter},
 		Notices:      notices,
 		Grant:        &activities.GrantActivities{Store: st, OAuth: OAuth(cfg), Notices: notices, AdminChannel: cfg.AdminChannel, Links: links, PKB: pc},
 	}, nil

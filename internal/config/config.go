@@ -42,6 +42,8 @@ const (
 	TemporalTLSKey     = "TEMPORAL_TLS_KEY"
 	TemporalTLSCA      = "TEMPORAL_TLS_CA"
 	TemporalAPIKey     = "TEMPORAL_API_KEY"
+	PKBCallsPerHour    = "REBOOK_PKB_CALLS_PER_HOUR"
+	FirstCheckAfter    = "REBOOK_FIRST_CHECK_AFTER"
 )
 
 // Defaults suit a developer's machine; production sets every value.
@@ -55,6 +57,8 @@ var defaults = map[string]string{
 	AdminChannel:      "rebook-admin",
 	TriageSLAHours:    "24",
 	PollOverlap:       "10m",
+	PKBCallsPerHour:   "600",
+	FirstCheckAfter:   "5m",
 }
 
 // Config holds every setting. EncryptionKey is decoded; the rest are as set.
@@ -87,6 +91,10 @@ type Config struct {
 	TemporalTLSKey  string
 	TemporalTLSCA   string
 	TemporalAPIKey  string
+	// PKBCallsPerHour is the watcher's PKB budget; FirstCheckAfter is when
+	// a routed or claimed request's patient is first asked about.
+	PKBCallsPerHour int
+	FirstCheckAfter time.Duration
 }
 
 // Error names the variable at fault and why, never its value.
@@ -187,6 +195,12 @@ func Load(getenv func(string) string, need ...string) (Config, error) {
 		return Config{}, &Error{PollOverlap, "must be a duration from 0s to 168h, such as 10m"}
 	}
 	c.PollOverlap = d
+	if c.PKBCallsPerHour, err = strconv.Atoi(get(PKBCallsPerHour)); err != nil || c.PKBCallsPerHour < 1 || c.PKBCallsPerHour > 1_000_000 {
+		return Config{}, &Error{PKBCallsPerHour, "must be a whole number of calls from 1 to 1000000"}
+	}
+	if c.FirstCheckAfter, err = time.ParseDuration(get(FirstCheckAfter)); err != nil || c.FirstCheckAfter < time.Second || c.FirstCheckAfter > 24*time.Hour {
+		return Config{}, &Error{FirstCheckAfter, "must be a duration from 1s to 24h, such as 5m"}
+	}
 	if v := get(EncryptionKey); v != "" {
 		key, err := DecodeKey(v)
 		if err != nil {

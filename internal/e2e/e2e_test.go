@@ -130,6 +130,10 @@ func start(t *testing.T, n int) *stack {
 		PKBClientID: "rebook-e2e", PKBClientSecret: "e2e-secret", PKBRedirectURL: doorURL + "/oauth/callback",
 		SlackBotToken: "xoxb-e2e", SlackAPIURL: s.slack.GetAPIURL(), SlackSigningSecret: signingSecret,
 		EncryptionKey: key, PublicURL: doorURL, TriageChannel: triage, AdminChannel: admin,
+		// The simulator serves PKB's documented API: the watcher asks one
+		// patient at a time, here with a budget and first check that suit
+		// a test of seconds.
+		PKBCallsPerHour: 360_000, FirstCheckAfter: 2 * time.Second, TriageSLAHours: 24,
 	}
 	require.NoError(t, pkbauth.AutoGrant(ctx, app.OAuth(s.cfg), s.st))
 
@@ -313,6 +317,11 @@ func TestTwoHundredRequestsEndToEnd(t *testing.T) {
 	}
 	calls := s.sim.Counters()
 	t.Logf("PKB calls: %v", calls)
+	// PKB's documented API: the watcher probed a search across all
+	// patients once, was refused, and watched patient by patient with no
+	// failed run.
+	assert.LessOrEqual(t, calls[pkbsim.CounterOrgWideRefused], int64(1))
+	assert.Zero(t, s.count(t, "WorkflowType = 'WatchAppointments' AND ExecutionStatus = 'Failed'"), "no watcher failure")
 	fmt.Fprintln(os.Stderr)
 }
 

@@ -35,3 +35,15 @@ func (s *Store) AdvanceCursor(ctx context.Context, name string, ms int64) error 
 	}
 	return nil
 }
+
+// SetCursor sets a named value, forward or back: for the watcher's own
+// bookkeeping (its budget and mode), not for message cursors.
+func (s *Store) SetCursor(ctx context.Context, name string, v int64) error {
+	_, err := s.pool.Exec(ctx, `
+		INSERT INTO poll_cursors (name, after_ms) VALUES ($1, $2)
+		ON CONFLICT (name) DO UPDATE SET after_ms = EXCLUDED.after_ms, updated_at = now()`, name, v)
+	if err != nil {
+		return fmt.Errorf("store: set %s: %w", name, err)
+	}
+	return nil
+}

@@ -41,11 +41,15 @@ const requestColumns = `message_id, workflow_id, ref, state, request_type, speci
 	slack_channel, slack_ts, appointment_id, appointment_start, patient_id, triage, flags, reason,
 	claimed_by, closed_by, close_note, received_at, updated_at, closed_at`
 
+func requestDest(r *Request) []any {
+	return []any{&r.MessageID, &r.WorkflowID, &r.Ref, &r.State, &r.RequestType, &r.Specialty, &r.SpecialtyCode, &r.Clinic, &r.Team,
+		&r.SlackChannel, &r.SlackTS, &r.AppointmentID, &r.AppointmentStart, &r.PatientID, &r.Triage, &r.Flags, &r.Reason,
+		&r.ClaimedBy, &r.ClosedBy, &r.CloseNote, &r.ReceivedAt, &r.UpdatedAt, &r.ClosedAt}
+}
+
 func scanRequest(row pgx.Row) (Request, error) {
 	var r Request
-	err := row.Scan(&r.MessageID, &r.WorkflowID, &r.Ref, &r.State, &r.RequestType, &r.Specialty, &r.SpecialtyCode, &r.Clinic, &r.Team,
-		&r.SlackChannel, &r.SlackTS, &r.AppointmentID, &r.AppointmentStart, &r.PatientID, &r.Triage, &r.Flags, &r.Reason,
-		&r.ClaimedBy, &r.ClosedBy, &r.CloseNote, &r.ReceivedAt, &r.UpdatedAt, &r.ClosedAt)
+	err := row.Scan(requestDest(&r)...)
 	return r, err
 }
 

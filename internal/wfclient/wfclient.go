@@ -55,6 +55,18 @@ func (c Client) AppointmentChanged(ctx context.Context, workflowID string, u act
 	return nil
 }
 
+// AppointmentsSeen tells a waiting request what one search of its patient's
+// appointments shows: its own first, then the patient's others in the
+// same specialty. A request that has ended is not an error.
+func (c Client) AppointmentsSeen(ctx context.Context, workflowID string, seen []activities.AppointmentUpdate) error {
+	err := c.Temporal.SignalWorkflow(ctx, workflowID, "", workflows.SignalAppointmentsSeen, seen)
+	var nf *serviceerror.NotFound
+	if err != nil && !errors.As(err, &nf) {
+		return fmt.Errorf("signal request: %w", err)
+	}
+	return nil
+}
+
 // StaffAction applies a staff action to a request and waits for its
 // answer: what to tell the person, or why it was refused.
 func (c Client) StaffAction(ctx context.Context, workflowID string, a workflows.StaffAction) (string, error) {

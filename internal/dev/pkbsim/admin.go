@@ -109,6 +109,16 @@ func (s *Server) adminRoutes(m *http.ServeMux) {
 		s.mu.Unlock()
 		writeJSON(w, http.StatusOK, body)
 	})
+	m.HandleFunc("PUT /admin/search/org-wide", func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Enabled bool `json:"enabled"`
+		}
+		if !decode(w, r, &body) {
+			return
+		}
+		s.SetOrgWideSearch(body.Enabled)
+		writeJSON(w, http.StatusOK, body)
+	})
 	m.HandleFunc("POST /admin/pas/cancel", s.adminPAS("cancel"))
 	m.HandleFunc("POST /admin/pas/move", s.adminPAS("move"))
 	m.HandleFunc("POST /admin/pas/rebook", s.adminPAS("rebook"))
@@ -259,6 +269,14 @@ func (s *Server) Dataset() Dataset {
 func (s *Server) HoldMessagesFrom(ms int64) {
 	s.mu.Lock()
 	s.holdFrom = ms
+	s.mu.Unlock()
+}
+
+// SetOrgWideSearch turns on or off the emulation of a server that answers
+// Appointment searches naming no patient.
+func (s *Server) SetOrgWideSearch(on bool) {
+	s.mu.Lock()
+	s.cfg.OrgWideSearch = on
 	s.mu.Unlock()
 }
 

@@ -30,7 +30,7 @@ func writeFHIR(w http.ResponseWriter, status int, v any) {
 var issueCodes = map[string]fhir.IssueType{
 	"not-found": fhir.IssueTypeNotFound, "invalid": fhir.IssueTypeInvalid, "throttled": fhir.IssueTypeThrottled,
 	"transient": fhir.IssueTypeTransient, "login": fhir.IssueTypeLogin, "not-supported": fhir.IssueTypeNotSupported,
-	"forbidden": fhir.IssueTypeForbidden, "exception": fhir.IssueTypeException,
+	"forbidden": fhir.IssueTypeForbidden, "exception": fhir.IssueTypeException, "required": fhir.IssueTypeRequired,
 }
 
 func writeOutcome(w http.ResponseWriter, status int, code, diagnostics string) {
@@ -225,6 +225,15 @@ func (s *Server) searchAppointments(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		patient, hasPatient = val, true
+	}
+	s.mu.Lock()
+	orgWide := s.cfg.OrgWideSearch
+	s.mu.Unlock()
+	if !hasPatient && !orgWide {
+		// PKB documents the patient as required in every Appointment search.
+		s.count(CounterOrgWideRefused)
+		writeOutcome(w, http.StatusBadRequest, "required", "actor:Patient.identifier is required: name one patient")
+		return
 	}
 	count, offset, err := paging(q)
 	if err != nil {

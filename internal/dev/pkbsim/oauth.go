@@ -307,4 +307,7 @@ const (
 	CounterTokenRevoked = "token refused: revoked"
 	CounterFault5xx     = "fault injected: 5xx"
 	CounterFault429     = "fault injected: 429"
+	// CounterOrgWideRefused counts Appointment searches refused for naming
+	// no patient, as PKB documents.
+	CounterOrgWideRefused = "search refused: no patient"
 )

@@ -35,6 +35,9 @@ type Config struct {
 	// AutoPAS, when set, makes the PAS act on each request this long after
 	// the request's message was first delivered.
 	AutoPAS time.Duration
+	// OrgWideSearch emulates a server that answers an Appointment search
+	// naming no patient, which PKB does not document (it answers 400).
+	OrgWideSearch bool
 	// Seed drives fault injection's dice.
 	Seed   uint64
 	Now    func() time.Time

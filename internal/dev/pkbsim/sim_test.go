@@ -205,7 +205,7 @@ func TestSessionEndOmitsRefreshToken(t *testing.T) {
 }
 
 func TestBearerChecks(t *testing.T) {
-	s := start(t, pkbsim.Config{}, demo(5))
+	s := start(t, pkbsim.Config{OrgWideSearch: true}, demo(5))
 	ctx := context.Background()
 
 	resp, err := http.Get(s.url + "/json/messages/after/0")
@@ -400,7 +400,7 @@ func TestGenerateIsDeterministic(t *testing.T) {
 
 func TestFHIRSearchPagingAndRead(t *testing.T) {
 	ds := demo(40)
-	s := start(t, pkbsim.Config{}, ds)
+	s := start(t, pkbsim.Config{OrgWideSearch: true}, ds)
 	c := s.client(t, s.token(t).AccessToken)
 	ctx := context.Background()
 
@@ -456,7 +456,7 @@ func TestFHIRSearchPagingAndRead(t *testing.T) {
 
 func TestPASActionsShowInFHIR(t *testing.T) {
 	ds := demo(30)
-	s := start(t, pkbsim.Config{}, ds)
+	s := start(t, pkbsim.Config{OrgWideSearch: true}, ds)
 	c := s.client(t, s.token(t).AccessToken)
 	ctx := context.Background()
 	var targets []pkbsim.Expectation
@@ -626,4 +626,29 @@ func TestMessagesUntilEndsTheScenarioThen(t *testing.T) {
 	require.Len(t, ds.Messages, 50)
 	assert.Equal(t, until.UnixMilli(), ds.Messages[49].Timestamp)
 	assert.Less(t, ds.Messages[0].Timestamp, ds.Messages[49].Timestamp)
+}
+
+// By default the simulator serves PKB's documented API: an Appointment
+// search must name a patient, or it is refused with 400 and an
+// OperationOutcome. The org-wide option emulates a server that allows it.
+func TestAppointmentSearchNeedsAPatientByDefault(t *testing.T) {
+	ds := demo(5)
+	s := start(t, pkbsim.Config{}, ds)
+	c := s.client(t, s.token(t).AccessToken)
+	ctx := context.Background()
+	_, err := c.SearchAppointments(ctx, pkb.AppointmentQuery{UpdatedAfter: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Count: 10})
+	var pe *pkb.Error
+	require.ErrorAs(t, err, &pe)
+	assert.Equal(t, 400, pe.Status)
+	assert.Equal(t, "required", pe.Code, "an OperationOutcome says why")
+	assert.EqualValues(t, 1, s.Counters()[pkbsim.CounterOrgWideRefused])
+
+	page, err := c.SearchAppointments(ctx, pkb.AppointmentQuery{PatientID: ds.Appointments[0].PatientID, Count: 10})
+	require.NoError(t, err)
+	assert.NotEmpty(t, page.Appointments, "a patient's search is served")
+
+	s.SetOrgWideSearch(true)
+	page, err = c.SearchAppointments(ctx, pkb.AppointmentQuery{UpdatedAfter: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Count: 10})
+	require.NoError(t, err)
+	assert.NotEmpty(t, page.Appointments)
 }

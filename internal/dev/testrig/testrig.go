@@ -31,7 +31,11 @@ type Requests struct {
 	mu       sync.Mutex
 	Started  map[string]bool
 	Signals  map[string][]activities.AppointmentUpdate
+	Seen     map[string][][]activities.AppointmentUpdate
 	StartErr error
+	// Forward, if set, passes each watcher snapshot on, as the signal to
+	// the request's workflow would.
+	Forward func(workflowID string, seen []activities.AppointmentUpdate)
 }
 
 func (f *Requests) Start(_ context.Context, ref activities.MessageRef) (string, bool, error) {
@@ -55,6 +59,17 @@ func (f *Requests) AppointmentChanged(_ context.Context, workflowID string, u ac
 	return nil
 }
 
+func (f *Requests) AppointmentsSeen(_ context.Context, workflowID string, seen []activities.AppointmentUpdate) error {
+	f.mu.Lock()
+	f.Seen[workflowID] = append(f.Seen[workflowID], seen)
+	forward := f.Forward
+	f.mu.Unlock()
+	if forward != nil {
+		forward(workflowID, seen)
+	}
+	return nil
+}
+
 // Rig is the activities against a real store, the PKB simulator over HTTP
 // with a real grant, and the fake Slack, with the request workflows
 // replaced by Requests.
@@ -71,13 +86,13 @@ type Rig struct {
 }
 
 // New builds the rig for a test; everything stops when it ends.
-func New(t *testing.T) *Rig {
+func New(t testing.TB) *Rig {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, testdb.URL(t), bytes.Repeat([]byte{7}, 32))
 	require.NoError(t, err)
 	t.Cleanup(st.Close)
-	r := &Rig{Clock: time.Now, Store: st, Requests: &Requests{Started: map[string]bool{}, Signals: map[string][]activities.AppointmentUpdate{}}}
+	r := &Rig{Clock: time.Now, Store: st, Requests: &Requests{Started: map[string]bool{}, Signals: map[string][]activities.AppointmentUpdate{}, Seen: map[string][][]activities.AppointmentUpdate{}}}
 	r.DS = pkbsim.Generate(pkbsim.ScenarioOptions{Name: "small", Seed: 3, Requests: 40, MessagesUntil: time.Now().Add(-time.Minute)})
 	const redirect = "http://rebook.test/oauth/callback"
 	r.Sim = pkbsim.New(pkbsim.Config{ClientID: "c", ClientSecret: "s", RedirectURL: redirect, AutoApprove: true, Seed: 1, Now: func() time.Time { return r.Clock() }}, r.DS)

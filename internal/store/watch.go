@@ -1,0 +1,70 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ScheduleCheck sets when a waiting request's patient is next asked about,
+// and the spacing of the asks from then; due is when its SLA runs out
+// (zero: unchanged).
+func (s *Store) ScheduleCheck(ctx context.Context, messageID string, at time.Time, every time.Duration, due time.Time) error {
+	var dueAt *time.Time
+	if !due.IsZero() {
+		dueAt = &due
+	}
+	_, err := s.pool.Exec(ctx, `UPDATE requests SET next_check_at = $2, check_every_s = $3, due_at = COALESCE($4, due_at) WHERE message_id = $1`,
+		messageID, at, int(every/time.Second), dueAt)
+	if err != nil {
+		return fmt.Errorf("store: schedule check: %w", err)
+	}
+	return nil
+}
+
+// DuePatients are the patients with a waiting, matched request whose next
+// check is due by now, the longest overdue first, at most limit.
+func (s *Store) DuePatients(ctx context.Context, now time.Time, limit int) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT patient_id FROM requests
+		WHERE closed_at IS NULL AND patient_id <> '' AND appointment_id <> '' AND next_check_at <= $1
+		GROUP BY patient_id ORDER BY min(next_check_at), patient_id LIMIT $2`, now, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: due patients: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// Waiting is a waiting request as the watcher sees it.
+type Waiting struct {
+	Request
+	NextCheckAt *time.Time
+	CheckEvery  time.Duration
+	DueAt       *time.Time
+}
+
+// WaitingOf returns a patient's waiting, matched requests.
+func (s *Store) WaitingOf(ctx context.Context, patientID string) ([]Waiting, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+requestColumns+`, next_check_at, check_every_s, due_at FROM requests
+		WHERE closed_at IS NULL AND patient_id = $1 AND appointment_id <> ''`, patientID)
+	if err != nil {
+		return nil, fmt.Errorf("store: waiting of patient: %w", err)
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Waiting, error) {
+		var w Waiting
+		var every int
+		dest := append(requestDest(&w.Request), &w.NextCheckAt, &every, &w.DueAt)
+		err := row.Scan(dest...)
+		w.CheckEvery = time.Duration(every) * time.Second
+		return w, err
+	})
+}
+
+// CountWaiting counts waiting, matched requests: what the watcher covers.
+func (s *Store) CountWaiting(ctx context.Context) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM requests WHERE closed_at IS NULL AND patient_id <> '' AND appointment_id <> ''`).Scan(&n)
+	return n, err
+}
