@@ -16,8 +16,9 @@ import (
 // Temporal's retry decisions.
 type PKB struct {
 	Client *pkb.Client
-	// GrantRetryDelay is how long an activity waits before trying PKB
-	// again while no grant is in force; 5 minutes if zero.
+	// GrantRetryDelay is how long an activity waits before trying again
+	// while no grant is in force (a retry reads the store, not PKB); 20
+	// seconds if zero, so work resumes within 30 s of a re-grant.
 	GrantRetryDelay time.Duration
 	// Forbidden pauses all PKB work when a 403 turns out to be grant-wide.
 	Forbidden func(ctx context.Context) error
@@ -40,7 +41,7 @@ func (p PKB) err(ctx context.Context, err error) error {
 	if errors.Is(err, pkbauth.ErrGrantNeeded) {
 		d := p.GrantRetryDelay
 		if d == 0 {
-			d = 5 * time.Minute
+			d = 20 * time.Second
 		}
 		return temporal.NewApplicationErrorWithOptions(err.Error(), "GrantNeeded", temporal.ApplicationErrorOptions{NextRetryDelay: d})
 	}

@@ -153,7 +153,7 @@ func Slack(cfg config.Config) *slackmsg.Client {
 // WorkerOptions tune the worker; the zero value is production's.
 type WorkerOptions struct {
 	// GrantRetryDelay is how long PKB work waits while no grant is in
-	// force; 5 minutes if zero.
+	// force; 20 seconds if zero.
 	GrantRetryDelay time.Duration
 }
 

@@ -140,8 +140,8 @@ func start(t *testing.T, n int) *stack {
 	s.tc, err = app.Temporal(ctx, s.cfg, log)
 	require.NoError(t, err)
 	t.Cleanup(s.tc.Close)
-	// Requests waiting for a grant retry every 2 s here, not every 5 min.
-	w, err := app.Worker(s.cfg, s.st, s.tc, app.WorkerOptions{GrantRetryDelay: 2 * time.Second})
+	// Production's options: requests waiting for a grant retry every 20 s.
+	w, err := app.Worker(s.cfg, s.st, s.tc, app.WorkerOptions{})
 	require.NoError(t, err)
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)

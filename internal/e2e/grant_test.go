@@ -105,7 +105,14 @@ func TestRevokedGrantPausesThenResumes(t *testing.T) {
 	resp, body = follow(t, r2.Header.Get("Location"))
 	require.Equal(t, http.StatusOK, resp.StatusCode, body)
 	require.Contains(t, body, "Access granted")
+	grantedAt, routed := time.Now(), len(s.cards())
 	assert.Equal(t, known, refused(s.sim.Counters()))
+	assert.LessOrEqual(t, known, int64(2), "after the first 401 the worker stops presenting the dead token")
+
+	waitFor(t, "work resumed after the re-grant", limit(time.Minute), func() bool { return len(s.cards()) > routed })
+	resumed := time.Since(grantedAt)
+	t.Logf("work resumed %s after the re-grant", resumed.Round(time.Second))
+	assert.LessOrEqual(t, resumed, 30*time.Second, "paused requests resume within 30 s of the callback")
 
 	waitFor(t, "every request routed", limit(3*time.Minute), func() bool { return len(s.cards()) >= n })
 	s.closeAll(t, n, limit(3*time.Minute))

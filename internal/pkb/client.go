@@ -135,8 +135,10 @@ func (c *Client) do(ctx context.Context, op, rawURL, tok string, out any) error 
 	}
 	if resp.StatusCode != http.StatusOK {
 		if resp.StatusCode == http.StatusUnauthorized {
-			if r, ok := c.tokens.(interface{ Rejected(context.Context) }); ok {
-				r.Rejected(ctx)
+			if r, ok := c.tokens.(interface {
+				Rejected(ctx context.Context, token string)
+			}); ok {
+				r.Rejected(ctx, tok)
 			}
 		}
 		return statusError(op, resp, body)

@@ -3,11 +3,13 @@ package pkbauth
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -35,6 +37,9 @@ type Tokens struct {
 	// Margin nudges this long before expiry; 1 minute if zero.
 	Margin time.Duration
 	Now    func() time.Time
+
+	mu   sync.Mutex
+	dead [32]byte // hash of the last token PKB refused with 401
 }
 
 func (t *Tokens) now() time.Time {
@@ -56,6 +61,12 @@ func (t *Tokens) AccessToken(ctx context.Context) (string, error) {
 	}
 	if g.Status == store.GrantNeedsGrant || g.AccessToken == "" {
 		return "", ErrGrantNeeded
+	}
+	// One 401 is enough: no other call in this process presents the same
+	// token until the keeper has replaced it.
+	if t.isDead(g.AccessToken) {
+		t.nudge(ctx)
+		return "", ErrTokenExpired
 	}
 	left := g.AccessExpiresAt.Sub(t.now())
 	margin := t.Margin
@@ -90,8 +101,21 @@ func (t *Tokens) Forbidden(ctx context.Context) error {
 	return err
 }
 
-// Rejected is told when PKB answered 401 to the current token.
-func (t *Tokens) Rejected(ctx context.Context) { t.nudge(ctx) }
+// Rejected is told when PKB answered 401 to token: it is not used again
+// in this process, and the keeper is asked to refresh.
+func (t *Tokens) Rejected(ctx context.Context, token string) {
+	t.mu.Lock()
+	t.dead = sha256.Sum256([]byte(token))
+	t.mu.Unlock()
+	t.nudge(ctx)
+}
+
+func (t *Tokens) isDead(token string) bool {
+	h := sha256.Sum256([]byte(token))
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return h == t.dead
+}
 
 func (t *Tokens) nudge(ctx context.Context) {
 	if t.Nudge != nil {
