@@ -109,6 +109,24 @@ func (a *RequestActivities) ResolveNationalID(ctx context.Context, patientID str
 	return NationalID{Status: NHSValid, Verified: id.Verified}, nil
 }
 
+// PlacerID is the trust's appointment id among an Appointment's
+// identifiers: the one whose system names the placer, else the first.
+func PlacerID(ids []fhir.Identifier) string {
+	first := ""
+	for _, id := range ids {
+		if id.Value == nil || *id.Value == "" {
+			continue
+		}
+		if id.System != nil && strings.Contains(strings.ToLower(*id.System), "placer") {
+			return *id.Value
+		}
+		if first == "" {
+			first = *id.Value
+		}
+	}
+	return first
+}
+
 func normalise(s string) string {
 	s = strings.ToLower(s)
 	s = strings.Map(func(r rune) rune {
@@ -164,5 +182,6 @@ func describe(a fhir.Appointment) Match {
 			m.Clinic = *p.Actor.Display
 		}
 	}
+	m.PlacerID = PlacerID(a.Identifier)
 	return m
 }

@@ -144,7 +144,7 @@ func (a *RouteActivities) record(ctx context.Context, in RouteInput, r Route) er
 	err := a.Store.SaveRequest(ctx, store.Request{
 		MessageID: in.MessageID, WorkflowID: in.WorkflowID, Ref: r.Ref, State: a.state(r), RequestType: in.RequestType,
 		Specialty: in.Specialty, SpecialtyCode: in.SpecialtyCode, Clinic: in.Clinic, Team: r.Team,
-		AppointmentID: in.AppointmentID, AppointmentStart: start, PatientID: in.PatientID,
+		AppointmentID: in.AppointmentID, AppointmentStart: start, PatientID: in.PatientID, PlacerID: in.PlacerID,
 		Triage: r.Triage, Flags: strings.Join(in.Flags, "; "), Reason: r.Reason, ReceivedAt: in.ReceivedAt,
 	})
 	if err != nil {

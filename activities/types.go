@@ -45,6 +45,9 @@ type Match struct {
 	// Known are the ids of the patient's appointments in the specialty at
 	// match time: a booking not among them is new.
 	Known []string
+	// PlacerID is the trust's own id for the appointment (HL7 SCH-1), how
+	// a copy of the PAS's update finds the request.
+	PlacerID string
 }
 
 // NationalID says whether the patient's NHS number can be relied on. The
@@ -74,6 +77,7 @@ type RouteInput struct {
 	SpecialtyCode string
 	Clinic        string
 	AppointmentID string
+	PlacerID      string
 	Start         time.Time
 	Triage        bool
 	Reason        string

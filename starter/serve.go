@@ -54,8 +54,29 @@ func serveFrontDoor(ctx context.Context, cfg config.Config, ui string, log *slog
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
+	mllpDone := make(chan error, 1)
+	mctx, stopMLLP := context.WithCancel(ctx)
+	defer stopMLLP()
+	if cfg.MLLPAddr != "" {
+		ml, err := net.Listen("tcp", cfg.MLLPAddr)
+		if err != nil {
+			_ = l.Close()
+			return fmt.Errorf("listen on %s (%s): %w", cfg.MLLPAddr, config.MLLPAddr, err)
+		}
+		log.Info("PAS feed: HL7 v2 over MLLP", "addr", ml.Addr().String())
+		go func() { mllpDone <- app.Feed(conns.Store, conns.Temporal, log).ServeMLLP(mctx, ml) }()
+	} else {
+		close(mllpDone)
+	}
+	if cfg.FeedToken != "" {
+		log.Info("PAS feed: FHIR Appointment", "path", "POST /feed/fhir/Appointment")
+	}
 	log.Info("front door listening", "addr", l.Addr().String(), "public_url", cfg.PublicURL)
 	err = serve(ctx, l, h)
+	stopMLLP()
 	ih.Wait()
+	if merr := <-mllpDone; err == nil {
+		err = merr
+	}
 	return err
 }

@@ -295,7 +295,7 @@ func (r *request) intake(ctx workflow.Context) error {
 	in := activities.RouteInput{
 		MessageID: r.ref.ID, WorkflowID: r.wfID, ReceivedAt: r.facts.ReceivedAt, PatientID: r.facts.PatientID,
 		RequestType: r.facts.Type, Specialty: r.match.Specialty, SpecialtyCode: r.match.SpecialtyCode, Clinic: r.match.Clinic,
-		AppointmentID: r.match.AppointmentID, Start: r.facts.Start, Triage: len(r.reasons) > 0,
+		AppointmentID: r.match.AppointmentID, PlacerID: r.match.PlacerID, Start: r.facts.Start, Triage: len(r.reasons) > 0,
 		Reason: strings.Join(r.reasons, "; "), Flags: r.flags,
 	}
 	if r.match.Found {

@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"github.com/rebookhq/rebook/internal/feed"
 	"log/slog"
 	"net/http"
 	"os"
@@ -224,6 +225,12 @@ func Worker(cfg config.Config, st *store.Store, tc client.Client, o WorkerOption
 	return w, nil
 }
 
+// Feed applies the PAS's copies of appointment updates to waiting
+// requests.
+func Feed(st *store.Store, tc client.Client, log *slog.Logger) *feed.Feed {
+	return &feed.Feed{Store: st, Requests: wfclient.Client{Temporal: tc}, Log: log}
+}
+
 // WorkerHealth is the worker's /healthz: PostgreSQL and Temporal.
 func WorkerHealth(st *store.Store, tc client.Client) http.Handler {
 	return health.Handler(
@@ -247,8 +254,12 @@ func FrontDoor(cfg config.Config, st *store.Store, tc client.Client, temporalUI 
 	} else {
 		log.Warn("PKB_BASE_URL, PKB_CLIENT_ID or PKB_REDIRECT_URL not set: /oauth/start is off")
 	}
+	var feedHandler http.Handler
+	if cfg.FeedToken != "" {
+		feedHandler = Feed(st, tc, log).HTTP(cfg.FeedToken)
+	}
 	h, err := frontdoor.New(frontdoor.Options{
-		Store: st, Interactions: ih, Grant: grant, EncryptionKey: cfg.EncryptionKey, CodecOrigin: temporalUI,
+		Store: st, Interactions: ih, Grant: grant, Feed: feedHandler, EncryptionKey: cfg.EncryptionKey, CodecOrigin: temporalUI,
 		TemporalUI: temporalUI, Namespace: cfg.TemporalNamespace, Log: log,
 	})
 	return h, ih, err

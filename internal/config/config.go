@@ -44,6 +44,8 @@ const (
 	TemporalAPIKey     = "TEMPORAL_API_KEY"
 	PKBCallsPerHour    = "REBOOK_PKB_CALLS_PER_HOUR"
 	FirstCheckAfter    = "REBOOK_FIRST_CHECK_AFTER"
+	MLLPAddr           = "REBOOK_MLLP_ADDR"
+	FeedToken          = "REBOOK_FEED_TOKEN"
 )
 
 // Defaults suit a developer's machine; production sets every value.
@@ -95,6 +97,11 @@ type Config struct {
 	// a routed or claimed request's patient is first asked about.
 	PKBCallsPerHour int
 	FirstCheckAfter time.Duration
+	// MLLPAddr is where `starter serve` listens for the PAS's HL7 v2 SIU
+	// copies (off when empty); FeedToken is the bearer secret for POST
+	// /feed/fhir/Appointment (off when empty).
+	MLLPAddr  string
+	FeedToken string
 }
 
 // Error names the variable at fault and why, never its value.
@@ -138,6 +145,11 @@ func Load(getenv func(string) string, need ...string) (Config, error) {
 		TemporalTLSKey:     get(TemporalTLSKey),
 		TemporalTLSCA:      get(TemporalTLSCA),
 		TemporalAPIKey:     get(TemporalAPIKey),
+		MLLPAddr:           get(MLLPAddr),
+		FeedToken:          get(FeedToken),
+	}
+	if c.FeedToken != "" && len(c.FeedToken) < 16 {
+		return Config{}, &Error{FeedToken, "must be at least 16 characters (a random secret)"}
 	}
 	if (c.TemporalTLSCert == "") != (c.TemporalTLSKey == "") {
 		return Config{}, &Error{TemporalTLSKey, "and " + TemporalTLSCert + " must be set together"}
@@ -166,6 +178,7 @@ func Load(getenv func(string) string, need ...string) (Config, error) {
 	}{
 		{TemporalAddress, c.TemporalAddress, hostPort},
 		{HTTPAddr, c.HTTPAddr, hostPort},
+		{MLLPAddr, c.MLLPAddr, hostPort},
 		{DatabaseURL, c.DatabaseURL, postgresURL},
 		{PKBBaseURL, c.PKBBaseURL, httpURL},
 		{PKBFHIRBaseURL, c.PKBFHIRBaseURL, httpURL},

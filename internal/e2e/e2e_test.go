@@ -84,7 +84,9 @@ func pendingDataset(n int) pkbsim.Dataset {
 	return ds
 }
 
-func start(t *testing.T, n int) *stack {
+// start runs the whole stack over n open requests; tune adjusts the
+// configuration before anything uses it.
+func start(t *testing.T, n int, tune ...func(*config.Config)) *stack {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end to end: starts a Temporal dev server")
@@ -134,6 +136,9 @@ func start(t *testing.T, n int) *stack {
 		// patient at a time, here with a budget and first check that suit
 		// a test of seconds.
 		PKBCallsPerHour: 360_000, FirstCheckAfter: 2 * time.Second, TriageSLAHours: 24,
+	}
+	for _, f := range tune {
+		f(&s.cfg)
 	}
 	require.NoError(t, pkbauth.AutoGrant(ctx, app.OAuth(s.cfg), s.st))
 

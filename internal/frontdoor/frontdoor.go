@@ -25,6 +25,8 @@ import (
 type Options struct {
 	Store        *store.Store
 	Interactions *interactions.Handler
+	// Feed serves POST /feed/fhir/Appointment when set: the PAS's copies.
+	Feed http.Handler
 	// Grant serves /oauth/start and /oauth/callback when set.
 	Grant *grantflow.Handler
 	// EncryptionKey enables /codec; CodecOrigin is the Web UI's origin
@@ -54,6 +56,9 @@ func New(o Options) (http.Handler, error) {
 	m.HandleFunc("GET /requests/{ref}", o.requestPage)
 	if o.Grant != nil {
 		o.Grant.Register(m)
+	}
+	if o.Feed != nil {
+		m.Handle("POST /feed/fhir/Appointment", o.Feed)
 	}
 	return limitRate(limitBody(m)), nil
 }

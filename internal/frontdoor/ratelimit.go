@@ -12,8 +12,8 @@ import (
 
 // Per-address limits on the endpoints anyone can reach without proof of
 // who they are (the grant flow, request pages, health): enough for a
-// person and a monitor, not for a flood. Slack's signed interactions and
-// the Web UI's codec are not limited here.
+// person and a monitor, not for a flood. Slack's signed interactions, the
+// Web UI's codec and the PAS feed (a bearer secret) are not limited here.
 const (
 	perAddressRate  = rate.Limit(1) // a request a second, sustained
 	perAddressBurst = 20
@@ -32,7 +32,7 @@ type visitor struct {
 }
 
 func limited(path string) bool {
-	return !strings.HasPrefix(path, "/slack/") && !strings.HasPrefix(path, "/codec/")
+	return !strings.HasPrefix(path, "/slack/") && !strings.HasPrefix(path, "/codec/") && !strings.HasPrefix(path, "/feed/")
 }
 
 // allow says whether addr may make another request now. Addresses idle for

@@ -35,16 +35,18 @@ type Request struct {
 	ReceivedAt       time.Time
 	UpdatedAt        time.Time
 	ClosedAt         *time.Time
+	// PlacerID is the trust's appointment id (HL7 SCH-1).
+	PlacerID string
 }
 
 const requestColumns = `message_id, workflow_id, ref, state, request_type, specialty, specialty_code, clinic, team,
 	slack_channel, slack_ts, appointment_id, appointment_start, patient_id, triage, flags, reason,
-	claimed_by, closed_by, close_note, received_at, updated_at, closed_at`
+	claimed_by, closed_by, close_note, received_at, updated_at, closed_at, placer_id`
 
 func requestDest(r *Request) []any {
 	return []any{&r.MessageID, &r.WorkflowID, &r.Ref, &r.State, &r.RequestType, &r.Specialty, &r.SpecialtyCode, &r.Clinic, &r.Team,
 		&r.SlackChannel, &r.SlackTS, &r.AppointmentID, &r.AppointmentStart, &r.PatientID, &r.Triage, &r.Flags, &r.Reason,
-		&r.ClaimedBy, &r.ClosedBy, &r.CloseNote, &r.ReceivedAt, &r.UpdatedAt, &r.ClosedAt}
+		&r.ClaimedBy, &r.ClosedBy, &r.CloseNote, &r.ReceivedAt, &r.UpdatedAt, &r.ClosedAt, &r.PlacerID}
 }
 
 func scanRequest(row pgx.Row) (Request, error) {
@@ -59,18 +61,18 @@ func (s *Store) SaveRequest(ctx context.Context, r Request) error {
 	_, err := s.pool.Exec(ctx, `
 		INSERT INTO requests (message_id, workflow_id, state, request_type, specialty, specialty_code, clinic, team,
 		                      appointment_id, appointment_start, patient_id, triage, flags, reason,
-		                      claimed_by, closed_by, close_note, received_at, closed_at, ref)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+		                      claimed_by, closed_by, close_note, received_at, closed_at, ref, placer_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
 		ON CONFLICT (message_id) DO UPDATE SET
 		    ref = EXCLUDED.ref, state = EXCLUDED.state, request_type = EXCLUDED.request_type, specialty = EXCLUDED.specialty,
 		    specialty_code = EXCLUDED.specialty_code, clinic = EXCLUDED.clinic, team = EXCLUDED.team,
 		    appointment_id = EXCLUDED.appointment_id, appointment_start = EXCLUDED.appointment_start,
 		    patient_id = EXCLUDED.patient_id, triage = EXCLUDED.triage, flags = EXCLUDED.flags,
 		    reason = EXCLUDED.reason, claimed_by = EXCLUDED.claimed_by, closed_by = EXCLUDED.closed_by,
-		    close_note = EXCLUDED.close_note, closed_at = EXCLUDED.closed_at, updated_at = now()`,
+		    close_note = EXCLUDED.close_note, closed_at = EXCLUDED.closed_at, placer_id = EXCLUDED.placer_id, updated_at = now()`,
 		r.MessageID, r.WorkflowID, r.State, r.RequestType, r.Specialty, r.SpecialtyCode, r.Clinic, r.Team,
 		r.AppointmentID, r.AppointmentStart, r.PatientID, r.Triage, r.Flags, r.Reason,
-		r.ClaimedBy, r.ClosedBy, r.CloseNote, r.ReceivedAt, r.ClosedAt, r.Ref)
+		r.ClaimedBy, r.ClosedBy, r.CloseNote, r.ReceivedAt, r.ClosedAt, r.Ref, r.PlacerID)
 	if err != nil {
 		return fmt.Errorf("store: save request: %w", err)
 	}

@@ -68,3 +68,13 @@ func (s *Store) CountWaiting(ctx context.Context) (int, error) {
 	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM requests WHERE closed_at IS NULL AND patient_id <> '' AND appointment_id <> ''`).Scan(&n)
 	return n, err
 }
+
+// WaitingByPlacer returns the waiting requests about the trust's
+// appointment with this placer id.
+func (s *Store) WaitingByPlacer(ctx context.Context, placerID string) ([]Request, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+requestColumns+` FROM requests WHERE closed_at IS NULL AND placer_id = $1 AND placer_id <> ''`, placerID)
+	if err != nil {
+		return nil, fmt.Errorf("store: waiting by placer id: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Request, error) { return scanRequest(r) })
+}

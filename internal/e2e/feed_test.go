@@ -1,0 +1,153 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/enums/v1"
+
+	"github.com/rebookhq/rebook/internal/app"
+	"github.com/rebookhq/rebook/internal/config"
+	"github.com/rebookhq/rebook/internal/dev/pkbsim"
+	"github.com/rebookhq/rebook/internal/hl7"
+	"github.com/rebookhq/rebook/internal/subject"
+	"github.com/rebookhq/rebook/workflows"
+)
+
+// The PAS's copy of an update closes the request it concerns within 2
+// seconds, with no PKB call: an SIU S15 over MLLP, and a FHIR Appointment
+// over HTTPS. A message Rebook cannot use gets a negative ACK (or 400)
+// and changes nothing.
+func TestPASFeedClosesRequests(t *testing.T) {
+	const n = 12
+	// The watcher would check nobody for an hour: any close is the feed's.
+	s := start(t, n, func(c *config.Config) { c.FirstCheckAfter = time.Hour })
+	ctx := context.Background()
+	require.NoError(t, s.startSchedules(ctx))
+	waitFor(t, "all routed", limit(2*time.Minute), func() bool { return len(s.cards()) >= n })
+	time.Sleep(2 * time.Second) // the read model has every routed row
+
+	var cancels []pkbsim.Appointment
+	for _, e := range s.ds.Expect {
+		if e.Kind != pkbsim.KindRoutable || e.RequestType != subject.Cancel {
+			continue
+		}
+		for _, a := range s.ds.Appointments {
+			if a.ID == e.AppointmentID {
+				cancels = append(cancels, a)
+			}
+		}
+	}
+	require.GreaterOrEqual(t, len(cancels), 2)
+	wid := func(a pkbsim.Appointment) string {
+		for _, e := range s.ds.Expect {
+			if e.AppointmentID == a.ID {
+				return workflows.RequestWorkflowID(e.MessageID)
+			}
+		}
+		t.Fatalf("no request for %s", a.ID)
+		return ""
+	}
+	closed := func(id string) bool {
+		d, err := s.tc.DescribeWorkflowExecution(ctx, id, "")
+		return err == nil && d.WorkflowExecutionInfo.Status == enums.WORKFLOW_EXECUTION_STATUS_COMPLETED
+	}
+	f := app.Feed(s.st, s.tc, quietLog())
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	fctx, stop := context.WithCancel(ctx)
+	t.Cleanup(stop)
+	go func() { _ = f.ServeMLLP(fctx, l) }()
+	conn, err := net.Dial("tcp", l.Addr().String())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
+	r := bufio.NewReader(conn)
+	send := func(msg string) *hl7.Message {
+		_, err := conn.Write(hl7.Frame([]byte(msg)))
+		require.NoError(t, err)
+		raw, err := hl7.ReadFrame(r)
+		require.NoError(t, err)
+		ack, err := hl7.Parse(raw)
+		require.NoError(t, err)
+		return ack
+	}
+	before := s.sim.Counters()
+
+	// Malformed: not HL7, an ADT, and an S15 without the appointment id.
+	for _, bad := range []string{"hello", "MSH|^~\\&|PAS|TRUST|REBOOK|TRUST|20270301090000||ADT^A01|c1|P|2.5\rPID|||123\r",
+		"MSH|^~\\&|PAS|TRUST|REBOOK|TRUST|20270301090000||SIU^S15|c2|P|2.5\rSCH||F1\r"} {
+		ack := send(bad)
+		assert.Equal(t, hl7.AckReject, ack.Field("MSA", 1, 0), "%q", bad)
+		assert.NotEmpty(t, ack.Field("MSA", 3, 0), "the ACK says why")
+	}
+
+	// SIU S15 over MLLP.
+	a := cancels[0]
+	sentAt := time.Now()
+	ack := send(fmt.Sprintf("MSH|^~\\&|PAS|TRUST|REBOOK|TRUST|%s||SIU^S15|c3|P|2.5\rSCH|%s|F-%s|||||||||^^^%s\r",
+		time.Now().Format("20060102150405"), a.PlacerID, a.ID, a.Start.In(subject.London()).Format("200601021504")))
+	require.Equal(t, hl7.AckAccept, ack.Field("MSA", 1, 0), ack.Field("MSA", 3, 0))
+	assert.Equal(t, "c3", ack.Field("MSA", 2, 0))
+	require.Eventually(t, func() bool { return closed(wid(a)) }, 5*time.Second, 50*time.Millisecond)
+	t.Logf("SIU S15: request closed %s after the message", time.Since(sentAt).Round(time.Millisecond))
+	assert.LessOrEqual(t, time.Since(sentAt), 2*time.Second)
+
+	// FHIR Appointment over HTTPS.
+	const token = "feed-secret-0123456789"
+	srv := httptest.NewTLSServer(f.HTTP(token))
+	t.Cleanup(srv.Close)
+	post := func(body any, auth string) int {
+		b, _ := json.Marshal(body)
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/feed/fhir/Appointment", bytes.NewReader(b))
+		req.Header.Set("Content-Type", "application/fhir+json")
+		if auth != "" {
+			req.Header.Set("Authorization", "Bearer "+auth)
+		}
+		resp, err := srv.Client().Do(req)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	b := cancels[1]
+	appt := map[string]any{"resourceType": "Appointment", "status": "cancelled", "start": b.Start.Format(time.RFC3339),
+		"identifier": []map[string]string{{"system": "https://pas.example-trust.nhs.uk/Id/placer-appointment-id", "value": b.PlacerID}}}
+	assert.Equal(t, http.StatusUnauthorized, post(appt, ""), "no secret, no update")
+	assert.Equal(t, http.StatusUnauthorized, post(appt, "wrong-secret-0000000"))
+	assert.Equal(t, http.StatusBadRequest, post(map[string]any{"resourceType": "Patient"}, token))
+	assert.False(t, closed(wid(b)), "refused updates changed nothing")
+	sentAt = time.Now()
+	require.Equal(t, http.StatusOK, post(appt, token))
+	require.Eventually(t, func() bool { return closed(wid(b)) }, 5*time.Second, 50*time.Millisecond)
+	t.Logf("FHIR Appointment: request closed %s after the post", time.Since(sentAt).Round(time.Millisecond))
+	assert.LessOrEqual(t, time.Since(sentAt), 2*time.Second)
+
+	after := s.sim.Counters()
+	for _, route := range []string{"GET /fhir/Appointment", "GET /fhir/Appointment/{id}", "GET /fhir/Patient"} {
+		assert.Equal(t, before[route], after[route], "no PKB call for the feed's updates (%s)", route)
+	}
+	for _, e := range s.ds.Expect {
+		id := workflows.RequestWorkflowID(e.MessageID)
+		if id != wid(a) && id != wid(b) {
+			assert.False(t, closed(id), "only the two requests the feed named closed")
+		}
+	}
+	matched, dropped := f.Counts()
+	assert.EqualValues(t, 2, matched)
+	assert.Zero(t, dropped)
+}
+
+func quietLog() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}

@@ -1,0 +1,147 @@
+// Package feed takes copies of the trust's PAS appointment updates, as its
+// integration engine sends them to PKB: HL7 v2 SIU over MLLP, or a FHIR R4
+// Appointment posted over HTTPS. Each update is matched to the requests
+// waiting on that appointment by the trust's appointment id and signalled
+// to them at once, with no PKB call; the request judges it by the same
+// evidence rules as PKB's answers. An update for no waiting request is
+// counted and dropped.
+package feed
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/samply/golang-fhir-models/fhir-models/fhir"
+
+	"github.com/rebookhq/rebook/activities"
+	"github.com/rebookhq/rebook/internal/store"
+)
+
+// Update is what the PAS says of one appointment.
+type Update struct {
+	PlacerID string
+	Status   string // FHIR status: booked, cancelled, noshow, fulfilled, entered-in-error
+	Start    time.Time
+}
+
+// Feed applies updates.
+type Feed struct {
+	Store    *store.Store
+	Requests activities.Requests
+	Log      *slog.Logger
+
+	matched, dropped atomic.Int64
+}
+
+// Counts are the updates applied to a waiting request, and those for none.
+func (f *Feed) Counts() (matched, dropped int64) { return f.matched.Load(), f.dropped.Load() }
+
+// Apply signals the update to every request waiting on its appointment.
+// It returns how many; an error means it was not (all) delivered, and the
+// sender should try again.
+func (f *Feed) Apply(ctx context.Context, u Update) (int, error) {
+	if u.PlacerID == "" {
+		return 0, errors.New("feed: no appointment id")
+	}
+	waiting, err := f.Store.WaitingByPlacer(ctx, u.PlacerID)
+	if err != nil {
+		return 0, err
+	}
+	if len(waiting) == 0 {
+		f.dropped.Add(1)
+		return 0, nil
+	}
+	for _, w := range waiting {
+		au := activities.AppointmentUpdate{AppointmentID: w.AppointmentID, Status: u.Status, Start: u.Start, SpecialtyCode: w.SpecialtyCode}
+		if err := f.Requests.AppointmentChanged(ctx, w.WorkflowID, au); err != nil {
+			return 0, err
+		}
+	}
+	f.matched.Add(1)
+	return len(waiting), nil
+}
+
+// FHIRPath is where the integration engine posts a FHIR Appointment.
+const FHIRPath = "/feed/fhir/Appointment"
+
+// HTTP serves POST /feed/fhir/Appointment, authenticated by a bearer
+// secret (REBOOK_FEED_TOKEN). A resource it cannot use gets 400 with a
+// FHIR OperationOutcome saying why; a delivery failure 503, to be retried.
+func (f *Feed) HTTP(token string) http.Handler {
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			outcome(w, http.StatusUnauthorized, fhir.IssueTypeLogin, "a bearer token is required")
+			return
+		}
+		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		if err != nil {
+			outcome(w, http.StatusBadRequest, fhir.IssueTypeInvalid, "the body could not be read")
+			return
+		}
+		u, err := FromFHIR(body)
+		if err != nil {
+			outcome(w, http.StatusBadRequest, fhir.IssueTypeInvalid, err.Error())
+			return
+		}
+		n, err := f.Apply(r.Context(), u)
+		if err != nil {
+			f.Log.Error("feed: could not deliver an update", "err", err)
+			outcome(w, http.StatusServiceUnavailable, fhir.IssueTypeTransient, "not delivered; send it again")
+			return
+		}
+		outcome(w, http.StatusOK, fhir.IssueTypeInformational, fmt.Sprintf("delivered to %d waiting request(s)", n))
+	})
+}
+
+func outcome(w http.ResponseWriter, status int, code fhir.IssueType, diag string) {
+	sev := fhir.IssueSeverityError
+	if status == http.StatusOK {
+		sev = fhir.IssueSeverityInformation
+	}
+	w.Header().Set("Content-Type", "application/fhir+json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(fhir.OperationOutcome{Issue: []fhir.OperationOutcomeIssue{{Severity: sev, Code: code, Diagnostics: &diag}}})
+}
+
+// FromFHIR reads a FHIR R4 Appointment.
+func FromFHIR(body []byte) (Update, error) {
+	var probe struct {
+		ResourceType string `json:"resourceType"`
+		Status       string `json:"status"`
+	}
+	if err := json.Unmarshal(body, &probe); err != nil {
+		return Update{}, errors.New("the body is not JSON")
+	}
+	if probe.ResourceType != "Appointment" {
+		return Update{}, fmt.Errorf("resourceType %q is not Appointment", probe.ResourceType)
+	}
+	var a fhir.Appointment
+	if err := json.Unmarshal(body, &a); err != nil {
+		return Update{}, errors.New("the Appointment does not follow FHIR R4")
+	}
+	u := Update{PlacerID: activities.PlacerID(a.Identifier), Status: a.Status.Code()}
+	if u.PlacerID == "" {
+		return Update{}, errors.New("the Appointment carries no identifier (the trust's appointment id)")
+	}
+	if a.Start != nil {
+		t, err := time.Parse(time.RFC3339, *a.Start)
+		if err != nil {
+			return Update{}, errors.New("start is not an instant")
+		}
+		u.Start = t
+	}
+	if strings.TrimSpace(probe.Status) == "" {
+		return Update{}, errors.New("the Appointment has no status")
+	}
+	return u, nil
+}

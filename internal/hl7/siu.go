@@ -1,0 +1,56 @@
+package hl7
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Schedule is what an SIU message says of one appointment.
+type Schedule struct {
+	Event    string // S12 new booking, S13 rescheduled, S14 modified, S15 cancelled, S26 did not attend
+	PlacerID string // SCH-1: the trust's appointment id, as PKB's identifier carries it
+	FillerID string // SCH-2
+	Status   string // the FHIR status it means: booked, cancelled or noshow
+	Start    time.Time
+}
+
+// statusOf is the FHIR appointment status each SIU event means.
+var statusOf = map[string]string{"S12": "booked", "S13": "booked", "S14": "booked", "S15": "cancelled", "S26": "noshow"}
+
+// ReadSIU reads an SIU scheduling message. Anything else, or one without
+// the trust's appointment id, is an error that says why.
+func ReadSIU(m *Message, loc *time.Location) (Schedule, error) {
+	typ, event := m.Field("MSH", 9, 1), m.Field("MSH", 9, 2)
+	if typ != "SIU" {
+		return Schedule{}, fmt.Errorf("message type %q is not SIU", typ)
+	}
+	status, ok := statusOf[event]
+	if !ok {
+		return Schedule{}, fmt.Errorf("SIU event %q is not one Rebook uses (S12, S13, S14, S15, S26)", event)
+	}
+	if !m.Has("SCH") {
+		return Schedule{}, errors.New("no SCH segment")
+	}
+	s := Schedule{Event: event, Status: status, PlacerID: strings.TrimSpace(m.Field("SCH", 1, 1)), FillerID: strings.TrimSpace(m.Field("SCH", 2, 1))}
+	if s.PlacerID == "" {
+		return Schedule{}, errors.New("SCH-1 (the placer appointment id) is empty")
+	}
+	// The start: TQ1-7 in v2.5 and later, SCH-11.4 before it.
+	start := m.Field("TQ1", 7, 1)
+	if start == "" {
+		start = m.Field("SCH", 11, 4)
+	}
+	if start != "" {
+		t, err := ParseTime(start, loc)
+		if err != nil {
+			return Schedule{}, fmt.Errorf("the appointment's start: %w", err)
+		}
+		s.Start = t
+	}
+	if s.Start.IsZero() && (event == "S12" || event == "S13") {
+		return Schedule{}, fmt.Errorf("SIU %s without the appointment's start (TQ1-7 or SCH-11.4)", event)
+	}
+	return s, nil
+}
