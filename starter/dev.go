@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/rebookhq/rebook/internal/feed"
 	"log/slog"
 	"net"
 	"os"
@@ -131,6 +133,11 @@ func runDev(ctx context.Context, args []string) error {
 		temporal.Stop()
 	}()
 
+	// The simulated PAS sends its copies to the front door's feed, as a
+	// trust's integration engine would, unless told otherwise.
+	if f.feedURL == "" {
+		f.feedURL, f.feedToken = cfg.PublicURL+feed.FHIRPath, cfg.FeedToken
+	}
 	sim, l, err := f.listen(cfg)
 	if err != nil {
 		return err
@@ -245,6 +252,13 @@ func devDefaults(cfg *config.Config, simAddr, stateDir string) error {
 	}
 	if os.Getenv(config.PKBCallsPerHour) == "" {
 		cfg.PKBCallsPerHour = 36_000
+	}
+	if cfg.FeedToken == "" {
+		b := make([]byte, 16)
+		if _, err := rand.Read(b); err != nil {
+			return err
+		}
+		cfg.FeedToken = hex.EncodeToString(b)
 	}
 	if cfg.EncryptionKey == nil {
 		key, err := devKey(filepath.Join(stateDir, "encryption.key"))

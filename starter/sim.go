@@ -36,6 +36,8 @@ type simFlags struct {
 	pageSize    int
 	apptsFrom   string
 	orgWide     bool
+	feedURL     string
+	feedToken   string
 }
 
 func (f *simFlags) register(fs *flag.FlagSet, prefix string) {
@@ -46,6 +48,8 @@ func (f *simFlags) register(fs *flag.FlagSet, prefix string) {
 	fs.DurationVar(&f.sessionTTL, prefix+"session-ttl", 0, "grant session lifetime; 0 means unlimited")
 	fs.IntVar(&f.pageSize, prefix+"page-size", 100, "messages per page")
 	fs.StringVar(&f.apptsFrom, prefix+"appointments-from", "2027-03-01", "first day appointments are booked on (YYYY-MM-DD, UK time); they span 60 days")
+	fs.StringVar(&f.feedURL, prefix+"pas-feed-url", "", "also send each PAS update as a FHIR Appointment to this URL (Rebook's POST /feed/fhir/Appointment), as an integration engine would")
+	fs.StringVar(&f.feedToken, prefix+"pas-feed-token", "", "bearer secret for --pas-feed-url (REBOOK_FEED_TOKEN)")
 	fs.BoolVar(&f.orgWide, prefix+"org-wide-search", false, "emulate a server that answers Appointment searches naming no patient (PKB documents the patient as required and answers 400)")
 }
 
@@ -84,6 +88,7 @@ func (f *simFlags) server(cfg config.Config, log *slog.Logger) (*pkbsim.Server, 
 		ClientID: cfg.PKBClientID, ClientSecret: cfg.PKBClientSecret, RedirectURL: cfg.PKBRedirectURL,
 		AccessTTL: f.tokenTTL, SessionTTL: f.sessionTTL, PageSize: f.pageSize,
 		AutoApprove: f.autoApprove, AutoPAS: f.autoPAS, Seed: f.seed, Logger: log, OrgWideSearch: f.orgWide,
+		FeedURL: f.feedURL, FeedToken: f.feedToken,
 	}, ds), nil
 }
 

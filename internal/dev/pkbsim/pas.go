@@ -31,6 +31,7 @@ func (s *Server) cancel(id string, now time.Time) error {
 		return err
 	}
 	a.Status, a.LastUpdated = "cancelled", now
+	s.copyToFeed(*a)
 	return nil
 }
 
@@ -53,6 +54,7 @@ func (s *Server) move(id string, start, now time.Time) error {
 	a.Start = start.In(subject.London())
 	a.End = a.Start.Add(length)
 	a.Status, a.LastUpdated = "booked", now
+	s.copyToFeed(*a)
 	return nil
 }
 
@@ -81,6 +83,7 @@ func (s *Server) rebook(id string, start, now time.Time) (string, error) {
 	n.Status, n.Created, n.LastUpdated = "booked", now, now
 	s.data.Appointments = append(s.data.Appointments, n)
 	s.byAppt[n.ID] = len(s.data.Appointments) - 1
+	s.copyToFeed(n)
 	return n.ID, nil
 }
 

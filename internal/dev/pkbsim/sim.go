@@ -35,6 +35,11 @@ type Config struct {
 	// AutoPAS, when set, makes the PAS act on each request this long after
 	// the request's message was first delivered.
 	AutoPAS time.Duration
+	// FeedURL, when set, is where the PAS also sends each update it makes,
+	// as a FHIR Appointment with FeedToken as bearer: Rebook's PAS feed
+	// (POST /feed/fhir/Appointment), as a trust's integration engine would.
+	FeedURL   string
+	FeedToken string
 	// OrgWideSearch emulates a server that answers an Appointment search
 	// naming no patient, which PKB does not document (it answers 400).
 	OrgWideSearch bool
@@ -67,7 +72,8 @@ type Server struct {
 	faults   Faults
 	dice     *mrand.Rand
 	counters map[string]int64
-	holdFrom int64 // messages stamped from here are not served yet
+	holdFrom int64       // messages stamped from here are not served yet
+	feed     chan []byte // the PAS's copies, for the feed
 }
 
 // New makes a simulator serving ds.
@@ -95,6 +101,10 @@ func New(cfg Config, ds Dataset) *Server {
 	}
 	s.load(ds)
 	s.routes()
+	if cfg.FeedURL != "" {
+		s.feed = make(chan []byte, 1024)
+		go s.sendFeed()
+	}
 	return s
 }
 

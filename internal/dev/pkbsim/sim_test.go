@@ -652,3 +652,33 @@ func TestAppointmentSearchNeedsAPatientByDefault(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotEmpty(t, page.Appointments)
 }
+
+// With a feed URL the simulated PAS also sends each update it makes as a
+// FHIR Appointment, with the bearer secret, as an integration engine would.
+func TestPASSendsCopiesToTheFeed(t *testing.T) {
+	got := make(chan map[string]any, 4)
+	var auth string
+	feed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth = r.Header.Get("Authorization")
+		var body map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		got <- body
+	}))
+	t.Cleanup(feed.Close)
+	ds := demo(5)
+	s := start(t, pkbsim.Config{FeedURL: feed.URL, FeedToken: "feed-secret-0123456789"}, ds)
+	a := ds.Appointments[0]
+	require.NoError(t, s.Cancel(a.ID))
+	select {
+	case body := <-got:
+		assert.Equal(t, "Appointment", body["resourceType"])
+		assert.Equal(t, "cancelled", body["status"])
+		ids, _ := body["identifier"].([]any)
+		require.NotEmpty(t, ids)
+		assert.Equal(t, a.PlacerID, ids[0].(map[string]any)["value"])
+		assert.Equal(t, "Bearer feed-secret-0123456789", auth)
+	case <-time.After(5 * time.Second):
+		t.Fatal("no copy reached the feed")
+	}
+	require.Eventually(t, func() bool { return s.Counters()[pkbsim.CounterFeedSent] == 1 }, 5*time.Second, 20*time.Millisecond)
+}
