@@ -64,7 +64,7 @@ func serveFrontDoor(ctx context.Context, cfg config.Config, ui string, log *slog
 			return fmt.Errorf("listen on %s (%s): %w", cfg.MLLPAddr, config.MLLPAddr, err)
 		}
 		log.Info("PAS feed: HL7 v2 over MLLP", "addr", ml.Addr().String())
-		go func() { mllpDone <- app.Feed(conns.Store, conns.Temporal, log).ServeMLLP(mctx, ml) }()
+		go func() { mllpDone <- app.Feed(cfg, conns.Store, conns.Temporal, log).ServeMLLP(mctx, ml) }()
 	} else {
 		close(mllpDone)
 	}

@@ -226,9 +226,16 @@ func Worker(cfg config.Config, st *store.Store, tc client.Client, o WorkerOption
 }
 
 // Feed applies the PAS's copies of appointment updates to waiting
-// requests.
-func Feed(st *store.Store, tc client.Client, log *slog.Logger) *feed.Feed {
-	return &feed.Feed{Store: st, Requests: wfclient.Client{Temporal: tc}, Log: log}
+// requests; with PKB configured it can find an update's appointment in
+// PKB when its placer id matches no request.
+func Feed(cfg config.Config, st *store.Store, tc client.Client, log *slog.Logger) *feed.Feed {
+	f := &feed.Feed{Store: st, Requests: wfclient.Client{Temporal: tc}, Log: log}
+	if cfg.PKBBaseURL != "" && cfg.PKBFHIRBaseURL != "" {
+		if pc, _, err := PKB(cfg, st, tc); err == nil {
+			f.PKB = pc
+		}
+	}
+	return f
 }
 
 // WorkerHealth is the worker's /healthz: PostgreSQL and Temporal.
@@ -256,7 +263,7 @@ func FrontDoor(cfg config.Config, st *store.Store, tc client.Client, temporalUI 
 	}
 	var feedHandler http.Handler
 	if cfg.FeedToken != "" {
-		feedHandler = Feed(st, tc, log).HTTP(cfg.FeedToken)
+		feedHandler = Feed(cfg, st, tc, log).HTTP(cfg.FeedToken)
 	}
 	h, err := frontdoor.New(frontdoor.Options{
 		Store: st, Interactions: ih, Grant: grant, Feed: feedHandler, EncryptionKey: cfg.EncryptionKey, CodecOrigin: temporalUI,

@@ -64,7 +64,7 @@ func TestPASFeedClosesRequests(t *testing.T) {
 		d, err := s.tc.DescribeWorkflowExecution(ctx, id, "")
 		return err == nil && d.WorkflowExecutionInfo.Status == enums.WORKFLOW_EXECUTION_STATUS_COMPLETED
 	}
-	f := app.Feed(s.st, s.tc, quietLog())
+	f := app.Feed(s.cfg, s.st, s.tc, quietLog())
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	fctx, stop := context.WithCancel(ctx)
@@ -143,8 +143,28 @@ func TestPASFeedClosesRequests(t *testing.T) {
 			assert.False(t, closed(id), "only the two requests the feed named closed")
 		}
 	}
+
+	// A placer id Rebook does not know, but the patient's NHS number in
+	// PID-3 and the appointment's time: found through one PKB search.
+	var c pkbsim.Appointment
+	nhs := ""
+	for _, cand := range cancels[2:] {
+		for _, p := range s.ds.Patients {
+			if p.ID == cand.PatientID && len(p.NHSNumber) == 10 && p.NHSVerified {
+				c, nhs = cand, p.NHSNumber
+			}
+		}
+		if nhs != "" {
+			break
+		}
+	}
+	require.NotEmpty(t, nhs, "the scenario has a cancel request with a verified NHS number")
+	ack = send(fmt.Sprintf("MSH|^~\\&|PAS|TRUST|REBOOK|TRUST|%s||SIU^S15|c4|P|2.5\rSCH|UNKNOWN-PLACER|F-x|||||||||^^^%s\rPID|1||%s^^^NHS^NH\r",
+		time.Now().Format("20060102150405"), c.Start.In(subject.London()).Format("200601021504"), nhs))
+	require.Equal(t, hl7.AckAccept, ack.Field("MSA", 1, 0), ack.Field("MSA", 3, 0))
+	require.Eventually(t, func() bool { return closed(wid(c)) }, 5*time.Second, 50*time.Millisecond, "found by NHS number and time")
 	matched, dropped := f.Counts()
-	assert.EqualValues(t, 2, matched)
+	assert.EqualValues(t, 3, matched)
 	assert.Zero(t, dropped)
 }
 

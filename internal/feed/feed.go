@@ -23,7 +23,10 @@ import (
 	"github.com/samply/golang-fhir-models/fhir-models/fhir"
 
 	"github.com/rebookhq/rebook/activities"
+	"github.com/rebookhq/rebook/internal/nhsnumber"
+	"github.com/rebookhq/rebook/internal/pkb"
 	"github.com/rebookhq/rebook/internal/store"
+	"github.com/rebookhq/rebook/internal/subject"
 )
 
 // Update is what the PAS says of one appointment.
@@ -31,6 +34,9 @@ type Update struct {
 	PlacerID string
 	Status   string // FHIR status: booked, cancelled, noshow, fulfilled, entered-in-error
 	Start    time.Time
+	// NHSNumber, when the update carries it, finds the appointment in PKB
+	// when its placer id finds no request. Held in memory only.
+	NHSNumber string
 }
 
 // Feed applies updates.
@@ -38,6 +44,11 @@ type Feed struct {
 	Store    *store.Store
 	Requests activities.Requests
 	Log      *slog.Logger
+	// PKB, when set, finds the appointment of an update its placer id
+	// does not match: the patient's appointments (by NHS number) at the
+	// update's time. Only for cancellations and non-attendance, whose time
+	// is the appointment's own.
+	PKB *pkb.Client
 
 	matched, dropped atomic.Int64
 }
@@ -57,6 +68,11 @@ func (f *Feed) Apply(ctx context.Context, u Update) (int, error) {
 		return 0, err
 	}
 	if len(waiting) == 0 {
+		if waiting, err = f.byPatientAndTime(ctx, u); err != nil {
+			return 0, err
+		}
+	}
+	if len(waiting) == 0 {
 		f.dropped.Add(1)
 		return 0, nil
 	}
@@ -68,6 +84,41 @@ func (f *Feed) Apply(ctx context.Context, u Update) (int, error) {
 	}
 	f.matched.Add(1)
 	return len(waiting), nil
+}
+
+// byPatientAndTime finds the requests waiting on the patient's appointment
+// at the update's time, asking PKB by NHS number: the fallback when the
+// placer id matches none (a request matched before placer ids were kept,
+// or a PAS whose ids PKB does not show).
+func (f *Feed) byPatientAndTime(ctx context.Context, u Update) ([]store.Request, error) {
+	if f.PKB == nil || u.NHSNumber == "" || u.Start.IsZero() || (u.Status != "cancelled" && u.Status != "noshow") {
+		return nil, nil
+	}
+	nhs, err := nhsnumber.Normalize(u.NHSNumber)
+	if err != nil {
+		return nil, nil
+	}
+	day := u.Start.In(subject.London())
+	from := time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, subject.London())
+	page, err := f.PKB.SearchAppointments(ctx, pkb.AppointmentQuery{NHSNumber: nhs, From: from, Before: from.AddDate(0, 0, 1), Count: 100})
+	if err != nil {
+		return nil, err
+	}
+	var out []store.Request
+	for _, ap := range page.Appointments {
+		if ap.Id == nil || ap.Start == nil {
+			continue
+		}
+		if t, err := time.Parse(time.RFC3339, *ap.Start); err != nil || !t.Equal(u.Start) {
+			continue
+		}
+		w, err := f.Store.WaitingByAppointment(ctx, *ap.Id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, w...)
+	}
+	return out, nil
 }
 
 // FHIRPath is where the integration engine posts a FHIR Appointment.
@@ -130,6 +181,11 @@ func FromFHIR(body []byte) (Update, error) {
 		return Update{}, errors.New("the Appointment does not follow FHIR R4")
 	}
 	u := Update{PlacerID: activities.PlacerID(a.Identifier), Status: a.Status.Code()}
+	for _, p := range a.Participant {
+		if p.Actor != nil && p.Actor.Identifier != nil && p.Actor.Identifier.System != nil && *p.Actor.Identifier.System == pkb.NHSNumberSystem && p.Actor.Identifier.Value != nil {
+			u.NHSNumber = *p.Actor.Identifier.Value
+		}
+	}
 	if u.PlacerID == "" {
 		return Update{}, errors.New("the Appointment carries no identifier (the trust's appointment id)")
 	}

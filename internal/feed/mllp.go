@@ -78,7 +78,7 @@ func (f *Feed) answer(ctx context.Context, raw []byte) []byte {
 	if err != nil {
 		return hl7.Ack(msg, hl7.AckReject, err.Error(), now)
 	}
-	if _, err := f.Apply(ctx, Update{PlacerID: s.PlacerID, Status: s.Status, Start: s.Start}); err != nil {
+	if _, err := f.Apply(ctx, Update{PlacerID: s.PlacerID, Status: s.Status, Start: s.Start, NHSNumber: s.NHSNumber}); err != nil {
 		f.Log.Error("feed: could not deliver an update", "err", err)
 		return hl7.Ack(msg, hl7.AckError, "not delivered; send it again", now)
 	}

@@ -134,6 +134,22 @@ func (m *Message) Field(seg string, n, c int) string {
 	return ""
 }
 
+// Repeats returns every repetition of segment seg's field n (first
+// occurrence of the segment), each split into its components.
+func (m *Message) Repeats(seg string, n int) [][]string {
+	for _, s := range m.Segments {
+		if s[0] != seg || n >= len(s) {
+			continue
+		}
+		var out [][]string
+		for _, r := range strings.Split(s[n], "~") {
+			out = append(out, strings.Split(r, string(m.component)))
+		}
+		return out
+	}
+	return nil
+}
+
 // Has says whether the message has a segment.
 func (m *Message) Has(seg string) bool {
 	for _, s := range m.Segments {

@@ -36,6 +36,14 @@ func TestReadSIUTakesTheAppointmentIdAndStart(t *testing.T) {
 	s, err = hl7.ReadSIU(m, subject.London())
 	require.NoError(t, err)
 	assert.True(t, s.Start.Equal(time.Date(2027, 4, 2, 9, 15, 0, 0, time.UTC)), "10:15 BST: %s", s.Start)
+	assert.Empty(t, s.NHSNumber, "PID-3 has only the PAS's own id")
+
+	// The NHS number is the PID-3 repetition typed NH (or issued by NHS).
+	m, err = hl7.Parse([]byte(strings.Replace(s13, "PID|1||123^^^PKB\r", "PID|1||123^^^PAS^MR~9434765919^^^NHS^NH\r", 1)))
+	require.NoError(t, err)
+	s, err = hl7.ReadSIU(m, subject.London())
+	require.NoError(t, err)
+	assert.Equal(t, "9434765919", s.NHSNumber)
 }
 
 func TestReadSIURefusesWithTheReason(t *testing.T) {

@@ -14,6 +14,10 @@ type Schedule struct {
 	FillerID string // SCH-2
 	Status   string // the FHIR status it means: booked, cancelled or noshow
 	Start    time.Time
+	// NHSNumber is the patient's, from PID-3 (identifier type NH or
+	// assigning authority NHS); "" when absent. It is used to find the
+	// appointment in PKB when SCH-1 finds no request, and kept nowhere.
+	NHSNumber string
 }
 
 // statusOf is the FHIR appointment status each SIU event means.
@@ -48,6 +52,17 @@ func ReadSIU(m *Message, loc *time.Location) (Schedule, error) {
 			return Schedule{}, fmt.Errorf("the appointment's start: %w", err)
 		}
 		s.Start = t
+	}
+	for _, id := range m.Repeats("PID", 3) {
+		get := func(i int) string {
+			if i < len(id) {
+				return strings.TrimSpace(id[i])
+			}
+			return ""
+		}
+		if get(0) != "" && (strings.EqualFold(get(4), "NH") || strings.EqualFold(get(3), "NHS")) {
+			s.NHSNumber = get(0)
+		}
 	}
 	if s.Start.IsZero() && (event == "S12" || event == "S13") {
 		return Schedule{}, fmt.Errorf("SIU %s without the appointment's start (TQ1-7 or SCH-11.4)", event)

@@ -15,6 +15,7 @@ import (
 // AppointmentQuery is an Appointment search. Empty fields are left out.
 type AppointmentQuery struct {
 	PatientID string    // the patient's PKB public id
+	NHSNumber string    // or the patient's NHS number (PatientID wins)
 	Statuses  []string  // e.g. "pending"
 	From      time.Time // date=ge (a calendar day in Europe/London)
 	Before    time.Time // date=lt
@@ -39,8 +40,11 @@ const opAppointments = "GET /fhir/Appointment"
 // SearchAppointments runs an Appointment search and returns its first page.
 func (c *Client) SearchAppointments(ctx context.Context, q AppointmentQuery) (AppointmentPage, error) {
 	v := url.Values{}
-	if q.PatientID != "" {
+	switch {
+	case q.PatientID != "":
 		v.Set("actor:Patient.identifier", PublicIDSystem+"|"+q.PatientID)
+	case q.NHSNumber != "":
+		v.Set("actor:Patient.identifier", NHSNumberSystem+"|"+q.NHSNumber)
 	}
 	if len(q.Statuses) > 0 {
 		v.Set("status", strings.Join(q.Statuses, ","))

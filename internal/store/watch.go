@@ -78,3 +78,13 @@ func (s *Store) WaitingByPlacer(ctx context.Context, placerID string) ([]Request
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Request, error) { return scanRequest(r) })
 }
+
+// WaitingByAppointment returns the waiting requests about a PKB
+// appointment.
+func (s *Store) WaitingByAppointment(ctx context.Context, appointmentID string) ([]Request, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+requestColumns+` FROM requests WHERE closed_at IS NULL AND appointment_id = $1 AND appointment_id <> ''`, appointmentID)
+	if err != nil {
+		return nil, fmt.Errorf("store: waiting by appointment: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Request, error) { return scanRequest(r) })
+}

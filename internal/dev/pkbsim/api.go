@@ -220,11 +220,21 @@ func (s *Server) searchAppointments(w http.ResponseWriter, r *http.Request) {
 	patient, hasPatient := "", false
 	if v := q.Get("actor:Patient.identifier"); v != "" {
 		sys, val, ok := strings.Cut(v, "|")
-		if !ok || sys != pkb.PublicIDSystem || val == "" {
-			writeOutcome(w, http.StatusBadRequest, "invalid", "actor:Patient.identifier must be "+pkb.PublicIDSystem+"|<public id>")
+		if !ok || (sys != pkb.PublicIDSystem && sys != pkb.NHSNumberSystem) || val == "" {
+			writeOutcome(w, http.StatusBadRequest, "invalid", "actor:Patient.identifier must be "+pkb.PublicIDSystem+"|<public id> or "+pkb.NHSNumberSystem+"|<NHS number>")
 			return
 		}
 		patient, hasPatient = val, true
+		if sys == pkb.NHSNumberSystem {
+			s.mu.Lock()
+			patient = "" // no patient has that number: nothing matches
+			for _, p := range s.data.Patients {
+				if p.NHSNumber == val {
+					patient = p.ID
+				}
+			}
+			s.mu.Unlock()
+		}
 	}
 	s.mu.Lock()
 	orgWide := s.cfg.OrgWideSearch
