@@ -120,6 +120,15 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 	defer func() { _ = logf.Close() }()
+	// A new Temporal state beside an old read model: the poll would take
+	// every message it recorded before as already started and skip it.
+	if _, err := os.Stat(filepath.Join(*stateDir, "temporal.db")); errors.Is(err, os.ErrNotExist) {
+		if n, err := st.CountRequests(ctx); err == nil && n > 0 {
+			slog.Warn("Temporal's state is new but the database already holds requests from an earlier run: "+
+				"their messages will not be started again; for a clean demo stop and drop the database (psql -c 'DROP DATABASE rebook') first",
+				"requests", n)
+		}
+	}
 	temporal, err := devserver.Start(ctx, devserver.Options{
 		Binary: bin, Port: port, UIPort: *uiPort,
 		DBFile: filepath.Join(*stateDir, "temporal.db"), Log: logf,

@@ -88,3 +88,10 @@ func (s *Store) WaitingByAppointment(ctx context.Context, appointmentID string) 
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Request, error) { return scanRequest(r) })
 }
+
+// CountRequests counts every request in the read model.
+func (s *Store) CountRequests(ctx context.Context) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM requests`).Scan(&n)
+	return n, err
+}
