@@ -3,6 +3,7 @@ package store_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -204,4 +205,39 @@ func TestAuditTrail(t *testing.T) {
 	assert.Equal(t, workflows.StateRouted, trail[0].Action)
 	assert.Equal(t, "Cardiology", trail[0].Detail["team"])
 	assert.Equal(t, workflows.StateClaimed, trail[1].Action)
+}
+
+// The reporting role reads the reporting views and nothing else: a trust's
+// BI connects with it and cannot see the tables (or patient ids) behind.
+func TestReportingRoleReadsOnlyTheViews(t *testing.T) {
+	s, url := open(t)
+	ctx := context.Background()
+	require.NoError(t, s.SaveRequest(ctx, store.Request{MessageID: "m1", WorkflowID: workflows.RequestWorkflowID("m1"), Ref: "RB-1",
+		State: workflows.StateRouted, RequestType: "cancel", Specialty: "Cardiology", Team: "Cardio", PatientID: "pat-1", ReceivedAt: time.Now()}))
+
+	admin, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer func() { _ = admin.Close(ctx) }()
+	reader := fmt.Sprintf("bi_reader_%d", time.Now().UnixNano())
+	_, err = admin.Exec(ctx, "CREATE ROLE "+reader+" LOGIN IN ROLE rebook_reporting")
+	require.NoError(t, err)
+	t.Cleanup(func() { _, _ = admin.Exec(context.Background(), "DROP ROLE IF EXISTS "+reader) })
+
+	cfg, err := pgx.ParseConfig(url)
+	require.NoError(t, err)
+	cfg.User = reader
+	bi, err := pgx.ConnectConfig(ctx, cfg)
+	require.NoError(t, err)
+	defer func() { _ = bi.Close(ctx) }()
+	var n int
+	require.NoError(t, bi.QueryRow(ctx, `SELECT count(*) FROM reporting.requests WHERE specialty = 'Cardiology'`).Scan(&n))
+	assert.Equal(t, 1, n)
+	require.NoError(t, bi.QueryRow(ctx, `SELECT coalesce(sum(requests), 0) FROM reporting.requests_per_day`).Scan(&n))
+	assert.Equal(t, 1, n)
+	_, err = bi.Exec(ctx, `SELECT patient_id FROM public.requests`)
+	assert.ErrorContains(t, err, "permission denied", "the table behind the view is refused")
+	_, err = bi.Exec(ctx, `SELECT patient_id FROM reporting.requests`)
+	assert.Error(t, err, "the view has no patient id")
+	_, err = bi.Exec(ctx, `SELECT * FROM public.pkb_grants`)
+	assert.ErrorContains(t, err, "permission denied")
 }
