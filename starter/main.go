@@ -24,6 +24,7 @@ var commands = map[string]command{
 	"schedule":   {"create or update the PollMessages and WatchAppointments schedules (idempotent)", runSchedule},
 	"rules":      {"routing rules: list | import FILE.csv | export [FILE.csv]", runRules},
 	"grant-link": {"print a single-use link, valid 30 minutes, that starts the PKB grant (the only way to start it besides the admins' Slack alert)", runGrantLink},
+	"report":     {"requests per specialty or team per day, week or month: --from --to --by specialty|team --every day|week|month --format table|csv", runReport},
 	"migrate":    {"create the database if missing and bring its schema up to date (the worker also does at start)", runMigrate},
 }
 
