@@ -57,7 +57,7 @@ func report(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	header := []string{"period", *by, "requests", "cancel", "change", "closed", "median_hours_to_close", "p90_hours_to_close", "sla_breaches"}
+	header := []string{"period", *by, "requests", "cancel", "change", "closed_requests", "median_hours_to_close", "p90_hours_to_close", "sla_breaches"}
 	hours := func(h *float64) string {
 		if h == nil {
 			return ""

@@ -46,7 +46,7 @@ func TestReportCountsEqualTheReadModel(t *testing.T) {
 	recs, err := csv.NewReader(&out).ReadAll()
 	require.NoError(t, err)
 	require.NotEmpty(t, recs)
-	assert.Equal(t, []string{"period", "specialty", "requests", "cancel", "change", "closed", "median_hours_to_close", "p90_hours_to_close", "sla_breaches"}, recs[0])
+	assert.Equal(t, []string{"period", "specialty", "requests", "cancel", "change", "closed_requests", "median_hours_to_close", "p90_hours_to_close", "sla_breaches"}, recs[0])
 
 	conn, err := pgx.Connect(ctx, url)
 	require.NoError(t, err)
