@@ -117,14 +117,22 @@ func TestRequestActivitiesReadMatchAndResolve(t *testing.T) {
 	assert.NotEmpty(t, f.Reason)
 }
 
-func TestAppointmentActivitiesSeeThePASAct(t *testing.T) {
-	r := newRig(t)
-	ctx := context.Background()
+// routedRequest puts the scenario's first routable request in the read
+// model as routed, as route-to-team would.
+func (r *rig) routedRequest(t *testing.T) (pkbsim.Expectation, pkbsim.Message, string) {
 	e := r.Expect(pkbsim.KindRoutable)
 	m := r.Message(e.MessageID)
 	wid := workflows.RequestWorkflowID(m.ID)
-	require.NoError(t, r.Store.SaveRequest(ctx, store.Request{MessageID: m.ID, WorkflowID: wid, Ref: activities.Ref(m.ID), State: workflows.StateRouted,
-		RequestType: string(e.RequestType), AppointmentID: e.AppointmentID, PatientID: m.PatientID, ReceivedAt: time.UnixMilli(m.Timestamp)}))
+	require.NoError(t, r.Store.SaveRequest(context.Background(), store.Request{MessageID: m.ID, WorkflowID: wid, Ref: activities.Ref(m.ID),
+		State: workflows.StateRouted, RequestType: string(e.RequestType), AppointmentID: e.AppointmentID, PatientID: m.PatientID,
+		ReceivedAt: time.UnixMilli(m.Timestamp)}))
+	return e, m, wid
+}
+
+func TestAppointmentActivitiesSeeThePASAct(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	e, m, wid := r.routedRequest(t)
 
 	in := activities.CheckInput{AppointmentID: e.AppointmentID, PatientID: m.PatientID, RequestType: string(e.RequestType), ReceivedAt: time.UnixMilli(m.Timestamp)}
 	var got []activities.AppointmentUpdate
@@ -166,12 +174,7 @@ func TestAppointmentActivitiesSeeThePASAct(t *testing.T) {
 func TestWatcherUsesAnOrgWideSearchWhereAllowed(t *testing.T) {
 	r := newRig(t)
 	r.Sim.SetOrgWideSearch(true)
-	ctx := context.Background()
-	e := r.Expect(pkbsim.KindRoutable)
-	m := r.Message(e.MessageID)
-	wid := workflows.RequestWorkflowID(m.ID)
-	require.NoError(t, r.Store.SaveRequest(ctx, store.Request{MessageID: m.ID, WorkflowID: wid, Ref: activities.Ref(m.ID), State: workflows.StateRouted,
-		RequestType: string(e.RequestType), AppointmentID: e.AppointmentID, PatientID: m.PatientID, ReceivedAt: time.UnixMilli(m.Timestamp)}))
+	e, _, wid := r.routedRequest(t)
 	require.NoError(t, r.Sim.Cancel(e.AppointmentID))
 	var res activities.WatchResult
 	require.NoError(t, r.run(t, &res, r.Set.Appointments.WatchAppointments))

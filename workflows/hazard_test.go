@@ -31,6 +31,15 @@ import (
 // Slack: the path a real run takes, on the test clock. `go test -run
 // Hazard ./...` runs them all; docs/clinical-safety.md cites them.
 
+// keeperState queries the TokenKeeper's state.
+func keeperState(t *testing.T, env *testsuite.TestWorkflowEnvironment) workflows.KeeperStatus {
+	v, err := env.QueryWorkflow(workflows.QueryTokenKeeper)
+	require.NoError(t, err)
+	var st workflows.KeeperStatus
+	require.NoError(t, v.Get(&st))
+	return st
+}
+
 // stopAt queries a request's state after d on the test clock and then
 // cancels it; the state is filled in once ExecuteWorkflow returns.
 func stopAt(t *testing.T, env *testsuite.TestWorkflowEnvironment, d time.Duration) *workflows.RequestStatus {
@@ -473,11 +482,7 @@ func TestHazardKeeperSurvivesARejectedClientSecret(t *testing.T) {
 	env := realEnv(r)
 	r.Clock = env.Now
 	var during, after workflows.KeeperStatus
-	query := func(into *workflows.KeeperStatus) {
-		v, err := env.QueryWorkflow(workflows.QueryTokenKeeper)
-		require.NoError(t, err)
-		require.NoError(t, v.Get(into))
-	}
+	query := func(into *workflows.KeeperStatus) { *into = keeperState(t, env) }
 	// oauth2 stamps a token's expiry on the wall clock: the test clock
 	// stays within minutes of it, and an activity's nudge starts the refresh.
 	env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.SignalRefreshNow, nil) }, time.Minute)
@@ -590,11 +595,7 @@ func TestHazardKeeperProbesAForbiddenGrantBackToHealth(t *testing.T) {
 	env := realEnv(r)
 	r.Clock = env.Now
 	var during, after workflows.KeeperStatus
-	query := func(into *workflows.KeeperStatus) {
-		v, err := env.QueryWorkflow(workflows.QueryTokenKeeper)
-		require.NoError(t, err)
-		require.NoError(t, v.Get(into))
-	}
+	query := func(into *workflows.KeeperStatus) { *into = keeperState(t, env) }
 	env.RegisterDelayedCallback(func() {
 		r.Sim.SetFaults(pkbsim.Faults{ErrorRate: 1, ErrorStatus: 403})
 		// What an activity does when a call naming no patient is refused too.
