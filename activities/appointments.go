@@ -117,9 +117,13 @@ func (a *AppointmentActivities) now() time.Time {
 	return time.Now()
 }
 
-func (a *AppointmentActivities) firstCheck() time.Duration {
-	if a.FirstCheckAfter > 0 {
-		return a.FirstCheckAfter
+func (a *AppointmentActivities) firstCheck() time.Duration { return firstCheckOr(a.FirstCheckAfter) }
+
+// firstCheckOr is REBOOK_FIRST_CHECK_AFTER as configured, 5 min if zero:
+// when a routed or just claimed request is first checked.
+func firstCheckOr(d time.Duration) time.Duration {
+	if d > 0 {
+		return d
 	}
 	return 5 * time.Minute
 }
@@ -148,7 +152,7 @@ func (a *AppointmentActivities) WatchAppointments(ctx context.Context) (WatchRes
 		res.Signalled, err = a.watchOrgWide(ctx)
 		return res, err
 	}
-	budget, err := a.spend(ctx, now)
+	budget, budgetAt, err := a.spend(ctx, now)
 	if err != nil || budget == 0 {
 		return res, err
 	}
@@ -166,7 +170,7 @@ func (a *AppointmentActivities) WatchAppointments(ctx context.Context) (WatchRes
 		res.Signalled += n
 	}
 	// Calls not made stay in the budget for the next run.
-	return res, a.refund(ctx, budget-res.Patients)
+	return res, a.refund(ctx, budgetAt, budget-res.Patients)
 }
 
 // The budget: calls accrue at a steady rate and at most watchCarry's
@@ -184,12 +188,13 @@ func (a *AppointmentActivities) perCall() time.Duration {
 	return time.Duration(float64(time.Hour+watchCarry) / float64(budget))
 }
 
-// spend takes what the budget allows now and returns the number of calls.
-func (a *AppointmentActivities) spend(ctx context.Context, now time.Time) (int, error) {
+// spend takes what the budget allows now: the number of calls, and the
+// budget's clock as it stored it, for refund.
+func (a *AppointmentActivities) spend(ctx context.Context, now time.Time) (int, int64, error) {
 	per := a.perCall()
 	at, err := a.Store.Cursor(ctx, watchBudgetAt)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	clock := time.UnixMilli(at)
 	if floor := now.Add(-watchCarry); clock.Before(floor) {
@@ -197,18 +202,17 @@ func (a *AppointmentActivities) spend(ctx context.Context, now time.Time) (int, 
 	}
 	n := int(now.Sub(clock) / per)
 	if n <= 0 {
-		return 0, nil
+		return 0, 0, nil
 	}
-	return n, a.Store.SetCursor(ctx, watchBudgetAt, clock.Add(time.Duration(n)*per).UnixMilli())
+	at = clock.Add(time.Duration(n) * per).UnixMilli()
+	return n, at, a.Store.SetCursor(ctx, watchBudgetAt, at)
 }
 
-func (a *AppointmentActivities) refund(ctx context.Context, n int) error {
+// refund gives n unmade calls back to the budget whose clock spend stored
+// as at.
+func (a *AppointmentActivities) refund(ctx context.Context, at int64, n int) error {
 	if n <= 0 {
 		return nil
-	}
-	at, err := a.Store.Cursor(ctx, watchBudgetAt)
-	if err != nil {
-		return err
 	}
 	return a.Store.SetCursor(ctx, watchBudgetAt, at-(time.Duration(n)*a.perCall()).Milliseconds())
 }

@@ -36,12 +36,7 @@ type RouteActivities struct {
 	FirstCheckAfter time.Duration
 }
 
-func (a *RouteActivities) firstCheck() time.Duration {
-	if a.FirstCheckAfter > 0 {
-		return a.FirstCheckAfter
-	}
-	return 5 * time.Minute
-}
+func (a *RouteActivities) firstCheck() time.Duration { return firstCheckOr(a.FirstCheckAfter) }
 
 // teamPostAttempts bounds how often a post to a team's channel is tried
 // before the request goes to triage instead.

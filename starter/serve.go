@@ -38,7 +38,10 @@ func serveFrontDoor(ctx context.Context, cfg config.Config, ui string, log *slog
 	if err := conns.Store.CheckSchema(ctx); err != nil {
 		return err
 	}
-	h, ih, err := app.FrontDoor(cfg, conns.Store, conns.Temporal, ui, log)
+	// One feed serves both ways in (FHIR over HTTPS, HL7 over MLLP), so
+	// its counts are the whole feed's.
+	fd := app.Feed(cfg, conns.Store, conns.Temporal, log)
+	h, ih, err := app.FrontDoor(cfg, conns.Store, conns.Temporal, fd, ui, log)
 	if err != nil {
 		return err
 	}
@@ -64,7 +67,7 @@ func serveFrontDoor(ctx context.Context, cfg config.Config, ui string, log *slog
 			return fmt.Errorf("listen on %s (%s): %w", cfg.MLLPAddr, config.MLLPAddr, err)
 		}
 		log.Info("PAS feed: HL7 v2 over MLLP", "addr", ml.Addr().String())
-		go func() { mllpDone <- app.Feed(cfg, conns.Store, conns.Temporal, log).ServeMLLP(mctx, ml) }()
+		go func() { mllpDone <- fd.ServeMLLP(mctx, ml) }()
 	} else {
 		close(mllpDone)
 	}

@@ -358,11 +358,7 @@ func (r *request) apply(ctx workflow.Context, updates []activities.AppointmentUp
 	r.progress = v.Progress
 	switch v.Kind {
 	case activities.VerdictActioned:
-		state := StateCompleted
-		if r.route.Triage {
-			state = StateTriagedThenCompleted
-		}
-		r.outcome = &Outcome{State: state, Note: "PKB shows the appointment " + v.How}
+		r.outcome = r.actioned(v.How)
 	case activities.VerdictEnded:
 		r.outcome = &Outcome{State: StateEnded, Note: "Ended without the requested change: the appointment " + v.How + "."}
 	}
@@ -379,12 +375,17 @@ func (r *request) applyLatched(updates []activities.AppointmentUpdate) {
 		return
 	}
 	if ok, how := r.progress.Actioned(r.facts.Type); ok {
-		state := StateCompleted
-		if r.route.Triage {
-			state = StateTriagedThenCompleted
-		}
-		r.outcome = &Outcome{State: state, Note: "PKB shows the appointment " + how}
+		r.outcome = r.actioned(how)
 	}
+}
+
+// actioned is the outcome of a request PKB shows done, as how says.
+func (r *request) actioned(how string) *Outcome {
+	state := StateCompleted
+	if r.route.Triage {
+		state = StateTriagedThenCompleted
+	}
+	return &Outcome{State: state, Note: "PKB shows the appointment " + how}
 }
 
 func (r *request) check(ctx workflow.Context) error {
@@ -443,7 +444,6 @@ func (r *request) wait(ctx workflow.Context, signals workflow.ReceiveChannel) er
 	if r.evidence && r.match.Found && !r.match.Start.IsZero() {
 		passAt = r.match.Start.Add(activities.PassedGrace + time.Minute)
 	}
-	sctx := withSlack(ctx)
 	for r.outcome == nil {
 		if r.evidence {
 			if workflow.GetInfo(ctx).GetCurrentHistoryLength() >= continueAfterEvents {
@@ -504,14 +504,14 @@ func (r *request) wait(ctx workflow.Context, signals workflow.ReceiveChannel) er
 		if !w.Reminded && !now.Before(remindAt) && r.outcome == nil {
 			w.Reminded = true
 			text := fmt.Sprintf("Reminder: %s is due within %d h (SLA %d h).", r.route.Ref, r.route.SLAHours/4, r.route.SLAHours)
-			if err := workflow.ExecuteActivity(sctx, noticeActs.Notify, activities.NotifyInput{Channel: r.route.ChannelID, ThreadTS: r.route.TS, Text: text, Key: r.wfID + "#reminder"}).Get(ctx, nil); err != nil {
+			if err := r.tell(ctx, "reminder", text); err != nil {
 				return err
 			}
 		}
 		if !w.Escalated && !now.Before(escalateAt) && r.outcome == nil {
 			w.Escalated = true
 			text := fmt.Sprintf(":rotating_light: Overdue: %s for %s has passed its %d h SLA and is still open.", r.route.Ref, r.route.Team, r.route.SLAHours)
-			if err := workflow.ExecuteActivity(sctx, noticeActs.Notify, activities.NotifyInput{Text: text, Key: r.wfID + "#overdue"}).Get(ctx, nil); err != nil {
+			if err := workflow.ExecuteActivity(withSlack(ctx), noticeActs.Notify, activities.NotifyInput{Text: text, Key: r.wfID + "#overdue"}).Get(ctx, nil); err != nil {
 				return err
 			}
 		}

@@ -122,13 +122,6 @@ func TokenKeeper(ctx workflow.Context, in KeeperInput) error {
 // that runs started then replay; they move to the new keeper at their next
 // continue-as-new.
 func tokenKeeperV1(ctx workflow.Context, in KeeperInput, st *KeeperStatus, refreshNow, granted workflow.ReceiveChannel) error {
-	drain := func(ch workflow.ReceiveChannel) bool {
-		got := false
-		for ch.ReceiveAsync(nil) {
-			got = true
-		}
-		return got
-	}
 	for cycle := 0; cycle < keeperCyclesBeforeNew; cycle++ {
 		var g activities.GrantInfo
 		if err := workflow.ExecuteActivity(withDB(ctx), grantActs.LoadGrant, in.ClientID).Get(ctx, &g); err != nil {
@@ -189,8 +182,7 @@ func needGrant(ctx workflow.Context, st *KeeperStatus, in KeeperInput, reason st
 		sel := workflow.NewSelector(ctx)
 		sel.AddFuture(workflow.NewTimer(ctx, wait), func(workflow.Future) {})
 		sel.AddReceive(granted, func(c workflow.ReceiveChannel, _ bool) {
-			for c.ReceiveAsync(nil) {
-			}
+			drain(c)
 			got = true
 		})
 		sel.Select(ctx)
@@ -214,12 +206,11 @@ type keeper struct {
 	refreshNow, granted workflow.ReceiveChannel
 }
 
-func drain(ch workflow.ReceiveChannel) bool {
-	got := false
+// drain takes every signal waiting on ch: one refresh or reload answers
+// them all.
+func drain(ch workflow.ReceiveChannel) {
 	for ch.ReceiveAsync(nil) {
-		got = true
 	}
-	return got
 }
 
 // act runs one activity; a failure is recorded in the state and followed

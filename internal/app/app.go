@@ -250,9 +250,11 @@ func WorkerHealth(st *store.Store, tc client.Client) http.Handler {
 }
 
 // FrontDoor is `starter serve`'s handler: Slack interactions, the PKB
-// grant flow when PKB is configured, the codec and request pages. Wait
-// on the interactions handler at shutdown for actions still running.
-func FrontDoor(cfg config.Config, st *store.Store, tc client.Client, temporalUI string, log *slog.Logger) (http.Handler, *interactions.Handler, error) {
+// grant flow when PKB is configured, the codec and request pages, and the
+// PAS feed's FHIR endpoint when REBOOK_FEED_TOKEN is set (fd, which the
+// MLLP listener shares). Wait on the interactions handler at shutdown for
+// actions still running.
+func FrontDoor(cfg config.Config, st *store.Store, tc client.Client, fd *feed.Feed, temporalUI string, log *slog.Logger) (http.Handler, *interactions.Handler, error) {
 	wf := wfclient.Client{Temporal: tc}
 	ih := &interactions.Handler{Requests: wf, Slack: Slack(cfg), SigningSecret: cfg.SlackSigningSecret, Log: log}
 	var grant *grantflow.Handler
@@ -262,8 +264,8 @@ func FrontDoor(cfg config.Config, st *store.Store, tc client.Client, temporalUI 
 		log.Warn("PKB_BASE_URL, PKB_CLIENT_ID or PKB_REDIRECT_URL not set: /oauth/start is off")
 	}
 	var feedHandler http.Handler
-	if cfg.FeedToken != "" {
-		feedHandler = Feed(cfg, st, tc, log).HTTP(cfg.FeedToken)
+	if cfg.FeedToken != "" && fd != nil {
+		feedHandler = fd.HTTP(cfg.FeedToken)
 	}
 	h, err := frontdoor.New(frontdoor.Options{
 		Store: st, Interactions: ih, Grant: grant, Feed: feedHandler, EncryptionKey: cfg.EncryptionKey, CodecOrigin: temporalUI,

@@ -109,37 +109,31 @@ func Parse(raw []byte) (*Message, error) {
 }
 
 // Field returns segment seg's field n, component c (1-based; c 0 for
-// the whole field), from its first occurrence; "" when absent.
+// the whole field), from its first occurrence and first repetition; ""
+// when absent.
 func (m *Message) Field(seg string, n, c int) string {
-	for _, s := range m.Segments {
-		if s[0] != seg {
-			continue
-		}
-		if n >= len(s) {
-			return ""
-		}
-		f := s[n]
-		if r := strings.IndexByte(f, '~'); r >= 0 {
-			f = f[:r] // first repetition
-		}
-		if c == 0 {
-			return f
-		}
-		parts := strings.Split(f, string(m.component))
-		if c > len(parts) {
-			return ""
-		}
-		return parts[c-1]
+	reps := m.Repeats(seg, n)
+	if len(reps) == 0 {
+		return ""
 	}
-	return ""
+	if c == 0 {
+		return strings.Join(reps[0], string(m.component))
+	}
+	if c > len(reps[0]) {
+		return ""
+	}
+	return reps[0][c-1]
 }
 
 // Repeats returns every repetition of segment seg's field n (first
 // occurrence of the segment), each split into its components.
 func (m *Message) Repeats(seg string, n int) [][]string {
 	for _, s := range m.Segments {
-		if s[0] != seg || n >= len(s) {
+		if s[0] != seg {
 			continue
+		}
+		if n >= len(s) {
+			return nil
 		}
 		var out [][]string
 		for _, r := range strings.Split(s[n], "~") {

@@ -134,9 +134,15 @@ func (s *Store) RequestByRef(ctx context.Context, ref string) (Request, error) {
 
 // AllRequests returns every request, oldest first.
 func (s *Store) AllRequests(ctx context.Context) ([]Request, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+requestColumns+` FROM requests ORDER BY received_at, message_id`)
+	return s.requests(ctx, "list requests", `ORDER BY received_at, message_id`)
+}
+
+// requests reads the requests a WHERE or ORDER BY clause (where) selects;
+// what names the read in errors.
+func (s *Store) requests(ctx context.Context, what, where string, args ...any) ([]Request, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+requestColumns+` FROM requests `+where, args...)
 	if err != nil {
-		return nil, fmt.Errorf("store: list requests: %w", err)
+		return nil, fmt.Errorf("store: %s: %w", what, err)
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Request, error) { return scanRequest(r) })
 }
@@ -145,15 +151,11 @@ func (s *Store) AllRequests(ctx context.Context) ([]Request, error) {
 // new booking, the open change requests of the same patient and specialty
 // received before it was created.
 func (s *Store) WaitingFor(ctx context.Context, appointmentID, patientID, specialtyCode string, bookedAt time.Time) ([]Request, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+requestColumns+` FROM requests
+	return s.requests(ctx, "waiting requests", `
 		WHERE closed_at IS NULL AND (
 		    (appointment_id <> '' AND appointment_id = $1)
 		 OR (request_type = 'change' AND patient_id <> '' AND patient_id = $2 AND specialty_code = $3 AND received_at <= $4))`,
 		appointmentID, patientID, specialtyCode, bookedAt)
-	if err != nil {
-		return nil, fmt.Errorf("store: waiting requests: %w", err)
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Request, error) { return scanRequest(r) })
 }
 
 // CountOpen counts requests not yet closed.

@@ -62,31 +62,16 @@ func (s *Store) WaitingOf(ctx context.Context, patientID string) ([]Waiting, err
 	})
 }
 
-// CountWaiting counts waiting, matched requests: what the watcher covers.
-func (s *Store) CountWaiting(ctx context.Context) (int, error) {
-	var n int
-	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM requests WHERE closed_at IS NULL AND patient_id <> '' AND appointment_id <> ''`).Scan(&n)
-	return n, err
-}
-
 // WaitingByPlacer returns the waiting requests about the trust's
 // appointment with this placer id.
 func (s *Store) WaitingByPlacer(ctx context.Context, placerID string) ([]Request, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+requestColumns+` FROM requests WHERE closed_at IS NULL AND placer_id = $1 AND placer_id <> ''`, placerID)
-	if err != nil {
-		return nil, fmt.Errorf("store: waiting by placer id: %w", err)
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Request, error) { return scanRequest(r) })
+	return s.requests(ctx, "waiting by placer id", `WHERE closed_at IS NULL AND placer_id = $1 AND placer_id <> ''`, placerID)
 }
 
 // WaitingByAppointment returns the waiting requests about a PKB
 // appointment.
 func (s *Store) WaitingByAppointment(ctx context.Context, appointmentID string) ([]Request, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+requestColumns+` FROM requests WHERE closed_at IS NULL AND appointment_id = $1 AND appointment_id <> ''`, appointmentID)
-	if err != nil {
-		return nil, fmt.Errorf("store: waiting by appointment: %w", err)
-	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Request, error) { return scanRequest(r) })
+	return s.requests(ctx, "waiting by appointment", `WHERE closed_at IS NULL AND appointment_id = $1 AND appointment_id <> ''`, appointmentID)
 }
 
 // CountRequests counts every request in the read model.

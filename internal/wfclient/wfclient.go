@@ -47,7 +47,12 @@ func (c Client) Start(ctx context.Context, ref activities.MessageRef) (string, b
 // AppointmentChanged signals a waiting request. A request that has ended
 // no longer needs telling.
 func (c Client) AppointmentChanged(ctx context.Context, workflowID string, u activities.AppointmentUpdate) error {
-	err := c.Temporal.SignalWorkflow(ctx, workflowID, "", workflows.SignalAppointmentChanged, u)
+	return c.signalRequest(ctx, workflowID, workflows.SignalAppointmentChanged, u)
+}
+
+// signalRequest signals a request; one that has ended is not an error.
+func (c Client) signalRequest(ctx context.Context, workflowID, name string, arg any) error {
+	err := c.Temporal.SignalWorkflow(ctx, workflowID, "", name, arg)
 	var nf *serviceerror.NotFound
 	if err != nil && !errors.As(err, &nf) {
 		return fmt.Errorf("signal request: %w", err)
@@ -59,12 +64,7 @@ func (c Client) AppointmentChanged(ctx context.Context, workflowID string, u act
 // appointments shows: its own first, then the patient's others in the
 // same specialty. A request that has ended is not an error.
 func (c Client) AppointmentsSeen(ctx context.Context, workflowID string, seen []activities.AppointmentUpdate) error {
-	err := c.Temporal.SignalWorkflow(ctx, workflowID, "", workflows.SignalAppointmentsSeen, seen)
-	var nf *serviceerror.NotFound
-	if err != nil && !errors.As(err, &nf) {
-		return fmt.Errorf("signal request: %w", err)
-	}
-	return nil
+	return c.signalRequest(ctx, workflowID, workflows.SignalAppointmentsSeen, seen)
 }
 
 // StaffAction applies a staff action to a request and waits for its
