@@ -2,27 +2,24 @@ package main
 
 import (
 	"context"
-	"encoding/csv"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"os"
-	"strconv"
-	"text/tabwriter"
 	"time"
 
 	"github.com/rebookhq/rebook/internal/config"
+	"github.com/rebookhq/rebook/internal/report"
 	"github.com/rebookhq/rebook/internal/store"
 )
 
 // runReport is `starter report`: requests per specialty or team per day,
 // week or month, as a table or CSV.
 func runReport(ctx context.Context, args []string) error {
-	return report(ctx, args, os.Stdout)
+	return printReport(ctx, args, os.Stdout)
 }
 
-func report(ctx context.Context, args []string, out io.Writer) error {
+func printReport(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("report", flag.ContinueOnError)
 	today := time.Now().Format("2006-01-02")
 	from := fs.String("from", time.Now().AddDate(0, -1, 0).Format("2006-01-02"), "first UK day received (YYYY-MM-DD)")
@@ -57,45 +54,8 @@ func report(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	header := []string{"period", *by, "requests", "cancel", "change", "closed_requests", "median_hours_to_close", "p90_hours_to_close", "sla_breaches"}
-	hours := func(h *float64) string {
-		if h == nil {
-			return ""
-		}
-		return strconv.FormatFloat(*h, 'f', 1, 64)
-	}
-	record := func(r store.ReportRow) []string {
-		return []string{r.Period.Format("2006-01-02"), r.Key, strconv.Itoa(r.Requests), strconv.Itoa(r.Cancel), strconv.Itoa(r.Change),
-			strconv.Itoa(r.Closed), hours(r.MedianHours), hours(r.P90Hours), strconv.Itoa(r.SLABreaches)}
-	}
 	if *format == "csv" {
-		w := csv.NewWriter(out)
-		_ = w.Write(header)
-		for _, r := range rows {
-			_ = w.Write(record(r))
-		}
-		w.Flush()
-		return w.Error()
+		return report.CSV(out, *by, rows)
 	}
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
-	for i, h := range header {
-		sep := "\t"
-		if i == len(header)-1 {
-			sep = "\t\n"
-		}
-		fmt.Fprint(tw, h+sep)
-	}
-	for _, r := range rows {
-		for i, v := range record(r) {
-			sep := "\t"
-			if i == len(header)-1 {
-				sep = "\t\n"
-			}
-			fmt.Fprint(tw, v+sep)
-		}
-	}
-	if len(rows) == 0 {
-		fmt.Fprintln(tw, "(no requests received in that period)")
-	}
-	return tw.Flush()
+	return report.Table(out, *by, rows)
 }

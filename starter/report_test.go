@@ -42,7 +42,7 @@ func TestReportCountsEqualTheReadModel(t *testing.T) {
 	}
 
 	var out bytes.Buffer
-	require.NoError(t, report(ctx, []string{"--from", "2027-03-01", "--to", "2027-03-31", "--by", "specialty", "--every", "week", "--format", "csv"}, &out))
+	require.NoError(t, printReport(ctx, []string{"--from", "2027-03-01", "--to", "2027-03-31", "--by", "specialty", "--every", "week", "--format", "csv"}, &out))
 	recs, err := csv.NewReader(&out).ReadAll()
 	require.NoError(t, err)
 	require.NotEmpty(t, recs)
@@ -70,6 +70,6 @@ func TestReportCountsEqualTheReadModel(t *testing.T) {
 	assert.GreaterOrEqual(t, len(recs)-1, 6, "three specialties over at least two weeks")
 
 	out.Reset()
-	assert.Error(t, report(ctx, []string{"--by", "clinic"}, &out), "only specialty or team")
-	assert.Error(t, report(ctx, []string{"--every", "year"}, &out))
+	assert.Error(t, printReport(ctx, []string{"--by", "clinic"}, &out), "only specialty or team")
+	assert.Error(t, printReport(ctx, []string{"--every", "year"}, &out))
 }

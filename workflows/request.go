@@ -644,7 +644,7 @@ func (r *request) validate(ctx workflow.Context, a StaffAction) error {
 		if r.claimed == a.User {
 			return errors.New("you have already claimed this request")
 		}
-		return fmt.Errorf("already claimed by <@%s>", r.claimed)
+		return fmt.Errorf("already claimed by %s", card.Mention(r.claimed))
 	}
 	return nil
 }
@@ -669,7 +669,7 @@ func (r *request) staffAction(ctx workflow.Context, a StaffAction) (string, erro
 		}
 		return "You have claimed " + r.route.Ref + ".", r.redraw(ctx)
 	case ActionCantAction:
-		note := "Closed as not actionable by <@" + a.User + ">"
+		note := "Closed as not actionable by " + card.Mention(a.User)
 		if a.Note != "" {
 			note += ": " + a.Note
 		}
@@ -678,7 +678,7 @@ func (r *request) staffAction(ctx workflow.Context, a StaffAction) (string, erro
 	}
 	// Done.
 	if r.route.Triage && !r.match.Found {
-		r.outcome = &Outcome{State: StateTriagedThenCompleted, ClosedBy: a.User, Note: "Completed by <@" + a.User + "> from triage"}
+		r.outcome = &Outcome{State: StateTriagedThenCompleted, ClosedBy: a.User, Note: "Completed by " + card.Mention(a.User) + " from triage"}
 		return "Marked " + r.route.Ref + " done.", nil
 	}
 	if err := r.check(ctx); err != nil {
@@ -691,7 +691,7 @@ func (r *request) staffAction(ctx workflow.Context, a StaffAction) (string, erro
 		return "PKB shows it done: " + r.route.Ref + " is closed.", nil
 	}
 	if r.route.Triage {
-		r.outcome = &Outcome{State: StateTriagedThenCompleted, ClosedBy: a.User, Note: "Completed by <@" + a.User + "> from triage"}
+		r.outcome = &Outcome{State: StateTriagedThenCompleted, ClosedBy: a.User, Note: "Completed by " + card.Mention(a.User) + " from triage"}
 		return "Marked " + r.route.Ref + " done.", nil
 	}
 	return "", errors.New("PKB does not show the appointment changed yet; " + r.route.Ref + " stays open and closes itself when it does")

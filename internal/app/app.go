@@ -9,11 +9,12 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
-	"github.com/rebookhq/rebook/internal/feed"
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"go.temporal.io/api/enums/v1"
@@ -25,12 +26,15 @@ import (
 	"github.com/rebookhq/rebook/activities"
 	"github.com/rebookhq/rebook/internal/codec"
 	"github.com/rebookhq/rebook/internal/config"
+	"github.com/rebookhq/rebook/internal/dashboard"
+	"github.com/rebookhq/rebook/internal/feed"
 	"github.com/rebookhq/rebook/internal/frontdoor"
 	"github.com/rebookhq/rebook/internal/grantflow"
 	"github.com/rebookhq/rebook/internal/health"
 	"github.com/rebookhq/rebook/internal/interactions"
 	"github.com/rebookhq/rebook/internal/pkb"
 	"github.com/rebookhq/rebook/internal/pkbauth"
+	"github.com/rebookhq/rebook/internal/signin"
 	"github.com/rebookhq/rebook/internal/slackmsg"
 	"github.com/rebookhq/rebook/internal/store"
 	"github.com/rebookhq/rebook/internal/wfclient"
@@ -250,26 +254,89 @@ func WorkerHealth(st *store.Store, tc client.Client) http.Handler {
 }
 
 // FrontDoor is `starter serve`'s handler: Slack interactions, the PKB
-// grant flow when PKB is configured, the codec and request pages, and the
-// PAS feed's FHIR endpoint when REBOOK_FEED_TOKEN is set (fd, which the
-// MLLP listener shares). Wait on the interactions handler at shutdown for
-// actions still running.
-func FrontDoor(cfg config.Config, st *store.Store, tc client.Client, fd *feed.Feed, temporalUI string, log *slog.Logger) (http.Handler, *interactions.Handler, error) {
+// grant flow when PKB is configured, sign-in, the dashboard and reports,
+// the codec for operators, and the PAS feed's FHIR endpoint when
+// REBOOK_FEED_TOKEN is set (fd, which the MLLP listener shares). With an
+// identity provider configured it reads the provider's discovery document
+// first. Wait on the interactions handler at shutdown for actions still
+// running.
+func FrontDoor(ctx context.Context, cfg config.Config, st *store.Store, tc client.Client, fd *feed.Feed, temporalUI string, log *slog.Logger) (http.Handler, *interactions.Handler, error) {
 	wf := wfclient.Client{Temporal: tc}
 	ih := &interactions.Handler{Requests: wf, Slack: Slack(cfg), SigningSecret: cfg.SlackSigningSecret, Log: log}
 	var grant *grantflow.Handler
+	var patients dashboard.Patients
 	if cfg.PKBBaseURL != "" && cfg.PKBClientID != "" && cfg.PKBRedirectURL != "" {
 		grant = &grantflow.Handler{Store: st, OAuth: OAuth(cfg), Log: log, Granted: wf.GrantReceived}
+		pc, _, err := PKB(cfg, st, tc)
+		if err != nil {
+			return nil, nil, err
+		}
+		patients = pkbPatients{pc}
 	} else {
-		log.Warn("PKB_BASE_URL, PKB_CLIENT_ID or PKB_REDIRECT_URL not set: /oauth/start is off")
+		log.Warn("PKB_BASE_URL, PKB_CLIENT_ID or PKB_REDIRECT_URL not set: /oauth/start is off, and request pages cannot show patient details")
 	}
 	var feedHandler http.Handler
 	if cfg.FeedToken != "" && fd != nil {
 		feedHandler = fd.HTTP(cfg.FeedToken)
 	}
+	auth, err := SignIn(ctx, cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
 	h, err := frontdoor.New(frontdoor.Options{
 		Store: st, Interactions: ih, Grant: grant, Feed: feedHandler, EncryptionKey: cfg.EncryptionKey, CodecOrigin: temporalUI,
-		TemporalUI: temporalUI, Namespace: cfg.TemporalNamespace, Log: log,
+		Auth: auth, Log: log,
+		Dashboard: dashboard.Options{Requests: wf, Patients: patients, TemporalUI: temporalUI, Namespace: cfg.TemporalNamespace},
 	})
 	return h, ih, err
+}
+
+// SignIn is the web pages' sign-in: the trust's identity provider, or
+// local users on a developer's machine.
+func SignIn(ctx context.Context, cfg config.Config, log *slog.Logger) (*signin.Auth, error) {
+	auth, err := signin.New(ctx, signin.Options{
+		PublicURL: cfg.PublicURL, Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID, ClientSecret: cfg.OIDCClientSecret,
+		RolesClaim: cfg.OIDCRolesClaim, TeamsClaim: cfg.OIDCTeamsClaim, CodecAudience: cfg.CodecAudience,
+		LocalUsers: cfg.LocalUsers, Key: cfg.EncryptionKey, Log: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !auth.Configured() {
+		log.Warn("no sign-in configured (" + config.OIDCIssuer + " or " + config.LocalUsers + "): the dashboard, reports and codec answer 401 to everyone")
+	}
+	return auth, nil
+}
+
+// pkbPatients reads a request's patient details from PKB for its page.
+type pkbPatients struct{ c *pkb.Client }
+
+func (p pkbPatients) Patient(ctx context.Context, r store.Request) (dashboard.Patient, error) {
+	var out dashboard.Patient
+	if r.PatientID == "" {
+		return out, errors.New("the request names no PKB patient")
+	}
+	pt, err := p.c.PatientByPublicID(ctx, r.PatientID)
+	if err != nil {
+		return out, err
+	}
+	out.NHSNumber = pkb.NHSNumberOf(pt).Number
+	if pt.BirthDate != nil {
+		out.BirthDate = *pt.BirthDate
+	}
+	for _, n := range pt.Name {
+		parts := append([]string{}, n.Given...)
+		if n.Family != nil {
+			parts = append(parts, *n.Family)
+		}
+		if out.Name = strings.Join(parts, " "); out.Name != "" {
+			break
+		}
+	}
+	m, err := p.c.Message(ctx, r.MessageID, r.ReceivedAt.UnixMilli())
+	if err != nil {
+		return out, err
+	}
+	out.Subject, out.Text = m.Subject, m.Content
+	return out, nil
 }

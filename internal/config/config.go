@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rebookhq/rebook/internal/signin"
 )
 
 // The environment variables. Deployments and outside checks rely on these
@@ -46,6 +48,13 @@ const (
 	FirstCheckAfter    = "REBOOK_FIRST_CHECK_AFTER"
 	MLLPAddr           = "REBOOK_MLLP_ADDR"
 	FeedToken          = "REBOOK_FEED_TOKEN"
+	OIDCIssuer         = "REBOOK_OIDC_ISSUER"
+	OIDCClientID       = "REBOOK_OIDC_CLIENT_ID"
+	OIDCClientSecret   = "REBOOK_OIDC_CLIENT_SECRET"
+	OIDCRolesClaim     = "REBOOK_OIDC_ROLES_CLAIM"
+	OIDCTeamsClaim     = "REBOOK_OIDC_TEAMS_CLAIM"
+	CodecAudience      = "REBOOK_CODEC_AUDIENCE"
+	LocalUsers         = "REBOOK_LOCAL_USERS"
 )
 
 // Defaults suit a developer's machine; production sets every value.
@@ -61,6 +70,8 @@ var defaults = map[string]string{
 	PollOverlap:       "10m",
 	PKBCallsPerHour:   "600",
 	FirstCheckAfter:   "5m",
+	OIDCRolesClaim:    "roles",
+	OIDCTeamsClaim:    "groups",
 }
 
 // Config holds every setting. EncryptionKey is decoded; the rest are as set.
@@ -102,6 +113,17 @@ type Config struct {
 	// /feed/fhir/Appointment (off when empty).
 	MLLPAddr  string
 	FeedToken string
+	// Sign-in for the web pages: the trust's OpenID Connect provider, the
+	// claims that carry roles and teams, the audience of access tokens
+	// the Temporal Web UI forwards to the codec; or, on a developer's
+	// machine only, local users.
+	OIDCIssuer       string
+	OIDCClientID     string
+	OIDCClientSecret string
+	OIDCRolesClaim   string
+	OIDCTeamsClaim   string
+	CodecAudience    string
+	LocalUsers       []signin.LocalUser
 }
 
 // Error names the variable at fault and why, never its value.
@@ -147,6 +169,22 @@ func Load(getenv func(string) string, need ...string) (Config, error) {
 		TemporalAPIKey:     get(TemporalAPIKey),
 		MLLPAddr:           get(MLLPAddr),
 		FeedToken:          get(FeedToken),
+		OIDCIssuer:         strings.TrimRight(get(OIDCIssuer), "/"),
+		OIDCClientID:       get(OIDCClientID),
+		OIDCClientSecret:   get(OIDCClientSecret),
+		OIDCRolesClaim:     get(OIDCRolesClaim),
+		OIDCTeamsClaim:     get(OIDCTeamsClaim),
+		CodecAudience:      get(CodecAudience),
+	}
+	if c.OIDCIssuer != "" && (c.OIDCClientID == "" || c.OIDCClientSecret == "") {
+		return Config{}, &Error{OIDCClientID, "and " + OIDCClientSecret + " must be set with " + OIDCIssuer}
+	}
+	if v := get(LocalUsers); v != "" {
+		users, err := signin.ParseLocalUsers(v)
+		if err != nil {
+			return Config{}, &Error{LocalUsers, err.Error()}
+		}
+		c.LocalUsers = users
 	}
 	if c.FeedToken != "" && len(c.FeedToken) < 16 {
 		return Config{}, &Error{FeedToken, "must be at least 16 characters (a random secret)"}
@@ -185,6 +223,7 @@ func Load(getenv func(string) string, need ...string) (Config, error) {
 		{PKBRedirectURL, c.PKBRedirectURL, httpURL},
 		{SlackAPIURL, c.SlackAPIURL, httpURL},
 		{PublicURL, c.PublicURL, httpURL},
+		{OIDCIssuer, c.OIDCIssuer, httpURL},
 		{SlackBotToken, c.SlackBotToken, prefixed("xoxb-")},
 		{SlackAppToken, c.SlackAppToken, prefixed("xapp-")},
 		{TriageChannel, c.TriageChannel, channel},

@@ -1,12 +1,12 @@
 // Package frontdoor is `starter serve`'s HTTP surface: Slack interactions,
-// the PKB grant flow, the payload codec for the Temporal Web UI, a
-// request's page (what the Slack card links to) and the health check.
+// the PKB grant flow, the payload codec for the Temporal Web UI (for
+// operators only), sign-in and the dashboard (internal/dashboard), and
+// the health check.
 package frontdoor
 
 import (
 	"bytes"
 	"errors"
-	"html/template"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,11 +14,12 @@ import (
 	"time"
 
 	"github.com/rebookhq/rebook/internal/codec"
+	"github.com/rebookhq/rebook/internal/dashboard"
 	"github.com/rebookhq/rebook/internal/grantflow"
 	"github.com/rebookhq/rebook/internal/health"
 	"github.com/rebookhq/rebook/internal/interactions"
+	"github.com/rebookhq/rebook/internal/signin"
 	"github.com/rebookhq/rebook/internal/store"
-	"github.com/rebookhq/rebook/internal/subject"
 )
 
 // Options are what the front door serves with.
@@ -33,14 +34,19 @@ type Options struct {
 	// allowed to call it from the browser.
 	EncryptionKey []byte
 	CodecOrigin   string
-	// TemporalUI links each request page to its workflow.
-	TemporalUI string
-	Namespace  string
-	Log        *slog.Logger
+	// Auth guards every human-facing page and the codec.
+	Auth *signin.Auth
+	// Dashboard serves the teams' web view; its Store and Auth are the
+	// front door's.
+	Dashboard dashboard.Options
+	Log       *slog.Logger
 }
 
 // New builds the handler.
 func New(o Options) (http.Handler, error) {
+	if o.Auth == nil {
+		return nil, errors.New("frontdoor: Auth is required (sign-in guards the pages and the codec)")
+	}
 	m := http.NewServeMux()
 	if o.Interactions != nil {
 		m.Handle("POST /slack/interactions", o.Interactions)
@@ -50,10 +56,13 @@ func New(o Options) (http.Handler, error) {
 		if err != nil {
 			return nil, err
 		}
-		m.Handle("/codec/", cors(o.CodecOrigin, http.StripPrefix("/codec", h)))
+		m.Handle("/codec/", cors(o.CodecOrigin, o.Auth.Operator(http.StripPrefix("/codec", h))))
 	}
 	m.Handle("GET /healthz", health.Handler(health.Check{Name: "postgres", Ping: o.Store.Ping}))
-	m.HandleFunc("GET /requests/{ref}", o.requestPage)
+	o.Auth.Register(m)
+	dash := o.Dashboard
+	dash.Store, dash.Auth, dash.Log = o.Store, o.Auth, o.Log
+	dashboard.Register(m, dash)
 	if o.Grant != nil {
 		o.Grant.Register(m)
 	}
@@ -127,60 +136,4 @@ func cors(origin string, h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
-}
-
-var page = template.Must(template.New("request").Funcs(template.FuncMap{
-	"uk": func(t *time.Time) string {
-		if t == nil {
-			return "—"
-		}
-		return t.In(subject.London()).Format("Mon 2 Jan 2006 15:04")
-	},
-	"when": func(t time.Time) string { return t.In(subject.London()).Format("2 Jan 2006 15:04") },
-}).Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Rebook {{.R.Ref}}</title>
-<style>body{font-family:system-ui,sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem}
-th{text-align:left;padding-right:1rem;vertical-align:top}td,th{padding:.2rem .5rem .2rem 0}</style></head>
-<body>
-<h1>Request {{.R.Ref}}</h1>
-<table>
-<tr><th>State</th><td>{{.R.State}}</td></tr>
-<tr><th>Request</th><td>{{if .R.RequestType}}{{.R.RequestType}}{{else}}not understood{{end}}</td></tr>
-<tr><th>Specialty</th><td>{{.R.Specialty}}</td></tr>
-<tr><th>Clinic</th><td>{{.R.Clinic}}</td></tr>
-<tr><th>Appointment</th><td>{{uk .R.AppointmentStart}}</td></tr>
-<tr><th>Team</th><td>{{.R.Team}}</td></tr>
-{{if .R.Triage}}<tr><th>Why triage</th><td>{{.R.Reason}}</td></tr>{{end}}
-{{if .R.Flags}}<tr><th>Flags</th><td>{{.R.Flags}}</td></tr>{{end}}
-<tr><th>Received</th><td>{{when .R.ReceivedAt}}</td></tr>
-{{if .R.ClaimedBy}}<tr><th>Claimed by</th><td>{{.R.ClaimedBy}}</td></tr>{{end}}
-{{if .R.ClosedAt}}<tr><th>Closed</th><td>{{uk .R.ClosedAt}} {{.R.CloseNote}}</td></tr>{{end}}
-</table>
-{{if .WorkflowURL}}<p><a href="{{.WorkflowURL}}">Open in the Temporal Web UI</a></p>{{end}}
-<h2>History</h2>
-<table>{{range .Trail}}<tr><td>{{when .At}}</td><td>{{.Action}}</td><td>{{.Actor}}</td></tr>{{end}}</table>
-</body></html>
-`))
-
-func (o Options) requestPage(w http.ResponseWriter, r *http.Request) {
-	req, err := o.Store.RequestByRef(r.Context(), r.PathValue("ref"))
-	if errors.Is(err, store.ErrNotFound) {
-		http.NotFound(w, r)
-		return
-	}
-	if err != nil {
-		http.Error(w, "could not read the request", http.StatusInternalServerError)
-		return
-	}
-	trail, err := o.Store.AuditTrail(r.Context(), req.WorkflowID)
-	if err != nil {
-		http.Error(w, "could not read the request's history", http.StatusInternalServerError)
-		return
-	}
-	data := map[string]any{"R": req, "Trail": trail}
-	if o.TemporalUI != "" {
-		data["WorkflowURL"] = o.TemporalUI + "/namespaces/" + o.Namespace + "/workflows/" + req.WorkflowID
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_ = page.Execute(w, data)
 }

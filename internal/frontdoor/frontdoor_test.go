@@ -2,6 +2,7 @@ package frontdoor_test
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,37 +12,52 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/rebookhq/rebook/internal/dev/webclient"
 	"github.com/rebookhq/rebook/internal/frontdoor"
+	"github.com/rebookhq/rebook/internal/signin"
 )
+
+// operatorDoor is a front door with a local operator, and a client signed
+// in as that operator.
+func operatorDoor(t *testing.T) (*httptest.Server, *webclient.Client) {
+	key := bytes.Repeat([]byte{9}, 32)
+	srv := httptest.NewUnstartedServer(nil)
+	auth, err := signin.New(context.Background(), signin.Options{PublicURL: "http://" + srv.Listener.Addr().String(), Key: key,
+		LocalUsers: []signin.LocalUser{{Name: "olive", Roles: []string{signin.Operator}}}})
+	require.NoError(t, err)
+	h, err := frontdoor.New(frontdoor.Options{EncryptionKey: key, Auth: auth})
+	require.NoError(t, err)
+	srv.Config.Handler = h
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, webclient.New(t, srv.URL).SignIn("olive")
+}
 
 // Case 11: a body past the limit is refused with 413 before it is read
 // into memory, whether it says its length or is sent in chunks.
 func TestHazardFrontDoorRefusesOversizeBodies(t *testing.T) {
-	h, err := frontdoor.New(frontdoor.Options{EncryptionKey: bytes.Repeat([]byte{9}, 32)})
-	require.NoError(t, err)
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
+	srv, web := operatorDoor(t)
 
 	big := bytes.Repeat([]byte("x"), 5<<20)
-	resp, err := http.Post(srv.URL+"/codec/decode", "application/json", bytes.NewReader(big))
+	resp, err := web.HTTP.Post(srv.URL+"/codec/decode", "application/json", bytes.NewReader(big))
 	require.NoError(t, err)
 	_ = resp.Body.Close()
 	assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode, "declared length")
 
 	// io.MultiReader hides the length: the body arrives chunked.
-	resp, err = http.Post(srv.URL+"/codec/decode", "application/json", io.MultiReader(bytes.NewReader(big)))
+	resp, err = web.HTTP.Post(srv.URL+"/codec/decode", "application/json", io.MultiReader(bytes.NewReader(big)))
 	require.NoError(t, err)
 	_ = resp.Body.Close()
 	assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode, "chunked")
 
 	// The codec's own limit is higher than the rest: a 2 MiB page of
 	// payloads reaches it (and is refused as JSON, not as too large).
-	resp, err = http.Post(srv.URL+"/codec/decode", "application/json", bytes.NewReader(make([]byte, 2<<20)))
+	resp, err = web.HTTP.Post(srv.URL+"/codec/decode", "application/json", bytes.NewReader(make([]byte, 2<<20)))
 	require.NoError(t, err)
 	_ = resp.Body.Close()
 	assert.NotEqual(t, http.StatusRequestEntityTooLarge, resp.StatusCode, "a codec body under its 4 MiB limit")
 
-	resp, err = http.Post(srv.URL+"/codec/decode", "application/json", strings.NewReader(`{"payloads":[]}`))
+	resp, err = web.HTTP.Post(srv.URL+"/codec/decode", "application/json", strings.NewReader(`{"payloads":[]}`))
 	require.NoError(t, err)
 	_ = resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode, "a small body is served")
@@ -64,10 +80,7 @@ func TestHazardFrontDoorServerHasDeadlines(t *testing.T) {
 // Case 12: one address flooding the unauthenticated endpoints is slowed to
 // 429 with Retry-After; Slack's signed interactions and the codec are not.
 func TestHazardFrontDoorLimitsEachAddress(t *testing.T) {
-	h, err := frontdoor.New(frontdoor.Options{EncryptionKey: bytes.Repeat([]byte{9}, 32)})
-	require.NoError(t, err)
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
+	srv, web := operatorDoor(t)
 	codes := map[int]int{}
 	for range 100 {
 		resp, err := http.Get(srv.URL + "/oauth/start")
@@ -81,7 +94,7 @@ func TestHazardFrontDoorLimitsEachAddress(t *testing.T) {
 	assert.Positive(t, codes[http.StatusTooManyRequests], "a flood is refused")
 	assert.LessOrEqual(t, 100-codes[http.StatusTooManyRequests], 25, "at most the burst and what a few seconds refill")
 	for range 30 {
-		resp, err := http.Post(srv.URL+"/codec/decode", "application/json", strings.NewReader(`{"payloads":[]}`))
+		resp, err := web.HTTP.Post(srv.URL+"/codec/decode", "application/json", strings.NewReader(`{"payloads":[]}`))
 		require.NoError(t, err)
 		_ = resp.Body.Close()
 		require.Equal(t, http.StatusOK, resp.StatusCode, "the Web UI's codec calls are not limited")

@@ -73,8 +73,8 @@ func Blocks(c card.Card, now time.Time) []slack.Block {
 	if !c.Start.IsZero() {
 		when = c.Start.In(subject.London()).Format("Mon 2 Jan 2006 15:04")
 	}
-	state := map[card.State]string{"": "Open", card.Open: "Open", card.Claimed: "Claimed by <@" + c.ClaimedBy + ">",
-		card.Completed: "Completed", card.Closed: "Closed by <@" + c.ClosedBy + ">", card.Ended: "Ended without the change"}[c.State]
+	state := map[card.State]string{"": "Open", card.Open: "Open", card.Claimed: "Claimed by " + card.Mention(c.ClaimedBy),
+		card.Completed: "Completed", card.Closed: "Closed by " + card.Mention(c.ClosedBy), card.Ended: "Ended without the change"}[c.State]
 	if state == "" {
 		state = string(c.State)
 	}

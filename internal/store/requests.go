@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -37,16 +38,19 @@ type Request struct {
 	ClosedAt         *time.Time
 	// PlacerID is the trust's appointment id (HL7 SCH-1).
 	PlacerID string
+	// DueAt is when the request's SLA runs out (read only: the watcher's
+	// ScheduleCheck writes it).
+	DueAt *time.Time
 }
 
 const requestColumns = `message_id, workflow_id, ref, state, request_type, specialty, specialty_code, clinic, team,
 	slack_channel, slack_ts, appointment_id, appointment_start, patient_id, triage, flags, reason,
-	claimed_by, closed_by, close_note, received_at, updated_at, closed_at, placer_id`
+	claimed_by, closed_by, close_note, received_at, updated_at, closed_at, placer_id, due_at`
 
 func requestDest(r *Request) []any {
 	return []any{&r.MessageID, &r.WorkflowID, &r.Ref, &r.State, &r.RequestType, &r.Specialty, &r.SpecialtyCode, &r.Clinic, &r.Team,
 		&r.SlackChannel, &r.SlackTS, &r.AppointmentID, &r.AppointmentStart, &r.PatientID, &r.Triage, &r.Flags, &r.Reason,
-		&r.ClaimedBy, &r.ClosedBy, &r.CloseNote, &r.ReceivedAt, &r.UpdatedAt, &r.ClosedAt, &r.PlacerID}
+		&r.ClaimedBy, &r.ClosedBy, &r.CloseNote, &r.ReceivedAt, &r.UpdatedAt, &r.ClosedAt, &r.PlacerID, &r.DueAt}
 }
 
 func scanRequest(row pgx.Row) (Request, error) {
@@ -135,6 +139,79 @@ func (s *Store) RequestByRef(ctx context.Context, ref string) (Request, error) {
 // AllRequests returns every request, oldest first.
 func (s *Store) AllRequests(ctx context.Context) ([]Request, error) {
 	return s.requests(ctx, "list requests", `ORDER BY received_at, message_id`)
+}
+
+// RequestFilter selects requests for the dashboard. Empty fields select
+// everything; Teams, when not nil, limits the rows to those teams.
+type RequestFilter struct {
+	Teams     []string
+	Team      string
+	Specialty string
+	Type      string
+	// State is a state's name, "any", or empty for every request not
+	// yet closed.
+	State string
+	// OlderThan keeps requests received at least this long ago.
+	OlderThan time.Duration
+	Limit     int
+}
+
+// FindRequests lists the requests f selects, oldest first.
+func (s *Store) FindRequests(ctx context.Context, f RequestFilter) ([]Request, error) {
+	where := []string{"TRUE"}
+	var args []any
+	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
+	if f.Teams != nil {
+		where = append(where, "lower(team) = ANY("+arg(lower(f.Teams))+")")
+	}
+	if f.Team != "" {
+		where = append(where, "team = "+arg(f.Team))
+	}
+	if f.Specialty != "" {
+		where = append(where, "specialty = "+arg(f.Specialty))
+	}
+	if f.Type != "" {
+		where = append(where, "request_type = "+arg(f.Type))
+	}
+	switch f.State {
+	case "":
+		where = append(where, "closed_at IS NULL")
+	case "any":
+	default:
+		where = append(where, "state = "+arg(f.State))
+	}
+	if f.OlderThan > 0 {
+		where = append(where, "received_at <= now() - "+arg(interval(f.OlderThan))+"::interval")
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 500
+	}
+	return s.requests(ctx, "find requests", `WHERE `+strings.Join(where, " AND ")+` ORDER BY received_at, message_id LIMIT `+arg(limit), args...)
+}
+
+// RequestFacets are the values the dashboard's filters offer.
+type RequestFacets struct{ Teams, Specialties, States []string }
+
+// Facets lists the teams, specialties and states the read model holds.
+func (s *Store) Facets(ctx context.Context) (RequestFacets, error) {
+	var f RequestFacets
+	err := s.pool.QueryRow(ctx, `SELECT
+		COALESCE(array_agg(DISTINCT team) FILTER (WHERE team <> ''), '{}'),
+		COALESCE(array_agg(DISTINCT specialty) FILTER (WHERE specialty <> ''), '{}'),
+		COALESCE(array_agg(DISTINCT state), '{}') FROM requests`).Scan(&f.Teams, &f.Specialties, &f.States)
+	if err != nil {
+		return f, fmt.Errorf("store: request facets: %w", err)
+	}
+	return f, nil
+}
+
+func lower(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strings.ToLower(s)
+	}
+	return out
 }
 
 // requests reads the requests a WHERE or ORDER BY clause (where) selects;

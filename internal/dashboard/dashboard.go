@@ -1,0 +1,327 @@
+// Package dashboard is the teams' web view, served by `starter serve`
+// behind sign-in: the open requests of the signed-in person's teams, a
+// request's page with its timeline and the same Claim, Done and Can't
+// action as the Slack buttons, and the reports. Everything it loads is
+// served from this package (no CDN).
+package dashboard
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/rebookhq/rebook/internal/signin"
+	"github.com/rebookhq/rebook/internal/store"
+	"github.com/rebookhq/rebook/internal/subject"
+	"github.com/rebookhq/rebook/workflows"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// ActionViewedPatient is the audit log's action for a view of a
+// request's patient details.
+const ActionViewedPatient = "viewed-patient-details"
+
+// Requests applies a staff action to a request's workflow (wfclient).
+type Requests interface {
+	StaffAction(ctx context.Context, workflowID string, a workflows.StaffAction) (string, error)
+}
+
+// Patient is what a request's page shows of its patient, read from PKB
+// when asked for and never kept.
+type Patient struct {
+	Name, NHSNumber, BirthDate string
+	Subject, Text              string
+}
+
+// Patients reads a request's patient details from PKB.
+type Patients interface {
+	Patient(ctx context.Context, r store.Request) (Patient, error)
+}
+
+// Options are what the dashboard serves with.
+type Options struct {
+	Store    *store.Store
+	Auth     *signin.Auth
+	Requests Requests
+	// Patients may be nil (no PKB configured): the page says so.
+	Patients   Patients
+	TemporalUI string
+	Namespace  string
+	Log        *slog.Logger
+	// Now is the clock; time.Now if nil.
+	Now func() time.Time
+}
+
+type dashboard struct {
+	Options
+	pages *template.Template
+}
+
+// Register adds the dashboard's pages to m, each behind sign-in.
+func Register(m *http.ServeMux, o Options) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	d := &dashboard{Options: o}
+	d.pages = template.Must(template.New("").Funcs(template.FuncMap{
+		"uk": func(t *time.Time) string {
+			if t == nil {
+				return "—"
+			}
+			return t.In(subject.London()).Format("Mon 2 Jan 2006 15:04")
+		},
+		"when": func(t time.Time) string { return t.In(subject.London()).Format("2 Jan 2006 15:04") },
+		"now":  func() string { return d.Now().In(subject.London()).Format("15:04:05") },
+		"age":  func(t time.Time) string { return span(d.Now().Sub(t)) },
+		"sla":  d.sla,
+	}).ParseFS(templateFS, "templates/*.html"))
+
+	static, _ := fs.Sub(staticFS, "static")
+	m.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	page := func(pattern string, h http.HandlerFunc) { m.Handle(pattern, o.Auth.Page(h)) }
+	m.Handle("GET /{$}", http.RedirectHandler("/requests", http.StatusSeeOther))
+	page("GET /requests", d.list)
+	page("GET /requests/{ref}", d.request)
+	page("POST /requests/{ref}/action", d.action)
+	page("POST /requests/{ref}/patient", d.patient)
+	page("GET /reports", d.reports)
+	page("GET /reports.csv", d.reportCSV)
+	page("GET /reports/chart.svg", d.reportSVG)
+}
+
+// span says a duration the way a ward clerk would.
+func span(d time.Duration) string {
+	switch {
+	case d < 0:
+		d = -d
+		fallthrough
+	case d < time.Hour:
+		return fmt.Sprintf("%d min", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%d h %02d min", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%d days", int(d.Hours()/24))
+}
+
+func (d *dashboard) sla(due, closed *time.Time) template.HTML {
+	switch {
+	case due == nil:
+		return "—"
+	case closed != nil && closed.After(*due):
+		return template.HTML(`<span class="overdue">closed ` + span(closed.Sub(*due)) + ` late</span>`)
+	case closed != nil:
+		return "met"
+	}
+	left := due.Sub(d.Now())
+	if left < 0 {
+		return template.HTML(`<span class="overdue">overdue by ` + span(-left) + `</span>`)
+	}
+	return template.HTML(`<span class="due">due in ` + span(left) + `</span>`)
+}
+
+func (d *dashboard) render(w http.ResponseWriter, name string, data map[string]any) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	// Pages name requests and, on request, patients: never cached.
+	w.Header().Set("Cache-Control", "no-store")
+	if err := d.pages.ExecuteTemplate(w, name, data); err != nil {
+		d.Log.Error("dashboard: render", "page", name, "err", err)
+	}
+}
+
+var ages = []struct{ Value, Label string }{{"1h", "1 hour"}, {"4h", "4 hours"}, {"24h", "1 day"}, {"72h", "3 days"}, {"168h", "1 week"}}
+
+func (d *dashboard) list(w http.ResponseWriter, r *http.Request) {
+	u := signin.FromContext(r.Context())
+	q := r.URL.Query()
+	f := store.RequestFilter{Team: q.Get("team"), Specialty: q.Get("specialty"), Type: q.Get("type"), State: q.Get("state"), Limit: 501}
+	if !u.SeesAll() {
+		f.Teams = u.Teams
+	}
+	if a := q.Get("age"); a != "" {
+		if age, err := time.ParseDuration(a); err == nil && age > 0 {
+			f.OlderThan = age
+		}
+	}
+	rows, err := d.Store.FindRequests(r.Context(), f)
+	if err != nil {
+		d.Log.Error("dashboard: list requests", "err", err)
+		http.Error(w, "could not read the requests; try again", http.StatusInternalServerError)
+		return
+	}
+	capped := len(rows) == f.Limit
+	if capped {
+		rows = rows[:f.Limit-1]
+	}
+	data := map[string]any{"Title": "Requests", "User": u, "Rows": rows, "Capped": capped, "F": f, "Age": q.Get("age")}
+	if q.Get("part") == "rows" {
+		d.render(w, "rows", data)
+		return
+	}
+	facets, err := d.Store.Facets(r.Context())
+	if err != nil {
+		d.Log.Error("dashboard: facets", "err", err)
+	}
+	if !u.SeesAll() {
+		facets.Teams = u.Teams
+	}
+	q.Set("part", "rows")
+	data["Facets"], data["Ages"], data["RowsURL"] = facets, ages, "/requests?"+q.Encode()
+	data["Types"] = []string{"cancel", "change"}
+	d.render(w, "requests", data)
+}
+
+// find reads the request a page names and checks the user may see it.
+func (d *dashboard) find(w http.ResponseWriter, r *http.Request) (store.Request, *signin.User, bool) {
+	u := signin.FromContext(r.Context())
+	req, err := d.Store.RequestByRef(r.Context(), r.PathValue("ref"))
+	if errors.Is(err, store.ErrNotFound) {
+		http.NotFound(w, r)
+		return req, u, false
+	}
+	if err != nil {
+		http.Error(w, "could not read the request; try again", http.StatusInternalServerError)
+		return req, u, false
+	}
+	if !u.MaySee(req.Team) {
+		http.Error(w, "this request belongs to another team", http.StatusForbidden)
+		return req, u, false
+	}
+	return req, u, true
+}
+
+func (d *dashboard) request(w http.ResponseWriter, r *http.Request) {
+	req, u, ok := d.find(w, r)
+	if !ok {
+		return
+	}
+	data, err := d.requestData(r.Context(), req, u)
+	if err != nil {
+		d.Log.Error("dashboard: audit trail", "err", err)
+		http.Error(w, "could not read the request's timeline; try again", http.StatusInternalServerError)
+		return
+	}
+	data["Said"], data["Problem"] = r.URL.Query().Get("said"), r.URL.Query().Get("problem")
+	if r.URL.Query().Get("part") == "facts" {
+		d.render(w, "facts", data)
+		return
+	}
+	d.render(w, "request", data)
+}
+
+func (d *dashboard) requestData(ctx context.Context, req store.Request, u *signin.User) (map[string]any, error) {
+	trail, err := d.Store.AuditTrail(ctx, req.WorkflowID)
+	if err != nil {
+		return nil, err
+	}
+	data := map[string]any{"Title": req.Ref, "User": u, "R": req, "Trail": trail,
+		"Claim": workflows.ActionClaim, "Done": workflows.ActionDone, "Cant": workflows.ActionCantAction}
+	if d.TemporalUI != "" {
+		data["WorkflowURL"] = d.TemporalUI + "/namespaces/" + url.PathEscape(d.Namespace) + "/workflows/" + url.PathEscape(req.WorkflowID)
+	}
+	return data, nil
+}
+
+// action applies Claim, Done or Can't action through the same workflow
+// update as the Slack buttons, and says what happened.
+func (d *dashboard) action(w http.ResponseWriter, r *http.Request) {
+	req, u, ok := d.find(w, r)
+	if !ok {
+		return
+	}
+	a := workflows.StaffAction{Action: r.PostFormValue("action"), User: u.Name, Note: strings.TrimSpace(r.PostFormValue("reason"))}
+	switch a.Action {
+	case workflows.ActionClaim, workflows.ActionDone:
+		a.Note = ""
+	case workflows.ActionCantAction:
+		if a.Note == "" {
+			d.back(w, r, req.Ref, "problem", "Say why it can't be actioned.")
+			return
+		}
+		if len(a.Note) > 300 {
+			a.Note = a.Note[:300]
+		}
+	default:
+		http.Error(w, "unknown action", http.StatusBadRequest)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+	defer cancel()
+	said, err := d.Requests.StaffAction(ctx, req.WorkflowID, a)
+	log := d.Log.With("workflow_id", req.WorkflowID, "action", a.Action, "user", u.Name, "via", "web")
+	if err != nil {
+		log.Info("staff action refused", "why", err)
+		d.back(w, r, req.Ref, "problem", refusal(err))
+		return
+	}
+	log.Info("staff action applied")
+	d.back(w, r, req.Ref, "said", said)
+}
+
+func (d *dashboard) back(w http.ResponseWriter, r *http.Request, ref, key, text string) {
+	http.Redirect(w, r, "/requests/"+url.PathEscape(ref)+"?"+url.Values{key: {text}}.Encode(), http.StatusSeeOther)
+}
+
+// refusal says, without internals, why an action did not apply.
+func refusal(err error) string {
+	var app interface{ Message() string }
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "Rebook did not answer in time; please try again."
+	case strings.Contains(err.Error(), "workflow execution already completed"):
+		return "This request is already closed."
+	case errors.As(err, &app):
+		return "Not done: " + app.Message()
+	}
+	return "Not done: Rebook could not apply the action; please try again."
+}
+
+// patient shows the request's patient details, read from PKB now, and
+// writes the view to the audit log before showing them.
+func (d *dashboard) patient(w http.ResponseWriter, r *http.Request) {
+	req, u, ok := d.find(w, r)
+	if !ok {
+		return
+	}
+	data, err := d.requestData(r.Context(), req, u)
+	if err != nil {
+		http.Error(w, "could not read the request's timeline; try again", http.StatusInternalServerError)
+		return
+	}
+	if d.Patients == nil {
+		data["Problem"] = "PKB is not configured here, so the patient's details cannot be read."
+		d.render(w, "request", data)
+		return
+	}
+	if err := d.Store.Audit(r.Context(), store.AuditEntry{Actor: u.Name, Action: ActionViewedPatient, Subject: req.WorkflowID,
+		Detail: map[string]string{"ref": req.Ref, "via": "web"}}); err != nil {
+		d.Log.Error("dashboard: audit a patient view", "err", err)
+		http.Error(w, "the view could not be recorded, so the details are not shown; try again", http.StatusInternalServerError)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)
+	defer cancel()
+	p, err := d.Patients.Patient(ctx, req)
+	if err != nil {
+		d.Log.Warn("dashboard: patient details", "workflow_id", req.WorkflowID, "err", err)
+		data["Problem"] = "PKB did not give the patient's details: " + err.Error()
+	} else {
+		data["Patient"] = p
+	}
+	if data["Trail"], err = d.Store.AuditTrail(r.Context(), req.WorkflowID); err != nil {
+		d.Log.Error("dashboard: audit trail", "err", err)
+	}
+	d.render(w, "request", data)
+}

@@ -1,0 +1,201 @@
+package signin_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/rebookhq/rebook/internal/dev/idpfake"
+	"github.com/rebookhq/rebook/internal/dev/webclient"
+	"github.com/rebookhq/rebook/internal/signin"
+)
+
+// site is Rebook's sign-in in front of one page that says who is signed
+// in, and the codec guard in front of a handler that says "decoded".
+func site(t *testing.T, o signin.Options) (*httptest.Server, *signin.Auth) {
+	srv := httptest.NewUnstartedServer(nil)
+	o.PublicURL = "http://" + srv.Listener.Addr().String()
+	o.Key = bytes.Repeat([]byte{7}, 32)
+	auth, err := signin.New(context.Background(), o)
+	require.NoError(t, err)
+	m := http.NewServeMux()
+	auth.Register(m)
+	m.Handle("/page", auth.Page(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u := signin.FromContext(r.Context())
+		_, _ = w.Write([]byte("hello " + u.Name + " " + strings.Join(u.Roles, ",") + " " + strings.Join(u.Teams, ",")))
+	})))
+	m.Handle("/codec/decode", auth.Operator(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("decoded")) })))
+	srv.Config.Handler = m
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, auth
+}
+
+// follow walks redirects by hand, across the site and the provider,
+// keeping cookies, and returns the last answer.
+func follow(t *testing.T, c *webclient.Client, start string) (*http.Response, string) {
+	next := start
+	for range 10 {
+		req, err := http.NewRequest(http.MethodGet, next, nil)
+		require.NoError(t, err)
+		req.Header.Set("Accept", "text/html")
+		resp, err := c.HTTP.Do(req)
+		require.NoError(t, err)
+		var body bytes.Buffer
+		_, _ = body.ReadFrom(resp.Body)
+		_ = resp.Body.Close()
+		loc, err := resp.Location()
+		if err != nil {
+			return resp, body.String()
+		}
+		next = loc.String()
+	}
+	t.Fatal("too many redirects")
+	return nil, ""
+}
+
+func TestSignInThroughTheIdentityProvider(t *testing.T) {
+	idp := idpfake.New("rebook", "s3cret")
+	t.Cleanup(idp.Close)
+	srv, _ := site(t, signin.Options{Issuer: idp.URL, ClientID: "rebook", ClientSecret: "s3cret"})
+	c := webclient.New(t, srv.URL)
+
+	resp, _ := c.Get("/page")
+	assert.Equal(t, http.StatusSeeOther, resp.StatusCode, "a browser without a session is sent to sign in")
+	assert.Equal(t, "/signin?next=%2Fpage", resp.Header.Get("Location"))
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/page", nil)
+	raw, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	_ = raw.Body.Close()
+	assert.Equal(t, http.StatusUnauthorized, raw.StatusCode, "anything but a browser's GET gets 401")
+
+	idp.SignInAs(map[string]any{"sub": "u1", "preferred_username": "sam@trust.nhs.uk", "roles": []any{"Rebook.Staff"}, "groups": []any{"Cardiology"}})
+	resp, body := follow(t, c, srv.URL+"/signin?next=/page")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "hello sam@trust.nhs.uk staff Cardiology", body, "back on the page asked for, with the roles and teams the token gave")
+
+	// A staff member is not an operator: the codec refuses.
+	resp, _ = c.Post("/codec/decode", nil)
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+
+	// A POST without the session's CSRF token is refused.
+	resp, _ = c.Post("/page", url.Values{"x": {"1"}})
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+}
+
+func TestSignInRefusals(t *testing.T) {
+	idp := idpfake.New("rebook", "s3cret")
+	t.Cleanup(idp.Close)
+	srv, _ := site(t, signin.Options{Issuer: idp.URL, ClientID: "rebook", ClientSecret: "s3cret"})
+
+	// No Rebook role: signed in by the provider, refused by Rebook.
+	idp.SignInAs(map[string]any{"sub": "u2", "preferred_username": "visitor", "roles": []any{"Other.App"}})
+	resp, body := follow(t, webclient.New(t, srv.URL), srv.URL+"/signin?next=/page")
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+	assert.Contains(t, body, "no Rebook role")
+
+	// The provider refuses.
+	idp.SignInAs(nil)
+	resp, _ = follow(t, webclient.New(t, srv.URL), srv.URL+"/signin?next=/page")
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+
+	// A callback this browser did not start.
+	resp, _ = webclient.New(t, srv.URL).Get("/auth/callback?code=x&state=forged")
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+
+	// A redirect after sign-in stays on Rebook.
+	idp.SignInAs(map[string]any{"sub": "u3", "preferred_username": "olive", "roles": []any{"rebook.operator"}})
+	c := webclient.New(t, srv.URL)
+	resp, _ = follow(t, c, srv.URL+"/signin?next=//evil.example/x")
+	assert.Equal(t, srv.URL+"/", resp.Request.URL.String(), "an off-site next is replaced by Rebook's home")
+}
+
+func TestCodecTakesTheUIsForwardedTokenOfAnOperator(t *testing.T) {
+	idp := idpfake.New("rebook", "s3cret")
+	t.Cleanup(idp.Close)
+	srv, _ := site(t, signin.Options{Issuer: idp.URL, ClientID: "rebook", ClientSecret: "s3cret", CodecAudience: "temporal-ui"})
+	post := func(auth string) int {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/codec/decode", strings.NewReader(`{"payloads":[]}`))
+		if auth != "" {
+			req.Header.Set("Authorization", "Bearer "+auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	operator := map[string]any{"sub": "o1", "preferred_username": "olive", "roles": []any{"rebook.operator"}}
+	assert.Equal(t, http.StatusUnauthorized, post(""), "no credentials")
+	assert.Equal(t, http.StatusUnauthorized, post("not-a-token"))
+	assert.Equal(t, http.StatusUnauthorized, post(idp.Token("someone-else", operator, time.Hour)), "a token for another audience")
+	assert.Equal(t, http.StatusUnauthorized, post(idp.Token("temporal-ui", operator, -time.Minute)), "an expired token")
+	assert.Equal(t, http.StatusForbidden, post(idp.Token("temporal-ui", map[string]any{"sub": "s1", "roles": []any{"rebook.staff"}}, time.Hour)), "a staff member's token")
+	assert.Equal(t, http.StatusOK, post(idp.Token("temporal-ui", operator, time.Hour)), "an operator's token")
+}
+
+func TestLocalUsersAndSessions(t *testing.T) {
+	now := time.Now()
+	srv, _ := site(t, signin.Options{Now: func() time.Time { return now },
+		LocalUsers: []signin.LocalUser{{Name: "dev", Roles: []string{signin.Operator, signin.Admin}}, {Name: "sam", Roles: []string{signin.Staff}, Teams: []string{"Cardiology"}}}})
+	c := webclient.New(t, srv.URL).SignIn("dev")
+	_, body := c.Get("/page")
+	assert.Equal(t, "hello dev operator,admin ", body)
+	resp, _ := c.Post("/codec/decode", nil)
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "an operator's session decodes")
+
+	resp, _ = c.Form("/page", nil)
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "a POST with the session's CSRF token passes")
+
+	// A forged local sign-in (no form token) is refused.
+	resp, _ = webclient.New(t, srv.URL).Post("/signin/local", url.Values{"user": {"dev"}})
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+
+	// Sessions end after a shift.
+	now = now.Add(signin.SessionTTL + time.Minute)
+	resp, _ = c.Get("/page")
+	assert.Equal(t, http.StatusSeeOther, resp.StatusCode, "an expired session signs in again")
+
+	// Sign-out ends the session.
+	now = time.Now()
+	c = webclient.New(t, srv.URL).SignIn("sam")
+	resp, _ = c.Form("/signout", nil)
+	assert.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	resp, _ = c.Get("/page")
+	assert.Equal(t, http.StatusSeeOther, resp.StatusCode)
+}
+
+func TestLocalUsersOnlyOnThisMachine(t *testing.T) {
+	_, err := signin.New(context.Background(), signin.Options{PublicURL: "https://rebook.trust.nhs.uk", Key: make([]byte, 32),
+		LocalUsers: []signin.LocalUser{{Name: "dev", Roles: []string{signin.Admin}}}})
+	assert.ErrorContains(t, err, "only allowed when REBOOK_PUBLIC_URL is on this machine")
+}
+
+func TestParseLocalUsers(t *testing.T) {
+	users, err := signin.ParseLocalUsers("dev:operator,admin:; sam:staff:Cardiology outpatients, Dermatology")
+	require.NoError(t, err)
+	assert.Equal(t, []signin.LocalUser{
+		{Name: "dev", Roles: []string{"operator", "admin"}},
+		{Name: "sam", Roles: []string{"staff"}, Teams: []string{"Cardiology outpatients", "Dermatology"}},
+	}, users)
+	for _, bad := range []string{"dev", "dev:root:", "sam:staff:", ":staff:x"} {
+		_, err := signin.ParseLocalUsers(bad)
+		assert.Error(t, err, bad)
+	}
+}
+
+func TestWhoMaySeeWhat(t *testing.T) {
+	staff := &signin.User{Roles: []string{signin.Staff}, Teams: []string{"Cardiology"}}
+	assert.True(t, staff.MaySee("cardiology"))
+	assert.False(t, staff.MaySee("Dermatology"))
+	assert.False(t, staff.MaySee(""), "an unrouted request is for operators")
+	assert.True(t, (&signin.User{Roles: []string{signin.Operator}}).MaySee("Dermatology"))
+	assert.False(t, (&signin.User{Teams: []string{"Cardiology"}}).MaySee("Cardiology"), "teams without the staff role")
+}
