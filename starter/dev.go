@@ -24,6 +24,7 @@ import (
 	"github.com/rebookhq/rebook/internal/pkbauth"
 	"github.com/rebookhq/rebook/internal/routing"
 	"github.com/rebookhq/rebook/internal/schedules"
+	"github.com/rebookhq/rebook/internal/signin"
 	"github.com/rebookhq/rebook/internal/store"
 	"github.com/rebookhq/rebook/workflows"
 )
@@ -205,14 +206,17 @@ Rebook dev stack is up. Ctrl-C stops everything it started.
   Temporal gRPC      %s  (namespace %s)
   PKB simulator      %s  (FHIR at %s, admin API at %s/admin)
   PostgreSQL         %s
-  Front door         %s  (Slack interactions, /codec, /requests/<ref>)
+  Dashboard          %s/requests  (sign in as "dev", operator and admin, or "cardiology", staff of the cardiology teams)
+  Front door         %s  (Slack interactions, /codec for a signed-in operator, /signin)
   Worker             task queue %s; schedules poll every %s, watch every %s
   State and logs     %s
 
 Requests in the Web UI: %s/namespaces/%s/workflows?query=WorkflowType%%3D%%22AppointmentRequest%%22
+Payloads are encrypted; the Web UI shows them decoded to an operator: sign in to the dashboard as "dev"
+in the same browser, then in the Web UI's Codec Server settings turn on "Include cross-origin credentials".
 
 `, temporal.UIURL, temporal.Address, cfg.TemporalNamespace, cfg.PKBBaseURL, cfg.PKBFHIRBaseURL, cfg.PKBBaseURL, redactURL(cfg.DatabaseURL),
-		cfg.PublicURL, workflows.TaskQueue, *pollEvery, *watchEvery, *stateDir, temporal.UIURL, cfg.TemporalNamespace)
+		cfg.PublicURL, cfg.PublicURL, workflows.TaskQueue, *pollEvery, *watchEvery, *stateDir, temporal.UIURL, cfg.TemporalNamespace)
 
 	select {
 	case <-ctx.Done():
@@ -269,6 +273,11 @@ func devDefaults(cfg *config.Config, simAddr, stateDir string) error {
 		}
 		cfg.FeedToken = hex.EncodeToString(b)
 	}
+	// Sign-in without an identity provider: an operator and admin, and a
+	// member of one demo team, unless set.
+	if cfg.LocalUsers == nil && cfg.OIDCIssuer == "" {
+		cfg.LocalUsers = devUsers
+	}
 	if cfg.EncryptionKey == nil {
 		key, err := devKey(filepath.Join(stateDir, "encryption.key"))
 		if err != nil {
@@ -277,6 +286,13 @@ func devDefaults(cfg *config.Config, simAddr, stateDir string) error {
 		cfg.EncryptionKey = key
 	}
 	return nil
+}
+
+// devUsers sign in to the local dashboard (REBOOK_LOCAL_USERS replaces
+// them).
+var devUsers = []signin.LocalUser{
+	{Name: "dev", Roles: []string{signin.Operator, signin.Admin}},
+	{Name: "cardiology", Roles: []string{signin.Staff}, Teams: []string{"Cardiology bookings", "Cardiology cancellations"}},
 }
 
 // devKey reads the local stack's key, making one on first use. Production

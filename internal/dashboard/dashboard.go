@@ -75,6 +75,9 @@ func Register(m *http.ServeMux, o Options) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
 	d := &dashboard{Options: o}
 	d.pages = template.Must(template.New("").Funcs(template.FuncMap{
 		"uk": func(t *time.Time) string {

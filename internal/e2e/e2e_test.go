@@ -152,7 +152,7 @@ func start(t *testing.T, n int, tune ...func(*config.Config)) *stack {
 	t.Cleanup(w.Stop)
 	require.NoError(t, app.StartTokenKeeper(ctx, s.tc, s.cfg))
 
-	h, ih, err := app.FrontDoor(context.Background(), s.cfg, s.st, s.tc, nil, "", log)
+	h, ih, err := app.FrontDoor(context.Background(), s.cfg, s.st, s.tc, nil, "http://127.0.0.1:8233", log)
 	require.NoError(t, err)
 	door.Config.Handler = h
 	door.Start()

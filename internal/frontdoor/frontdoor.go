@@ -69,7 +69,7 @@ func New(o Options) (http.Handler, error) {
 	if o.Feed != nil {
 		m.Handle("POST /feed/fhir/Appointment", o.Feed)
 	}
-	return limitRate(limitBody(m)), nil
+	return limitRate(limitBody(m), o.Auth.SignedIn), nil
 }
 
 // Body limits: the codec takes a page of payloads from the Web UI (each

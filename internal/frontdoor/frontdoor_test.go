@@ -99,4 +99,33 @@ func TestHazardFrontDoorLimitsEachAddress(t *testing.T) {
 		_ = resp.Body.Close()
 		require.Equal(t, http.StatusOK, resp.StatusCode, "the Web UI's codec calls are not limited")
 	}
+	for range 30 {
+		resp, _ := web.Get("/signin")
+		require.Equal(t, http.StatusOK, resp.StatusCode, "a signed-in person behind the same address is not limited")
+	}
+}
+
+// Without a session every dashboard, report and request page sends a
+// browser to sign in and answers anything else 401; the codec answers
+// 401. Sign-in's own pages and the page assets stay open.
+func TestEveryHumanPageNeedsSignIn(t *testing.T) {
+	srv, _ := operatorDoor(t)
+	anon := webclient.New(t, srv.URL)
+	for _, path := range []string{"/requests", "/requests?team=Cardiology", "/requests/RB-1", "/reports", "/reports?by=team", "/reports.csv", "/reports/chart.svg"} {
+		resp, _ := anon.Get(path)
+		assert.Equal(t, http.StatusSeeOther, resp.StatusCode, path)
+		assert.True(t, strings.HasPrefix(resp.Header.Get("Location"), "/signin?next="), path)
+		raw, err := anon.HTTP.Get(srv.URL + path)
+		require.NoError(t, err)
+		_ = raw.Body.Close()
+		assert.Equal(t, http.StatusUnauthorized, raw.StatusCode, path)
+	}
+	for _, path := range []string{"/requests/RB-1/action", "/requests/RB-1/patient", "/codec/decode", "/codec/encode"} {
+		resp, _ := anon.Post(path, nil)
+		assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, path)
+	}
+	for _, path := range []string{"/signin", "/static/rebook.css", "/static/rebook.js"} {
+		resp, _ := anon.Get(path)
+		assert.Equal(t, http.StatusOK, resp.StatusCode, path)
+	}
 }

@@ -11,9 +11,11 @@ import (
 )
 
 // Per-address limits on the endpoints anyone can reach without proof of
-// who they are (the grant flow, request pages, health): enough for a
-// person and a monitor, not for a flood. Slack's signed interactions, the
-// Web UI's codec and the PAS feed (a bearer secret) are not limited here.
+// who they are (sign-in, the grant flow, health): enough for a person and
+// a monitor, not for a flood. Slack's signed interactions, the Web UI's
+// codec, the PAS feed (a bearer secret), the page assets and anyone
+// signed in are not limited here: a trust's staff share one address
+// behind its NAT, and each open dashboard refreshes itself.
 const (
 	perAddressRate  = rate.Limit(1) // a request a second, sustained
 	perAddressBurst = 20
@@ -32,7 +34,8 @@ type visitor struct {
 }
 
 func limited(path string) bool {
-	return !strings.HasPrefix(path, "/slack/") && !strings.HasPrefix(path, "/codec/") && !strings.HasPrefix(path, "/feed/")
+	return !strings.HasPrefix(path, "/slack/") && !strings.HasPrefix(path, "/codec/") && !strings.HasPrefix(path, "/feed/") &&
+		!strings.HasPrefix(path, "/static/")
 }
 
 // allow says whether addr may make another request now. Addresses idle for
@@ -57,11 +60,12 @@ func (l *addressLimiter) allow(addr string, now time.Time) bool {
 	return v.lim.AllowN(now, 1)
 }
 
-// limitRate answers 429 with Retry-After to an address past its limit.
-func limitRate(h http.Handler) http.Handler {
+// limitRate answers 429 with Retry-After to an address past its limit,
+// unless signedIn says the request carries a valid session.
+func limitRate(h http.Handler, signedIn func(*http.Request) bool) http.Handler {
 	l := &addressLimiter{seen: map[string]*visitor{}}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if limited(r.URL.Path) {
+		if limited(r.URL.Path) && !signedIn(r) {
 			addr, _, err := net.SplitHostPort(r.RemoteAddr)
 			if err != nil {
 				addr = r.RemoteAddr

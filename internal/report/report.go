@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 
 	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/font"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
@@ -70,53 +71,76 @@ func Table(out io.Writer, by string, rows []store.ReportRow) error {
 	return tw.Flush()
 }
 
-// Chart draws requests per period, one line per specialty or team, as SVG.
+// The chart's text in a sans-serif face, as the pages around it.
+func init() {
+	plot.DefaultFont = font.Font{Typeface: "Liberation", Variant: "Sans"}
+	plotter.DefaultFont = plot.DefaultFont
+}
+
+// palette tells up to 14 specialties or teams apart.
+var palette = append(slices.Clone(plotutil.SoftColors), plotutil.DarkColors...)
+
+// Chart draws requests per period as SVG: a bar per period, stacked by
+// specialty or team.
 func Chart(by string, rows []store.ReportRow) ([]byte, error) {
 	var periods []string
-	keys := map[string]map[string]int{}
+	counts := map[string]map[string]int{}
+	totals := map[string]int{}
 	for _, r := range rows {
 		p := r.Period.Format("2 Jan 2006")
 		if !slices.Contains(periods, p) {
 			periods = append(periods, p)
 		}
-		if keys[r.Key] == nil {
-			keys[r.Key] = map[string]int{}
+		if counts[r.Key] == nil {
+			counts[r.Key] = map[string]int{}
 		}
-		keys[r.Key][p] += r.Requests
+		counts[r.Key][p] += r.Requests
+		totals[p] += r.Requests
 	}
+	const width, height = 9 * vg.Inch, 4 * vg.Inch
 	p := plot.New()
 	p.Title.Text = "Requests per " + by
 	p.Y.Label.Text = "requests"
-	p.Y.Min = 0
-	p.Legend.Top = true
+	p.Legend.Top, p.Legend.Left = true, true
 	p.Add(plotter.NewGrid())
-	names := make([]string, 0, len(keys))
-	for k := range keys {
-		names = append(names, k)
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
 	}
-	slices.Sort(names)
-	for i, k := range names {
-		xys := make(plotter.XYs, len(periods))
+	slices.Sort(keys)
+	bar := min(vg.Points(48), (width-vg.Inch)/vg.Length(max(len(periods), 1))*0.6)
+	var below *plotter.BarChart
+	for i, k := range keys {
+		vals := make(plotter.Values, len(periods))
 		for j, per := range periods {
-			xys[j] = plotter.XY{X: float64(j), Y: float64(keys[k][per])}
+			vals[j] = float64(counts[k][per])
 		}
-		line, points, err := plotter.NewLinePoints(xys)
+		b, err := plotter.NewBarChart(vals, bar)
 		if err != nil {
 			return nil, err
 		}
-		line.Color, points.Color = plotutil.Color(i), plotutil.Color(i)
-		line.Width = vg.Points(2)
-		points.Shape = plotutil.Shape(i)
-		p.Add(line, points)
-		p.Legend.Add(k, line, points)
+		b.Color, b.LineStyle.Width = palette[i%len(palette)], 0
+		if below != nil {
+			b.StackOn(below)
+		}
+		below = b
+		p.Add(b)
+		p.Legend.Add(k, b)
 	}
-	if len(periods) > 0 {
-		p.NominalX(periods...)
-		p.X.Min, p.X.Max = -0.5, float64(len(periods))-0.5
-	} else {
+	if len(periods) == 0 {
 		p.Title.Text += ": no requests in this period"
+		p.HideX()
+	} else {
+		p.NominalX(periods...)
 	}
-	wt, err := p.WriterTo(9*vg.Inch, 4*vg.Inch, "svg")
+	// Head room for the legend, so it never covers a bar.
+	most := 1
+	for _, n := range totals {
+		most = max(most, n)
+	}
+	legend := min(0.6, float64(len(keys)*14+24)/float64(height.Points()))
+	p.Y.Min, p.Y.Max = 0, float64(most)/(1-legend)
+	wt, err := p.WriterTo(width, height, "svg")
 	if err != nil {
 		return nil, err
 	}

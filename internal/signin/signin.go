@@ -244,6 +244,9 @@ func (a *Auth) Operator(h http.Handler) http.Handler {
 	})
 }
 
+// SignedIn says whether r carries a valid session.
+func (a *Auth) SignedIn(r *http.Request) bool { return a.session(r) != nil }
+
 // session reads and checks the session cookie.
 func (a *Auth) session(r *http.Request) *User {
 	c, err := r.Cookie(sessionCookie)

@@ -1,0 +1,234 @@
+package dashboard_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/rebookhq/rebook/internal/dashboard"
+	"github.com/rebookhq/rebook/internal/dev/testdb"
+	"github.com/rebookhq/rebook/internal/dev/webclient"
+	"github.com/rebookhq/rebook/internal/report"
+	"github.com/rebookhq/rebook/internal/signin"
+	"github.com/rebookhq/rebook/internal/store"
+	"github.com/rebookhq/rebook/workflows"
+)
+
+// actions records staff actions, and refuses a second claim as the
+// workflow's validator does.
+type actions struct {
+	mu   sync.Mutex
+	got  []workflows.StaffAction
+	wfID []string
+}
+
+func (a *actions) StaffAction(_ context.Context, id string, s workflows.StaffAction) (string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, prev := range a.got {
+		if prev.Action == workflows.ActionClaim && s.Action == workflows.ActionClaim {
+			return "", temporal.NewApplicationError("already claimed by "+prev.User, "")
+		}
+	}
+	a.got, a.wfID = append(a.got, s), append(a.wfID, id)
+	return "You have claimed it.", nil
+}
+
+type patients struct{ err error }
+
+func (p patients) Patient(context.Context, store.Request) (dashboard.Patient, error) {
+	return dashboard.Patient{Name: "Ada Lovelace", NHSNumber: "943 476 5919", Subject: "Cancel my appointment", Text: "I am away"}, p.err
+}
+
+type rig struct {
+	st   *store.Store
+	srv  *httptest.Server
+	acts *actions
+}
+
+func newRig(t *testing.T, p dashboard.Patients) *rig {
+	ctx := context.Background()
+	st, err := store.Open(ctx, testdb.URL(t), nil)
+	require.NoError(t, err)
+	t.Cleanup(st.Close)
+	srv := httptest.NewUnstartedServer(nil)
+	auth, err := signin.New(ctx, signin.Options{PublicURL: "http://" + srv.Listener.Addr().String(), Key: bytes.Repeat([]byte{3}, 32),
+		LocalUsers: []signin.LocalUser{
+			{Name: "sam", Roles: []string{signin.Staff}, Teams: []string{"Cardiology"}},
+			{Name: "olive", Roles: []string{signin.Operator}},
+		}})
+	require.NoError(t, err)
+	r := &rig{st: st, srv: srv, acts: &actions{}}
+	m := http.NewServeMux()
+	auth.Register(m)
+	dashboard.Register(m, dashboard.Options{Store: st, Auth: auth, Requests: r.acts, Patients: p, TemporalUI: "http://ui.test", Namespace: "default", Log: nil})
+	srv.Config.Handler = m
+	srv.Start()
+	t.Cleanup(srv.Close)
+
+	now := time.Now()
+	due := now.Add(-time.Hour)
+	for _, q := range []store.Request{
+		{MessageID: "c1", Ref: "RB-C1", Team: "Cardiology", Specialty: "Cardiology", RequestType: "cancel", State: workflows.StateRouted, ReceivedAt: now.Add(-3 * time.Hour)},
+		{MessageID: "c2", Ref: "RB-C2", Team: "Cardiology", Specialty: "Cardiology", RequestType: "change", State: workflows.StateRouted, ReceivedAt: now.Add(-30 * time.Minute)},
+		{MessageID: "d1", Ref: "RB-D1", Team: "Dermatology", Specialty: "Dermatology", RequestType: "change", State: workflows.StateRouted, ReceivedAt: now.Add(-2 * time.Hour)},
+		{MessageID: "t1", Ref: "RB-T1", Triage: true, Reason: "no appointment matched", State: workflows.StateTriaged, ReceivedAt: now.Add(-5 * time.Hour)},
+	} {
+		q.WorkflowID = workflows.RequestWorkflowID(q.MessageID)
+		require.NoError(t, st.SaveRequest(ctx, q))
+	}
+	require.NoError(t, st.ScheduleCheck(ctx, "c1", now.Add(time.Hour), time.Hour, due))
+	return r
+}
+
+func TestStaffSeeTheirTeamsRequestsOnly(t *testing.T) {
+	r := newRig(t, patients{})
+	sam := webclient.New(t, r.srv.URL).SignIn("sam")
+	resp, page := sam.Get("/requests")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, page, "RB-C1")
+	assert.Contains(t, page, "RB-C2")
+	assert.NotContains(t, page, "RB-D1", "another team's request")
+	assert.NotContains(t, page, "RB-T1", "triage is not a staff team's")
+	assert.Contains(t, page, "overdue by 1 h", "age against SLA")
+
+	resp, _ = sam.Get("/requests/RB-D1")
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode, "another team's request page")
+	resp, _ = sam.Form("/requests/RB-D1/action", url.Values{"action": {workflows.ActionClaim}})
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode, "another team's request cannot be claimed")
+	resp, _ = sam.Form("/requests/RB-D1/patient", nil)
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode, "another team's patient")
+	assert.Empty(t, r.acts.got)
+
+	// Filters live in the URL, and the self-refresh asks for the rows
+	// with the same filters.
+	_, page = sam.Get("/requests?type=change")
+	assert.Contains(t, page, "RB-C2")
+	assert.NotContains(t, page, "RB-C1")
+	assert.Contains(t, page, `data-refresh="/requests?part=rows&amp;type=change"`)
+	_, rows := sam.Get("/requests?part=rows&age=1h")
+	assert.Contains(t, rows, "RB-C1")
+	assert.NotContains(t, rows, "RB-C2", "younger than an hour")
+	assert.NotContains(t, rows, "<html", "only the rows")
+	_, page = sam.Get("/requests?team=Dermatology")
+	assert.NotContains(t, page, "RB-D1", "a staff member's team filter cannot widen their view")
+
+	olive := webclient.New(t, r.srv.URL).SignIn("olive")
+	_, page = olive.Get("/requests")
+	for _, ref := range []string{"RB-C1", "RB-C2", "RB-D1", "RB-T1"} {
+		assert.Contains(t, page, ref, "an operator sees every team")
+	}
+	assert.Contains(t, page, "no appointment matched", "the triage reason")
+}
+
+func TestActionsFromTheWeb(t *testing.T) {
+	r := newRig(t, patients{})
+	sam := webclient.New(t, r.srv.URL).SignIn("sam")
+	_, page := sam.Get("/requests/RB-C1")
+	assert.Contains(t, page, `href="http://ui.test/namespaces/default/workflows/`+workflows.RequestWorkflowID("c1")+`"`)
+
+	resp, _ := sam.Post("/requests/RB-C1/action", url.Values{"action": {workflows.ActionClaim}})
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode, "no CSRF token, no action")
+	assert.Empty(t, r.acts.got)
+
+	resp, _ = sam.Form("/requests/RB-C1/action", url.Values{"action": {workflows.ActionClaim}})
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	_, page = sam.Get(resp.Header.Get("Location"))
+	assert.Contains(t, page, "You have claimed it.")
+	require.Len(t, r.acts.got, 1)
+	assert.Equal(t, workflows.StaffAction{Action: workflows.ActionClaim, User: "sam"}, r.acts.got[0], "the workflow update the Slack button sends, as the signed-in person")
+	assert.Equal(t, workflows.RequestWorkflowID("c1"), r.acts.wfID[0])
+
+	resp, _ = sam.Form("/requests/RB-C1/action", url.Values{"action": {workflows.ActionClaim}})
+	_, page = sam.Get(resp.Header.Get("Location"))
+	assert.Contains(t, page, "Not done: already claimed by sam", "a refusal is shown to the person")
+
+	resp, _ = sam.Form("/requests/RB-C1/action", url.Values{"action": {workflows.ActionCantAction}, "reason": {"  "}})
+	_, page = sam.Get(resp.Header.Get("Location"))
+	assert.Contains(t, page, "Say why it can")
+	assert.Len(t, r.acts.got, 1, "Can't action needs a typed reason")
+	sam.Form("/requests/RB-C1/action", url.Values{"action": {workflows.ActionCantAction}, "reason": {"patient has moved away"}})
+	require.Len(t, r.acts.got, 2)
+	assert.Equal(t, "patient has moved away", r.acts.got[1].Note)
+
+	resp, _ = sam.Form("/requests/RB-C1/action", url.Values{"action": {"delete"}})
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+}
+
+func TestPatientDetailsOnlyOnRequestAndEachViewAudited(t *testing.T) {
+	r := newRig(t, patients{})
+	sam := webclient.New(t, r.srv.URL).SignIn("sam")
+	_, list := sam.Get("/requests")
+	_, page := sam.Get("/requests/RB-C1")
+	for _, p := range []string{list, page} {
+		assert.NotContains(t, p, "943 476 5919")
+		assert.NotContains(t, p, "Lovelace")
+	}
+	resp, page := sam.Form("/requests/RB-C1/patient", nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, page, "943 476 5919")
+	assert.Contains(t, page, "Ada Lovelace")
+	assert.Equal(t, "no-store", resp.Header.Get("Cache-Control"))
+	trail, err := r.st.AuditTrail(context.Background(), workflows.RequestWorkflowID("c1"))
+	require.NoError(t, err)
+	require.Len(t, trail, 1)
+	assert.Equal(t, "sam", trail[0].Actor)
+	assert.Equal(t, dashboard.ActionViewedPatient, trail[0].Action)
+	_, page = sam.Get("/requests/RB-C1")
+	assert.Contains(t, page, dashboard.ActionViewedPatient, "the view is on the request's timeline")
+
+	// PKB refuses: the page says so, and the attempt is still audited.
+	r2 := newRig(t, patients{err: errors.New("PKB said 503")})
+	sam = webclient.New(t, r2.srv.URL).SignIn("sam")
+	_, page = sam.Form("/requests/RB-C1/patient", nil)
+	assert.Contains(t, page, "PKB did not give the patient&#39;s details")
+	assert.NotContains(t, page, "Lovelace")
+}
+
+func TestReportPageAndCSVAgreeWithTheStore(t *testing.T) {
+	r := newRig(t, patients{})
+	olive := webclient.New(t, r.srv.URL).SignIn("olive")
+	today := time.Now().Format("2006-01-02")
+	q := "from=" + time.Now().AddDate(0, 0, -7).Format("2006-01-02") + "&to=" + today + "&by=team&every=day"
+	resp, page := olive.Get("/reports?" + q)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, page, "<svg", "the chart is drawn on the page")
+	assert.Contains(t, page, "Cardiology")
+
+	resp, body := olive.Get("/reports.csv?" + q)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, resp.Header.Get("Content-Disposition"), "attachment")
+	recs, err := csv.NewReader(strings.NewReader(body)).ReadAll()
+	require.NoError(t, err)
+	from, _ := time.Parse("2006-01-02", time.Now().AddDate(0, 0, -7).Format("2006-01-02"))
+	to, _ := time.Parse("2006-01-02", today)
+	rows, err := r.st.Report(context.Background(), store.ReportQuery{From: from, To: to.AddDate(0, 0, 1), By: "team", Every: "day"})
+	require.NoError(t, err)
+	want := [][]string{report.Header("team")}
+	for _, row := range rows {
+		want = append(want, report.Record(row))
+	}
+	assert.Equal(t, want, recs)
+	total := 0
+	for _, row := range rows {
+		total += row.Requests
+	}
+	assert.Equal(t, 4, total)
+
+	resp, _ = olive.Get("/reports/chart.svg?" + q)
+	assert.Equal(t, "image/svg+xml", resp.Header.Get("Content-Type"))
+	resp, _ = olive.Get("/reports?by=clinic")
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+}

@@ -1,0 +1,167 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/rebookhq/rebook/internal/config"
+	"github.com/rebookhq/rebook/internal/dashboard"
+	"github.com/rebookhq/rebook/internal/dev/slackfake"
+	"github.com/rebookhq/rebook/internal/routing"
+	"github.com/rebookhq/rebook/internal/signin"
+	"github.com/rebookhq/rebook/internal/store"
+	"github.com/rebookhq/rebook/workflows"
+)
+
+// chromium finds Debian's Chromium (.ci/run installs it).
+func chromium(t *testing.T) string {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("the browser test needs Chromium: apt-get install chromium (.ci/run does this)")
+	return ""
+}
+
+// otherTeam is the demo team the staff member is not in.
+const otherTeam = "Central appointments"
+
+// TestDashboardInTheBrowser drives the dashboard in headless Chromium
+// through sign-in, the open requests, a Claim from the web, a request's
+// page and the report chart, over the real stack, and saves a
+// screenshot of each (as test artifacts; also into REBOOK_SCREENSHOTS
+// when set, which is how the README's are made).
+func TestDashboardInTheBrowser(t *testing.T) {
+	exe := chromium(t)
+	demo, err := routing.ReadCSV(strings.NewReader(routing.DemoCSV))
+	require.NoError(t, err)
+	var teams []string
+	for _, r := range demo {
+		if r.Team != otherTeam && !slices.Contains(teams, r.Team) {
+			teams = append(teams, r.Team)
+		}
+	}
+	s := start(t, 16, func(c *config.Config) {
+		c.LocalUsers = []signin.LocalUser{{Name: "sam", Roles: []string{signin.Staff}, Teams: teams}}
+	})
+	ctx := context.Background()
+	require.NoError(t, s.startSchedules(ctx))
+	waitFor(t, "every request routed to Slack", limit(3*time.Minute), func() bool { return len(s.cards()) >= 16 })
+	rows, err := s.st.AllRequests(ctx)
+	require.NoError(t, err)
+	var mine, others []store.Request
+	for _, r := range rows {
+		if slices.Contains(teams, r.Team) {
+			mine = append(mine, r)
+		} else {
+			others = append(others, r)
+		}
+	}
+	require.NotEmpty(t, mine, "the demo routes some requests to the staff member's teams")
+	require.NotEmpty(t, others, "and some elsewhere (triage, central appointments)")
+
+	shots := []string{t.ArtifactDir()}
+	if d := os.Getenv("REBOOK_SCREENSHOTS"); d != "" {
+		require.NoError(t, os.MkdirAll(d, 0o755))
+		shots = append(shots, d)
+	}
+	alloc, cancel := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-quic", true), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900))...)
+	defer cancel()
+	bctx, cancel := chromedp.NewContext(alloc)
+	defer cancel()
+	// The first call starts the browser: no timeout on it (a timeout there
+	// would stop the browser); each step below has its own.
+	require.NoError(t, chromedp.Do(bctx, chromedp.Navigate("about:blank")))
+	run := func(steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(bctx, time.Minute)
+		defer cancel()
+		require.NoError(t, chromedp.Do(ctx, steps...))
+	}
+	get := func(a chromedp.Action[string]) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(bctx, time.Minute)
+		defer cancel()
+		v, err := chromedp.Run(ctx, a)
+		require.NoError(t, err)
+		return v
+	}
+	shot := func(name string) {
+		t.Helper()
+		png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
+		require.NoError(t, err)
+		for _, d := range shots {
+			require.NoError(t, os.WriteFile(filepath.Join(d, name), png, 0o644))
+		}
+	}
+
+	// Without a session the dashboard sends the browser to sign in.
+	run(chromedp.Navigate(s.door+"/requests"), chromedp.WaitVisible(chromedp.CSS("#signin-sam")))
+	assert.Contains(t, get(chromedp.Location()), "/signin?next=")
+
+	// Signed in, the staff member sees their teams' open requests only.
+	run(chromedp.Click(chromedp.CSS("#signin-sam")), chromedp.WaitVisible(chromedp.CSS("#rows table")))
+	assert.True(t, strings.HasSuffix(get(chromedp.Location()), "/requests"))
+	listText := get(chromedp.Text(chromedp.CSS("#rows")))
+	shot("dashboard.png")
+	for _, r := range mine {
+		assert.Contains(t, listText, r.Ref, "%s (%s) is the staff member's", r.Ref, r.Team)
+	}
+	for _, r := range others {
+		assert.NotContains(t, listText, r.Ref, "%s (%s) is not the staff member's", r.Ref, r.Team)
+	}
+
+	// A request's page, and a Claim from the web.
+	target := mine[0]
+	run(chromedp.Click(chromedp.CSS(`a[href="/requests/`+target.Ref+`"]`)), chromedp.WaitVisible(chromedp.CSS("#claim")),
+		chromedp.Click(chromedp.CSS("#claim")), chromedp.WaitVisible(chromedp.CSS(".said")))
+	assert.Equal(t, "You have claimed "+target.Ref+".", get(chromedp.Text(chromedp.CSS(".said"))))
+	assert.Contains(t, get(chromedp.Text(chromedp.CSS("main"))), "Open its workflow in the Temporal Web UI")
+	// The patient's details, read from PKB on request, with the view
+	// written to the request's timeline.
+	run(chromedp.Click(chromedp.CSS("#show-patient")), chromedp.WaitVisible(chromedp.CSS(".patient")))
+	patient := get(chromedp.Text(chromedp.CSS(".patient")))
+	assert.Regexp(t, `NHS number\s+\d{10}`, patient)
+	assert.Contains(t, get(chromedp.Text(chromedp.CSS("main"))), dashboard.ActionViewedPatient)
+	shot("request.png")
+	got, err := s.st.RequestByRef(ctx, target.Ref)
+	require.NoError(t, err)
+	assert.Equal(t, workflows.StateClaimed, got.State, "the workflow took the web's claim")
+	assert.Equal(t, "sam", got.ClaimedBy)
+	waitFor(t, "the Slack card shows the claim", limit(30*time.Second), func() bool {
+		ms := s.cards()[target.Ref]
+		return len(ms) > 0 && strings.Contains(cardText(ms[len(ms)-1]), "Claimed by sam")
+	})
+
+	// The report's chart, drawn by Rebook itself.
+	today := time.Now().Format("2006-01-02")
+	run(chromedp.Navigate(s.door+"/reports?by=specialty&every=day&from="+time.Now().AddDate(0, 0, -13).Format("2006-01-02")+"&to="+today),
+		chromedp.WaitVisible(chromedp.CSS("#chart svg")))
+	ctx2, cancel2 := context.WithTimeout(bctx, time.Minute)
+	defer cancel2()
+	paths, err := chromedp.Run(ctx2, chromedp.Evaluate[int](`document.querySelectorAll("#chart svg path").length`))
+	require.NoError(t, err)
+	assert.Greater(t, paths, 5, "the chart has lines drawn")
+	assert.Contains(t, get(chromedp.Text(chromedp.CSS("table"))), mine[0].Specialty)
+	shot("report.png")
+}
+
+// cardText is everything a card shows: its text and its blocks.
+func cardText(m slackfake.Message) string {
+	b, _ := json.Marshal(m.Blocks)
+	return m.Text + string(b)
+}
