@@ -2,16 +2,19 @@
 GO ?= go
 FUZZTIME ?= 30s
 
-.PHONY: dev test test-unit lint fuzz build clean
+.PHONY: dev test test-unit lint fuzz build clean screenshots
 
 dev: ## the whole local stack; Ctrl-C stops it (same as: go run ./starter dev)
 	@$(GO) build -o bin/starter ./starter && bin/starter dev
 
-test: ## unit and integration tests (needs PostgreSQL on 127.0.0.1:5432; starts its own Temporal)
+test: ## unit and integration tests (needs PostgreSQL on 127.0.0.1:5432 and chromium; starts its own Temporal)
 	$(GO) test -count=1 -timeout 45m ./...
 
 test-unit: ## the fast tests: no PostgreSQL, no Temporal server (under a minute)
 	$(GO) test -count=1 -short ./...
+
+screenshots: ## the README's screenshots, taken by the browser test (needs chromium)
+	REBOOK_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run '^TestDashboardInTheBrowser$$' ./internal/e2e
 
 lint: ## gofmt, go vet, staticcheck and Temporal's determinism checker
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -2,7 +2,7 @@ package card
 
 import "regexp"
 
-var slackUserID = regexp.MustCompile(`^[UW][A-Z0-9]{2,}$`)
+var slackUserID = regexp.MustCompile(`^[UW][A-Z0-9]+$`)
 
 // Mention names who acted: a Slack user id as a mention Slack renders, and
 // anyone else (a person signed in on the web) by the name they signed in

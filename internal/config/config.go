@@ -176,9 +176,6 @@ func Load(getenv func(string) string, need ...string) (Config, error) {
 		OIDCTeamsClaim:     get(OIDCTeamsClaim),
 		CodecAudience:      get(CodecAudience),
 	}
-	if c.OIDCIssuer != "" && (c.OIDCClientID == "" || c.OIDCClientSecret == "") {
-		return Config{}, &Error{OIDCClientID, "and " + OIDCClientSecret + " must be set with " + OIDCIssuer}
-	}
 	if v := get(LocalUsers); v != "" {
 		users, err := signin.ParseLocalUsers(v)
 		if err != nil {
@@ -236,6 +233,9 @@ func Load(getenv func(string) string, need ...string) (Config, error) {
 		if reason := ch.check(ch.value); reason != "" {
 			return Config{}, &Error{ch.name, reason}
 		}
+	}
+	if c.OIDCIssuer != "" && (c.OIDCClientID == "" || c.OIDCClientSecret == "") {
+		return Config{}, &Error{OIDCClientID, "and " + OIDCClientSecret + " must be set with " + OIDCIssuer}
 	}
 	n, err := strconv.Atoi(get(TriageSLAHours))
 	if err != nil || n < 1 || n > 24*365 {

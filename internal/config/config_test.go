@@ -48,6 +48,8 @@ func TestMalformedValuesNameTheVariableNotTheValue(t *testing.T) {
 		{TriageSLAHours, "-3", "config: REBOOK_TRIAGE_SLA_HOURS must be a whole number of hours from 1 to 8760"},
 		{TriageSLAHours, "two days", "config: REBOOK_TRIAGE_SLA_HOURS must be a whole number of hours from 1 to 8760"},
 		{EncryptionKey, "c2hvcnQ=", "config: REBOOK_ENCRYPTION_KEY must decode to 32 bytes, not 5 (make one with: openssl rand -base64 32)"},
+		{OIDCIssuer, "login.example/tenant", "config: REBOOK_OIDC_ISSUER must be an http:// or https:// URL"},
+		{LocalUsers, "dev:superuser:", "config: REBOOK_LOCAL_USERS user dev: role \"superuser\" is not staff, operator or admin"},
 		{EncryptionKey, "not base64 at all!", "config: REBOOK_ENCRYPTION_KEY must be 32 bytes written as base64 or 64 hex digits (make one with: openssl rand -base64 32)"},
 	}
 	for _, tc := range cases {
@@ -61,6 +63,19 @@ func TestMalformedValuesNameTheVariableNotTheValue(t *testing.T) {
 			assert.False(t, strings.Contains(err.Error(), tc.value), "value leaked")
 		})
 	}
+}
+
+func TestSignInSettings(t *testing.T) {
+	_, err := Load(env(OIDCIssuer, "https://login.microsoftonline.com/t/v2.0"))
+	assert.EqualError(t, err, "config: REBOOK_OIDC_CLIENT_ID and REBOOK_OIDC_CLIENT_SECRET must be set with REBOOK_OIDC_ISSUER")
+	c, err := Load(env(OIDCIssuer, "https://login.microsoftonline.com/t/v2.0/", OIDCClientID, "id", OIDCClientSecret, "s",
+		LocalUsers, "dev:operator,admin:;sam:staff:Cardiology"))
+	require.NoError(t, err)
+	assert.Equal(t, "https://login.microsoftonline.com/t/v2.0", c.OIDCIssuer)
+	assert.Equal(t, "roles", c.OIDCRolesClaim)
+	assert.Equal(t, "groups", c.OIDCTeamsClaim)
+	require.Len(t, c.LocalUsers, 2)
+	assert.Equal(t, []string{"Cardiology"}, c.LocalUsers[1].Teams)
 }
 
 func TestEncryptionKeyForms(t *testing.T) {
