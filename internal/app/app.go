@@ -264,14 +264,15 @@ func FrontDoor(ctx context.Context, cfg config.Config, st *store.Store, tc clien
 	wf := wfclient.Client{Temporal: tc}
 	ih := &interactions.Handler{Requests: wf, Slack: Slack(cfg), SigningSecret: cfg.SlackSigningSecret, Log: log}
 	var grant *grantflow.Handler
-	var patients dashboard.Patients
+	dash := dashboard.Options{Requests: wf, TemporalUI: temporalUI, Namespace: cfg.TemporalNamespace}
 	if cfg.PKBBaseURL != "" && cfg.PKBClientID != "" && cfg.PKBRedirectURL != "" {
 		grant = &grantflow.Handler{Store: st, OAuth: OAuth(cfg), Log: log, Granted: wf.GrantReceived}
 		pc, _, err := PKB(cfg, st, tc)
 		if err != nil {
 			return nil, nil, err
 		}
-		patients = pkbPatients{pc}
+		dash.Patients = pkbPatients{pc}
+		dash.PKBClientID, dash.GrantLinkURL = cfg.PKBClientID, activities.Links{PublicURL: cfg.PublicURL}.GrantLink
 	} else {
 		log.Warn("PKB_BASE_URL, PKB_CLIENT_ID or PKB_REDIRECT_URL not set: /oauth/start is off, and request pages cannot show patient details")
 	}
@@ -286,7 +287,7 @@ func FrontDoor(ctx context.Context, cfg config.Config, st *store.Store, tc clien
 	h, err := frontdoor.New(frontdoor.Options{
 		Store: st, Interactions: ih, Grant: grant, Feed: feedHandler, EncryptionKey: cfg.EncryptionKey, CodecOrigin: temporalUI,
 		Auth: auth, Log: log,
-		Dashboard: dashboard.Options{Requests: wf, Patients: patients, TemporalUI: temporalUI, Namespace: cfg.TemporalNamespace},
+		Dashboard: dash,
 	})
 	return h, ih, err
 }

@@ -60,7 +60,11 @@ type Options struct {
 	Patients   Patients
 	TemporalUI string
 	Namespace  string
-	Log        *slog.Logger
+	// PKBClientID names the grant the admin page shows; GrantLinkURL
+	// turns a grant link into the URL a clinician opens.
+	PKBClientID  string
+	GrantLinkURL func(link string) string
+	Log          *slog.Logger
 	// Now is the clock; time.Now if nil.
 	Now func() time.Time
 }
@@ -103,6 +107,8 @@ func Register(m *http.ServeMux, o Options) {
 	page("GET /reports", d.reports)
 	page("GET /reports.csv", d.reportCSV)
 	page("GET /reports/chart.svg", d.reportSVG)
+	page("GET /admin", d.admin)
+	page("POST /admin/grant-link", d.grantLink)
 }
 
 // span says a duration the way a ward clerk would.

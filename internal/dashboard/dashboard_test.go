@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -60,7 +61,7 @@ type rig struct {
 
 func newRig(t *testing.T, p dashboard.Patients) *rig {
 	ctx := context.Background()
-	st, err := store.Open(ctx, testdb.URL(t), nil)
+	st, err := store.Open(ctx, testdb.URL(t), bytes.Repeat([]byte{5}, 32))
 	require.NoError(t, err)
 	t.Cleanup(st.Close)
 	srv := httptest.NewUnstartedServer(nil)
@@ -68,12 +69,14 @@ func newRig(t *testing.T, p dashboard.Patients) *rig {
 		LocalUsers: []signin.LocalUser{
 			{Name: "sam", Roles: []string{signin.Staff}, Teams: []string{"Cardiology"}},
 			{Name: "olive", Roles: []string{signin.Operator}},
+			{Name: "ada", Roles: []string{signin.Admin}},
 		}})
 	require.NoError(t, err)
 	r := &rig{st: st, srv: srv, acts: &actions{}}
 	m := http.NewServeMux()
 	auth.Register(m)
-	dashboard.Register(m, dashboard.Options{Store: st, Auth: auth, Requests: r.acts, Patients: p, TemporalUI: "http://ui.test", Namespace: "default", Log: nil})
+	dashboard.Register(m, dashboard.Options{Store: st, Auth: auth, Requests: r.acts, Patients: p, TemporalUI: "http://ui.test", Namespace: "default",
+		PKBClientID: "rebook-test", GrantLinkURL: func(l string) string { return "http://rebook.test/oauth/start?link=" + l }})
 	srv.Config.Handler = m
 	srv.Start()
 	t.Cleanup(srv.Close)
@@ -231,4 +234,35 @@ func TestReportPageAndCSVAgreeWithTheStore(t *testing.T) {
 	assert.Equal(t, "image/svg+xml", resp.Header.Get("Content-Type"))
 	resp, _ = olive.Get("/reports?by=clinic")
 	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+}
+
+func TestAdminPageAndGrantLink(t *testing.T) {
+	r := newRig(t, patients{})
+	ctx := context.Background()
+	require.NoError(t, r.st.ReplaceRules(ctx, []store.Rule{{Specialty: "Cardiology", Team: "Cardiology", SlackChannel: "rebook-cardiology", SLAHours: 48},
+		{Team: "Central", SlackChannel: "rebook-central", SLAHours: 96}}))
+	for _, who := range []string{"sam", "olive"} {
+		c := webclient.New(t, r.srv.URL).SignIn(who)
+		resp, _ := c.Get("/admin")
+		assert.Equal(t, http.StatusForbidden, resp.StatusCode, who)
+		resp, _ = c.Form("/admin/grant-link", nil)
+		assert.Equal(t, http.StatusForbidden, resp.StatusCode, who)
+	}
+	ada := webclient.New(t, r.srv.URL).SignIn("ada")
+	resp, page := ada.Get("/admin")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, page, "#rebook-cardiology")
+	assert.Contains(t, page, "No grant yet")
+	resp, page = ada.Form("/admin/grant-link", nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	m := regexp.MustCompile(`oauth/start\?link=([A-Za-z0-9_-]+)`).FindStringSubmatch(page)
+	require.NotNil(t, m, "the page shows the link")
+	who, err := r.st.ConsumeGrantLink(ctx, m[1], "rebook-test")
+	require.NoError(t, err, "the link is live and single use")
+	assert.Equal(t, "ada", who)
+	trail, err := r.st.AuditTrail(ctx, "pkb-grant/rebook-test")
+	require.NoError(t, err)
+	require.Len(t, trail, 1)
+	assert.Equal(t, dashboard.ActionGrantLinkIssued, trail[0].Action)
+	assert.Equal(t, "ada", trail[0].Actor)
 }

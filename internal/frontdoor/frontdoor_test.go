@@ -111,7 +111,7 @@ func TestHazardFrontDoorLimitsEachAddress(t *testing.T) {
 func TestEveryHumanPageNeedsSignIn(t *testing.T) {
 	srv, _ := operatorDoor(t)
 	anon := webclient.New(t, srv.URL)
-	for _, path := range []string{"/requests", "/requests?team=Cardiology", "/requests/RB-1", "/reports", "/reports?by=team", "/reports.csv", "/reports/chart.svg"} {
+	for _, path := range []string{"/requests", "/requests?team=Cardiology", "/requests/RB-1", "/reports", "/reports?by=team", "/reports.csv", "/reports/chart.svg", "/admin"} {
 		resp, _ := anon.Get(path)
 		assert.Equal(t, http.StatusSeeOther, resp.StatusCode, path)
 		assert.True(t, strings.HasPrefix(resp.Header.Get("Location"), "/signin?next="), path)
@@ -120,7 +120,11 @@ func TestEveryHumanPageNeedsSignIn(t *testing.T) {
 		_ = raw.Body.Close()
 		assert.Equal(t, http.StatusUnauthorized, raw.StatusCode, path)
 	}
-	for _, path := range []string{"/requests/RB-1/action", "/requests/RB-1/patient", "/codec/decode", "/codec/encode"} {
+	// A second door: one address may make only so many unauthenticated
+	// requests (TestHazardFrontDoorLimitsEachAddress).
+	srv, _ = operatorDoor(t)
+	anon = webclient.New(t, srv.URL)
+	for _, path := range []string{"/requests/RB-1/action", "/requests/RB-1/patient", "/admin/grant-link", "/codec/decode", "/codec/encode"} {
 		resp, _ := anon.Post(path, nil)
 		assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, path)
 	}
