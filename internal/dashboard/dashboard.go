@@ -21,6 +21,7 @@ import (
 	"github.com/rebookhq/rebook/internal/signin"
 	"github.com/rebookhq/rebook/internal/store"
 	"github.com/rebookhq/rebook/internal/subject"
+	"github.com/rebookhq/rebook/internal/wfclient"
 	"github.com/rebookhq/rebook/workflows"
 )
 
@@ -272,7 +273,7 @@ func (d *dashboard) action(w http.ResponseWriter, r *http.Request) {
 	log := d.Log.With("workflow_id", req.WorkflowID, "action", a.Action, "user", u.Name, "via", "web")
 	if err != nil {
 		log.Info("staff action refused", "why", err)
-		d.back(w, r, req.Ref, "problem", refusal(err))
+		d.back(w, r, req.Ref, "problem", wfclient.Refusal(err))
 		return
 	}
 	log.Info("staff action applied")
@@ -283,26 +284,22 @@ func (d *dashboard) back(w http.ResponseWriter, r *http.Request, ref, key, text 
 	http.Redirect(w, r, "/requests/"+url.PathEscape(ref)+"?"+url.Values{key: {text}}.Encode(), http.StatusSeeOther)
 }
 
-// refusal says, without internals, why an action did not apply.
-func refusal(err error) string {
-	var app interface{ Message() string }
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		return "Rebook did not answer in time; please try again."
-	case strings.Contains(err.Error(), "workflow execution already completed"):
-		return "This request is already closed."
-	case errors.As(err, &app):
-		return "Not done: " + app.Message()
-	}
-	return "Not done: Rebook could not apply the action; please try again."
-}
-
 // patient shows the request's patient details, read from PKB now, and
 // writes the view to the audit log before showing them.
 func (d *dashboard) patient(w http.ResponseWriter, r *http.Request) {
 	req, u, ok := d.find(w, r)
 	if !ok {
 		return
+	}
+	// The view is recorded before the page is read, so its timeline shows
+	// it, and before PKB is asked, so no view goes unrecorded.
+	if d.Patients != nil {
+		if err := d.Store.Audit(r.Context(), store.AuditEntry{Actor: u.Name, Action: ActionViewedPatient, Subject: req.WorkflowID,
+			Detail: map[string]string{"ref": req.Ref, "via": "web"}}); err != nil {
+			d.Log.Error("dashboard: audit a patient view", "err", err)
+			http.Error(w, "the view could not be recorded, so the details are not shown; try again", http.StatusInternalServerError)
+			return
+		}
 	}
 	data, err := d.requestData(r.Context(), req, u)
 	if err != nil {
@@ -314,12 +311,6 @@ func (d *dashboard) patient(w http.ResponseWriter, r *http.Request) {
 		d.render(w, "request", data)
 		return
 	}
-	if err := d.Store.Audit(r.Context(), store.AuditEntry{Actor: u.Name, Action: ActionViewedPatient, Subject: req.WorkflowID,
-		Detail: map[string]string{"ref": req.Ref, "via": "web"}}); err != nil {
-		d.Log.Error("dashboard: audit a patient view", "err", err)
-		http.Error(w, "the view could not be recorded, so the details are not shown; try again", http.StatusInternalServerError)
-		return
-	}
 	ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)
 	defer cancel()
 	p, err := d.Patients.Patient(ctx, req)
@@ -328,9 +319,6 @@ func (d *dashboard) patient(w http.ResponseWriter, r *http.Request) {
 		data["Problem"] = "PKB did not give the patient's details: " + err.Error()
 	} else {
 		data["Patient"] = p
-	}
-	if data["Trail"], err = d.Store.AuditTrail(r.Context(), req.WorkflowID); err != nil {
-		d.Log.Error("dashboard: audit trail", "err", err)
 	}
 	d.render(w, "request", data)
 }

@@ -7,7 +7,6 @@ package interactions
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,10 +16,9 @@ import (
 
 	"github.com/slack-go/slack"
 	"github.com/slack-go/slack/socketmode"
-	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/temporal"
 
 	"github.com/rebookhq/rebook/internal/slackmsg"
+	"github.com/rebookhq/rebook/internal/wfclient"
 	"github.com/rebookhq/rebook/workflows"
 )
 
@@ -113,7 +111,7 @@ func (h *Handler) Handle(ctx context.Context, cb slack.InteractionCallback) {
 		log := h.Log.With("workflow_id", a.Value, "action", action, "user", cb.User.ID)
 		if err != nil {
 			log.Info("staff action refused", "why", err)
-			h.whisper(cb, refusal(err))
+			h.whisper(cb, wfclient.Refusal(err))
 			continue
 		}
 		log.Info("staff action applied")
@@ -121,22 +119,6 @@ func (h *Handler) Handle(ctx context.Context, cb slack.InteractionCallback) {
 			h.whisper(cb, msg)
 		}
 	}
-}
-
-// refusal says, without internals, why an action did not apply.
-func refusal(err error) string {
-	var nf *serviceerror.NotFound
-	switch {
-	case errors.As(err, &nf) || strings.Contains(err.Error(), "workflow execution already completed"):
-		return "This request is already closed."
-	case errors.Is(err, context.DeadlineExceeded):
-		return "Rebook did not answer in time; please try again."
-	}
-	var ae *temporal.ApplicationError
-	if errors.As(err, &ae) {
-		return "Not done: " + ae.Message()
-	}
-	return "Not done: Rebook could not apply the action; please try again."
 }
 
 func (h *Handler) whisper(cb slack.InteractionCallback, text string) {

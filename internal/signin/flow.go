@@ -166,7 +166,7 @@ func (a *Auth) user(t *oidc.IDToken) (*User, error) {
 		u.Name = t.Subject
 	}
 	for _, r := range claimStrings(claims[a.o.RolesClaim]) {
-		if role, ok := cutFold(r, "rebook."); ok && slices.Contains([]string{Staff, Operator, Admin}, role) && !slices.Contains(u.Roles, role) {
+		if role, ok := cutFold(r, "rebook."); ok && slices.Contains(roles, role) && !slices.Contains(u.Roles, role) {
 			u.Roles = append(u.Roles, role)
 		}
 	}

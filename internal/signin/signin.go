@@ -37,6 +37,8 @@ const (
 	Admin    = "admin"
 )
 
+var roles = []string{Staff, Operator, Admin}
+
 // SessionTTL is how long a sign-in lasts: one working shift.
 const SessionTTL = 8 * time.Hour
 
@@ -343,7 +345,7 @@ func ParseLocalUsers(s string) ([]LocalUser, error) {
 		u := LocalUser{Name: strings.TrimSpace(parts[0])}
 		for r := range strings.SplitSeq(parts[1], ",") {
 			r = strings.ToLower(strings.TrimSpace(r))
-			if !slices.Contains([]string{Staff, Operator, Admin}, r) {
+			if !slices.Contains(roles, r) {
 				return nil, fmt.Errorf("user %s: role %q is not staff, operator or admin", u.Name, r)
 			}
 			u.Roles = append(u.Roles, r)

@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/rebookhq/rebook/activities"
 	"github.com/rebookhq/rebook/workflows"
@@ -140,4 +141,21 @@ func (c Client) KeeperState(ctx context.Context, clientID string) (workflows.Kee
 		return st, err
 	}
 	return st, v.Get(&st)
+}
+
+// Refusal says, without internals, why a staff action did not apply, for
+// the person who asked (in Slack or on the web).
+func Refusal(err error) string {
+	var nf *serviceerror.NotFound
+	switch {
+	case errors.As(err, &nf) || strings.Contains(err.Error(), "workflow execution already completed"):
+		return "This request is already closed."
+	case errors.Is(err, context.DeadlineExceeded):
+		return "Rebook did not answer in time; please try again."
+	}
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) {
+		return "Not done: " + ae.Message()
+	}
+	return "Not done: Rebook could not apply the action; please try again."
 }
