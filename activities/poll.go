@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"go.temporal.io/sdk/activity"
+
+	"github.com/rebookhq/rebook/internal/metrics"
 	"github.com/rebookhq/rebook/internal/store"
 )
 
@@ -72,6 +75,7 @@ func (a *PollActivities) StartRequests(ctx context.Context, refs []MessageRef) (
 		}
 		if ok {
 			started++
+			activity.GetMetricsHandler(ctx).Counter(metrics.RequestsStarted).Inc(1)
 		}
 		err = a.Store.RecordReceived(ctx, store.Request{MessageID: r.ID, WorkflowID: wid, Ref: Ref(r.ID), State: a.States.Received,
 			ReceivedAt: time.UnixMilli(r.Timestamp).UTC()})

@@ -38,6 +38,7 @@ func runDev(ctx context.Context, args []string) error {
 	fs.DurationVar(&f.autoPAS, "auto-pas", 20*time.Second, "simulated PAS acts on each request this long after Rebook reads it (0: off)")
 	pollEvery := fs.Duration("poll-every", 10*time.Second, "how often PollMessages runs")
 	watchEvery := fs.Duration("watch-every", 15*time.Second, "how often WatchAppointments runs")
+	workerAddr := fs.String("worker-addr", "127.0.0.1:8081", "the worker's GET /healthz and GET /metrics")
 	f.register(fs, "")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -164,7 +165,8 @@ func runDev(ctx context.Context, args []string) error {
 	if err := pkbauth.AutoGrant(ctx, app.OAuth(cfg), st); err != nil {
 		return fmt.Errorf("granting access on the simulator: %w", err)
 	}
-	tc, err := app.Temporal(ctx, cfg, slog.Default())
+	wm := app.Metrics(cfg, st, slog.Default())
+	tc, err := app.Temporal(ctx, cfg, slog.Default(), wm)
 	if err != nil {
 		return err
 	}
@@ -174,13 +176,20 @@ func runDev(ctx context.Context, args []string) error {
 	if err := app.RegisterSearchAttributes(ctx, tc, cfg.TemporalNamespace); err != nil {
 		return err
 	}
-	w, err := app.Worker(cfg, st, tc, app.WorkerOptions{})
+	w, err := app.Worker(cfg, st, tc, app.WorkerOptions{Metrics: wm})
 	if err != nil {
 		return err
 	}
 	if err := w.Start(); err != nil {
 		return err
 	}
+	wl, err := net.Listen("tcp", *workerAddr)
+	if err != nil {
+		return fmt.Errorf("worker's health and metrics: listen on %s: %w", *workerAddr, err)
+	}
+	wctx, stopWorkerHTTP := context.WithCancel(ctx)
+	defer stopWorkerHTTP()
+	go func() { _ = serve(wctx, wl, app.WorkerHTTP(st, tc, wm)) }()
 	defer func() {
 		w.Stop()
 		slog.Info("worker stopped")
@@ -209,6 +218,7 @@ Rebook dev stack is up. Ctrl-C stops everything it started.
   Dashboard          %s/requests  (sign in as "dev", operator and admin, or "cardiology", staff of the cardiology teams)
   Front door         %s  (Slack interactions, /codec for a signed-in operator, /signin)
   Worker             task queue %s; schedules poll every %s, watch every %s
+  Metrics            %s/metrics (front door), http://%s/metrics (worker)
   State and logs     %s
 
 Requests in the Web UI: %s/namespaces/%s/workflows?query=WorkflowType%%3D%%22AppointmentRequest%%22
@@ -216,7 +226,7 @@ Payloads are encrypted; the Web UI shows them decoded to an operator: sign in to
 in the same browser, then in the Web UI's Codec Server settings turn on "Include cross-origin credentials".
 
 `, temporal.UIURL, temporal.Address, cfg.TemporalNamespace, cfg.PKBBaseURL, cfg.PKBFHIRBaseURL, cfg.PKBBaseURL, redactURL(cfg.DatabaseURL),
-		cfg.PublicURL, cfg.PublicURL, workflows.TaskQueue, *pollEvery, *watchEvery, *stateDir, temporal.UIURL, cfg.TemporalNamespace)
+		cfg.PublicURL, cfg.PublicURL, workflows.TaskQueue, *pollEvery, *watchEvery, cfg.PublicURL, *workerAddr, *stateDir, temporal.UIURL, cfg.TemporalNamespace)
 
 	select {
 	case <-ctx.Done():

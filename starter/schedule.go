@@ -25,7 +25,7 @@ func runSchedule(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	tc, err := app.Temporal(ctx, cfg, slog.Default())
+	tc, err := app.Temporal(ctx, cfg, slog.Default(), nil)
 	if err != nil {
 		return err
 	}

@@ -40,8 +40,8 @@ func serveFrontDoor(ctx context.Context, cfg config.Config, ui string, log *slog
 	}
 	// One feed serves both ways in (FHIR over HTTPS, HL7 over MLLP), so
 	// its counts are the whole feed's.
-	fd := app.Feed(cfg, conns.Store, conns.Temporal, log)
-	h, ih, err := app.FrontDoor(ctx, cfg, conns.Store, conns.Temporal, fd, ui, log)
+	fd := app.Feed(cfg, conns.Store, conns.Temporal, log, conns.Metrics)
+	h, ih, err := app.FrontDoor(ctx, cfg, conns.Store, conns.Temporal, fd, conns.Metrics, ui, log)
 	if err != nil {
 		return err
 	}

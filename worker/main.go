@@ -21,7 +21,7 @@ import (
 )
 
 func main() {
-	health := flag.String("health-addr", "127.0.0.1:8081", "address for GET /healthz (empty: none)")
+	health := flag.String("health-addr", "127.0.0.1:8081", "address for GET /healthz and GET /metrics (empty: none)")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if err := run(log, *health); err != nil {
@@ -40,7 +40,7 @@ func run(log *slog.Logger, healthAddr string) error {
 		return err
 	}
 	defer conns.Close()
-	w, err := app.Worker(cfg, conns.Store, conns.Temporal, app.WorkerOptions{})
+	w, err := app.Worker(cfg, conns.Store, conns.Temporal, app.WorkerOptions{Metrics: conns.Metrics})
 	if err != nil {
 		return err
 	}
@@ -59,9 +59,7 @@ func run(log *slog.Logger, healthAddr string) error {
 		if err != nil {
 			return fmt.Errorf("health check: listen on %s: %w", healthAddr, err)
 		}
-		mux := http.NewServeMux()
-		mux.Handle("GET /healthz", app.WorkerHealth(conns.Store, conns.Temporal))
-		srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: mux}
+		srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: app.WorkerHTTP(conns.Store, conns.Temporal, conns.Metrics)}
 		go func() { _ = srv.Serve(l) }()
 		defer func() { _ = srv.Close() }()
 	}

@@ -309,6 +309,7 @@ func (r *request) intake(ctx workflow.Context) error {
 	if r.route.Triage {
 		r.state = StateTriaged
 	}
+	r.routed(ctx)
 	return workflow.UpsertTypedSearchAttributes(ctx,
 		RequestTypeKey.ValueSet(orUnknown(r.facts.Type)), SpecialtyKey.ValueSet(orUnknown(r.match.Specialty)),
 		TeamKey.ValueSet(r.route.Team), RequestStateKey.ValueSet(r.state))
@@ -607,6 +608,7 @@ func (r *request) close(ctx workflow.Context) error {
 	if err := workflow.UpsertTypedSearchAttributes(ctx, RequestStateKey.ValueSet(r.state)); err != nil {
 		return err
 	}
+	r.closed(ctx)
 	return workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
 }
 

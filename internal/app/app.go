@@ -32,6 +32,7 @@ import (
 	"github.com/rebookhq/rebook/internal/grantflow"
 	"github.com/rebookhq/rebook/internal/health"
 	"github.com/rebookhq/rebook/internal/interactions"
+	"github.com/rebookhq/rebook/internal/metrics"
 	"github.com/rebookhq/rebook/internal/pkb"
 	"github.com/rebookhq/rebook/internal/pkbauth"
 	"github.com/rebookhq/rebook/internal/signin"
@@ -42,8 +43,11 @@ import (
 )
 
 // Temporal dials Temporal with the codec, so every payload is sealed.
-func Temporal(ctx context.Context, cfg config.Config, log *slog.Logger) (client.Client, error) {
-	opts := client.Options{HostPort: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace, Logger: tlog.NewStructuredLogger(log)}
+// With a registry, the SDK's metrics and the workflows' and activities'
+// own go there (m may be nil).
+func Temporal(ctx context.Context, cfg config.Config, log *slog.Logger, m *metrics.Registry) (client.Client, error) {
+	opts := client.Options{HostPort: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace, Logger: tlog.NewStructuredLogger(log),
+		MetricsHandler: m.Handler()}
 	tlsCfg, err := TemporalTLS(cfg)
 	if err != nil {
 		return nil, err
@@ -97,10 +101,12 @@ func TemporalTLS(cfg config.Config) (*tls.Config, error) {
 	return t, nil
 }
 
-// Conns are a process's connections: PostgreSQL and Temporal.
+// Conns are a process's connections, PostgreSQL and Temporal, and its
+// metrics.
 type Conns struct {
 	Store    *store.Store
 	Temporal client.Client
+	Metrics  *metrics.Registry
 }
 
 // Connect opens the store and dials Temporal, within 30 seconds. With
@@ -117,12 +123,13 @@ func Connect(ctx context.Context, cfg config.Config, log *slog.Logger, migrate b
 	if err != nil {
 		return nil, err
 	}
-	tc, err := Temporal(ctx, cfg, log)
+	m := Metrics(cfg, st, log)
+	tc, err := Temporal(ctx, cfg, log, m)
 	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	return &Conns{Store: st, Temporal: tc}, nil
+	return &Conns{Store: st, Temporal: tc, Metrics: m}, nil
 }
 
 // Close closes both connections.
@@ -133,9 +140,9 @@ func (c *Conns) Close() {
 
 // PKB is the PKB client, reading its token from the store and asking the
 // TokenKeeper for a refresh when the token runs out or PKB refuses it.
-func PKB(cfg config.Config, st *store.Store, tc client.Client) (*pkb.Client, *pkbauth.Tokens, error) {
+func PKB(cfg config.Config, st *store.Store, tc client.Client, m *metrics.Registry) (*pkb.Client, *pkbauth.Tokens, error) {
 	tokens := &pkbauth.Tokens{Store: st, ClientID: cfg.PKBClientID, Nudge: wfclient.Client{Temporal: tc}.RefreshNow}
-	pc, err := pkb.New(pkb.Options{BaseURL: cfg.PKBBaseURL, FHIRBaseURL: cfg.PKBFHIRBaseURL, Tokens: tokens})
+	pc, err := pkb.New(pkb.Options{BaseURL: cfg.PKBBaseURL, FHIRBaseURL: cfg.PKBFHIRBaseURL, Tokens: tokens, Metrics: m.Handler()})
 	return pc, tokens, err
 }
 
@@ -151,8 +158,33 @@ func OAuth(cfg config.Config) *pkb.OAuthConfig {
 }
 
 // Slack is the Slack Web API client.
-func Slack(cfg config.Config) *slackmsg.Client {
-	return slackmsg.New(cfg.SlackBotToken, cfg.SlackAPIURL)
+func Slack(cfg config.Config, m *metrics.Registry) *slackmsg.Client {
+	return slackmsg.NewCounted(cfg.SlackBotToken, cfg.SlackAPIURL, m.Handler())
+}
+
+// Metrics is a process's registry, with the read model's requests by
+// state and the grant's state read at each scrape.
+func Metrics(cfg config.Config, st *store.Store, log *slog.Logger) *metrics.Registry {
+	m := metrics.New(log)
+	m.WatchState(readModel{st: st, clientID: cfg.PKBClientID})
+	return m
+}
+
+type readModel struct {
+	st       *store.Store
+	clientID string
+}
+
+func (r readModel) CountRequestsByState(ctx context.Context) (map[string]int, error) {
+	return r.st.CountRequestsByState(ctx)
+}
+
+func (r readModel) GrantHealthy(ctx context.Context) (bool, error) {
+	g, err := r.st.Grant(ctx, r.clientID)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil && g.Status == store.GrantHealthy, err
 }
 
 // WorkerOptions tune the worker; the zero value is production's.
@@ -160,16 +192,19 @@ type WorkerOptions struct {
 	// GrantRetryDelay is how long PKB work waits while no grant is in
 	// force; 20 seconds if zero.
 	GrantRetryDelay time.Duration
+	// Metrics counts the activities' PKB and Slack calls (nil: not
+	// counted); the Temporal client carries the rest.
+	Metrics *metrics.Registry
 }
 
 // Activities wires every activity struct, each with only what it uses.
 func Activities(cfg config.Config, st *store.Store, tc client.Client, o WorkerOptions) (activities.Set, error) {
-	pc, tokens, err := PKB(cfg, st, tc)
+	pc, tokens, err := PKB(cfg, st, tc, o.Metrics)
 	if err != nil {
 		return activities.Set{}, err
 	}
 	p := activities.PKB{Client: pc, GrantRetryDelay: o.GrantRetryDelay, Forbidden: tokens.Forbidden}
-	slack, links, wf := Slack(cfg), activities.Links{PublicURL: cfg.PublicURL}, wfclient.Client{Temporal: tc}
+	slack, links, wf := Slack(cfg, o.Metrics), activities.Links{PublicURL: cfg.PublicURL}, wfclient.Client{Temporal: tc}
 	notices := &activities.NoticeActivities{Slack: slack, Store: st, TriageChannel: cfg.TriageChannel, Links: links}
 	return activities.Set{
 		Poll:    &activities.PollActivities{PKB: p, Store: st, Requests: wf, States: workflows.ReadModelStates, Overlap: cfg.PollOverlap},
@@ -232,14 +267,25 @@ func Worker(cfg config.Config, st *store.Store, tc client.Client, o WorkerOption
 // Feed applies the PAS's copies of appointment updates to waiting
 // requests; with PKB configured it can find an update's appointment in
 // PKB when its placer id matches no request.
-func Feed(cfg config.Config, st *store.Store, tc client.Client, log *slog.Logger) *feed.Feed {
+func Feed(cfg config.Config, st *store.Store, tc client.Client, log *slog.Logger, m *metrics.Registry) *feed.Feed {
 	f := &feed.Feed{Store: st, Requests: wfclient.Client{Temporal: tc}, Log: log}
 	if cfg.PKBBaseURL != "" && cfg.PKBFHIRBaseURL != "" {
-		if pc, _, err := PKB(cfg, st, tc); err == nil {
+		if pc, _, err := PKB(cfg, st, tc, m); err == nil {
 			f.PKB = pc
 		}
 	}
 	return f
+}
+
+// WorkerHTTP is the worker's own small server: GET /healthz and, with a
+// registry, GET /metrics.
+func WorkerHTTP(st *store.Store, tc client.Client, m *metrics.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /healthz", WorkerHealth(st, tc))
+	if m != nil {
+		mux.Handle("GET /metrics", m.HTTP())
+	}
+	return mux
 }
 
 // WorkerHealth is the worker's /healthz: PostgreSQL and Temporal.
@@ -260,14 +306,14 @@ func WorkerHealth(st *store.Store, tc client.Client) http.Handler {
 // identity provider configured it reads the provider's discovery document
 // first. Wait on the interactions handler at shutdown for actions still
 // running.
-func FrontDoor(ctx context.Context, cfg config.Config, st *store.Store, tc client.Client, fd *feed.Feed, temporalUI string, log *slog.Logger) (http.Handler, *interactions.Handler, error) {
+func FrontDoor(ctx context.Context, cfg config.Config, st *store.Store, tc client.Client, fd *feed.Feed, m *metrics.Registry, temporalUI string, log *slog.Logger) (http.Handler, *interactions.Handler, error) {
 	wf := wfclient.Client{Temporal: tc}
-	ih := &interactions.Handler{Requests: wf, Slack: Slack(cfg), SigningSecret: cfg.SlackSigningSecret, Log: log}
+	ih := &interactions.Handler{Requests: wf, Slack: Slack(cfg, m), SigningSecret: cfg.SlackSigningSecret, Log: log}
 	var grant *grantflow.Handler
 	dash := dashboard.Options{Requests: wf, TemporalUI: temporalUI, Namespace: cfg.TemporalNamespace}
 	if cfg.PKBBaseURL != "" && cfg.PKBClientID != "" && cfg.PKBRedirectURL != "" {
 		grant = &grantflow.Handler{Store: st, OAuth: OAuth(cfg), Log: log, Granted: wf.GrantReceived}
-		pc, _, err := PKB(cfg, st, tc)
+		pc, _, err := PKB(cfg, st, tc, m)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -286,7 +332,7 @@ func FrontDoor(ctx context.Context, cfg config.Config, st *store.Store, tc clien
 	}
 	h, err := frontdoor.New(frontdoor.Options{
 		Store: st, Interactions: ih, Grant: grant, Feed: feedHandler, EncryptionKey: cfg.EncryptionKey, CodecOrigin: temporalUI,
-		Auth: auth, Log: log,
+		Auth: auth, Log: log, Metrics: m.HTTP(),
 		Dashboard: dash,
 	})
 	return h, ih, err

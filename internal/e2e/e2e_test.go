@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -36,6 +37,7 @@ import (
 	"github.com/rebookhq/rebook/internal/dev/pkbsim"
 	"github.com/rebookhq/rebook/internal/dev/slackfake"
 	"github.com/rebookhq/rebook/internal/dev/testdb"
+	"github.com/rebookhq/rebook/internal/metrics"
 	"github.com/rebookhq/rebook/internal/pkbauth"
 	"github.com/rebookhq/rebook/internal/routing"
 	"github.com/rebookhq/rebook/internal/schedules"
@@ -59,8 +61,10 @@ type stack struct {
 	slack *slackfake.Server
 	tc    client.Client
 	door  string
-	dbURL string
-	rules []store.Rule
+	// the worker's and the front door's series
+	workerMetrics, doorMetrics *metrics.Registry
+	dbURL                      string
+	rules                      []store.Rule
 }
 
 // pendingDataset is the demo scenario cut to exactly n open requests.
@@ -142,17 +146,18 @@ func start(t *testing.T, n int, tune ...func(*config.Config)) *stack {
 	}
 	require.NoError(t, pkbauth.AutoGrant(ctx, app.OAuth(s.cfg), s.st))
 
-	s.tc, err = app.Temporal(ctx, s.cfg, log)
+	s.workerMetrics, s.doorMetrics = app.Metrics(s.cfg, s.st, log), app.Metrics(s.cfg, s.st, log)
+	s.tc, err = app.Temporal(ctx, s.cfg, log, s.workerMetrics)
 	require.NoError(t, err)
 	t.Cleanup(s.tc.Close)
 	// Production's options: requests waiting for a grant retry every 20 s.
-	w, err := app.Worker(s.cfg, s.st, s.tc, app.WorkerOptions{})
+	w, err := app.Worker(s.cfg, s.st, s.tc, app.WorkerOptions{Metrics: s.workerMetrics})
 	require.NoError(t, err)
 	require.NoError(t, w.Start())
 	t.Cleanup(w.Stop)
 	require.NoError(t, app.StartTokenKeeper(ctx, s.tc, s.cfg))
 
-	h, ih, err := app.FrontDoor(context.Background(), s.cfg, s.st, s.tc, nil, "http://127.0.0.1:8233", log)
+	h, ih, err := app.FrontDoor(context.Background(), s.cfg, s.st, s.tc, nil, s.doorMetrics, "http://127.0.0.1:8233", log)
 	require.NoError(t, err)
 	door.Config.Handler = h
 	door.Start()
@@ -305,6 +310,31 @@ func TestTwoHundredRequestsEndToEnd(t *testing.T) {
 	}
 	t.Logf("final states: %v", states)
 	assert.Equal(t, n, states[workflows.StateCompleted]+states[workflows.StateTriagedThenCompleted])
+
+	// The worker's series count each request once, and the front door's
+	// /metrics shows the read model and the grant.
+	got, err := s.workerMetrics.Gather()
+	require.NoError(t, err)
+	t.Logf("worker metrics: started %v routed %v triaged %v completed %v pkb %v slack %v", got["rebook_requests_started_total"],
+		got["rebook_requests_routed_total"], got["rebook_requests_triaged_total"], got["rebook_requests_completed_total"],
+		got["rebook_pkb_calls_total"], got["rebook_slack_calls_total"])
+	assert.EqualValues(t, n, got["rebook_requests_started_total"])
+	assert.EqualValues(t, n, got["rebook_requests_routed_total"]+got["rebook_requests_triaged_total"])
+	assert.EqualValues(t, triaged, got["rebook_requests_triaged_total"])
+	assert.EqualValues(t, n, got["rebook_requests_completed_total"])
+	assert.EqualValues(t, n, got["rebook_message_to_post_seconds_count"])
+	assert.EqualValues(t, n, got["rebook_post_to_close_seconds_count"])
+	assert.Greater(t, got["rebook_pkb_calls_total"], float64(3*n), "fetch, match and NHS number for each request at least")
+	assert.GreaterOrEqual(t, got["rebook_slack_calls_total"], float64(2*n), "a post and an edit for each request at least")
+	assert.Positive(t, got["temporal_workflow_completed_total"], "the SDK's own series")
+	assert.EqualValues(t, 1, got["rebook_pkb_grant_healthy"])
+	resp, err := http.Get(s.door + "/metrics")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, string(body), "rebook_pkb_grant_healthy 1")
+	assert.Contains(t, string(body), fmt.Sprintf(`rebook_requests{state=%q} %d`, workflows.StateCompleted, states[workflows.StateCompleted]))
 
 	// No patient data in Slack: no NHS number, name or message text.
 	for _, m := range s.slack.Messages() {

@@ -64,7 +64,7 @@ func TestPASFeedClosesRequests(t *testing.T) {
 		d, err := s.tc.DescribeWorkflowExecution(ctx, id, "")
 		return err == nil && d.WorkflowExecutionInfo.Status == enums.WORKFLOW_EXECUTION_STATUS_COMPLETED
 	}
-	f := app.Feed(s.cfg, s.st, s.tc, quietLog())
+	f := app.Feed(s.cfg, s.st, s.tc, quietLog(), nil)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	fctx, stop := context.WithCancel(ctx)

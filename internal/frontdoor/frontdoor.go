@@ -39,7 +39,9 @@ type Options struct {
 	// Dashboard serves the teams' web view; its Store and Auth are the
 	// front door's.
 	Dashboard dashboard.Options
-	Log       *slog.Logger
+	// Metrics serves GET /metrics when set: counts only, no patient data.
+	Metrics http.Handler
+	Log     *slog.Logger
 }
 
 // New builds the handler.
@@ -59,6 +61,9 @@ func New(o Options) (http.Handler, error) {
 		m.Handle("/codec/", cors(o.CodecOrigin, o.Auth.Operator(http.StripPrefix("/codec", h))))
 	}
 	m.Handle("GET /healthz", health.Handler(health.Check{Name: "postgres", Ping: o.Store.Ping}))
+	if o.Metrics != nil {
+		m.Handle("GET /metrics", o.Metrics)
+	}
 	o.Auth.Register(m)
 	dash := o.Dashboard
 	dash.Store, dash.Auth, dash.Log = o.Store, o.Auth, o.Log

@@ -35,7 +35,7 @@ type visitor struct {
 
 func limited(path string) bool {
 	return !strings.HasPrefix(path, "/slack/") && !strings.HasPrefix(path, "/codec/") && !strings.HasPrefix(path, "/feed/") &&
-		!strings.HasPrefix(path, "/static/")
+		!strings.HasPrefix(path, "/static/") && path != "/metrics"
 }
 
 // allow says whether addr may make another request now. Addresses idle for

@@ -13,7 +13,10 @@ import (
 	"strings"
 	"time"
 
+	"go.temporal.io/sdk/client"
 	"golang.org/x/oauth2"
+
+	"github.com/rebookhq/rebook/internal/metrics"
 )
 
 // TokenSource gives the access token for the next call. Rebook's reads the
@@ -38,6 +41,8 @@ type Options struct {
 	// MaxConcurrent caps calls in flight from this client; PKB asks
 	// integrators for about 4. Zero means 4.
 	MaxConcurrent int
+	// Metrics counts each call by endpoint and outcome (nil: not counted).
+	Metrics client.MetricsHandler
 }
 
 // Client calls PKB's messages and FHIR APIs with a bearer token.
@@ -47,6 +52,7 @@ type Client struct {
 	timeout        time.Duration
 	http           *http.Client
 	slots          chan struct{}
+	metrics        client.MetricsHandler
 }
 
 // New makes a Client.
@@ -68,6 +74,9 @@ func New(o Options) (*Client, error) {
 	if o.MaxConcurrent <= 0 {
 		o.MaxConcurrent = 4
 	}
+	if o.Metrics == nil {
+		o.Metrics = client.MetricsNopHandler
+	}
 	return &Client{
 		base:     strings.TrimRight(o.BaseURL, "/"),
 		fhirBase: strings.TrimRight(o.FHIRBaseURL, "/"),
@@ -75,6 +84,7 @@ func New(o Options) (*Client, error) {
 		timeout:  o.Timeout,
 		http:     o.HTTPClient,
 		slots:    make(chan struct{}, o.MaxConcurrent),
+		metrics:  o.Metrics,
 	}, nil
 }
 
@@ -125,6 +135,11 @@ func (c *Client) do(ctx context.Context, op, rawURL, tok string, out any) error 
 	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("Accept", "application/json, application/fhir+json")
 	resp, err := c.http.Do(req)
+	status := 0
+	if resp != nil {
+		status = resp.StatusCode
+	}
+	c.metrics.WithTags(map[string]string{"endpoint": op, "outcome": metrics.Outcome(status, err)}).Counter(metrics.PKBCalls).Inc(1)
 	if err != nil {
 		return transportError(ctx, op, err)
 	}

@@ -9,13 +9,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/slack-go/slack"
+	"go.temporal.io/sdk/client"
 
 	"github.com/rebookhq/rebook/internal/card"
+	"github.com/rebookhq/rebook/internal/metrics"
 	"github.com/rebookhq/rebook/internal/subject"
 )
 
@@ -135,8 +138,14 @@ type Client struct {
 }
 
 // New makes a Client for token against apiURL (Slack's, or a fake's).
-func New(token, apiURL string) *Client {
+func New(token, apiURL string) *Client { return NewCounted(token, apiURL, nil) }
+
+// NewCounted is New with each call counted in m by method and outcome.
+func NewCounted(token, apiURL string, m client.MetricsHandler) *Client {
 	opts := []slack.Option{}
+	if m != nil {
+		opts = append(opts, slack.OptionHTTPClient(&http.Client{Transport: metrics.SlackTransport(m, nil)}))
+	}
 	if apiURL != "" {
 		if !strings.HasSuffix(apiURL, "/") {
 			apiURL += "/"
