@@ -2,7 +2,7 @@
 GO ?= go
 FUZZTIME ?= 30s
 
-.PHONY: dev test test-unit lint fuzz build clean screenshots
+.PHONY: dev test test-unit lint fuzz build clean screenshots record-histories
 
 dev: ## the whole local stack; Ctrl-C stops it (same as: go run ./starter dev)
 	@$(GO) build -o bin/starter ./starter && bin/starter dev
@@ -15,6 +15,16 @@ test-unit: ## the fast tests: no PostgreSQL, no Temporal server (under a minute)
 
 screenshots: ## the README's screenshots, taken by the browser test (needs chromium)
 	REBOOK_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run '^TestDashboardInTheBrowser$$' ./internal/e2e
+
+# Each path a request can take, run end to end on a dev server, leaves up
+# to two histories of each workflow type and final state for the replay
+# test. Record with each release that changes a workflow, and commit them.
+HISTORIES ?= workflows/testdata/histories/$(shell git rev-parse --short HEAD)
+record-histories: ## record histories of every workflow path into $(HISTORIES) (needs PostgreSQL)
+	rm -rf $(HISTORIES)
+	E2E_REQUESTS=20 REBOOK_RECORD_HISTORIES=$(CURDIR)/$(HISTORIES) $(GO) test -count=1 -timeout 20m \
+		-run '^(TestTwoHundredRequestsEndToEnd|TestPASFeedClosesRequests|TestRevokedGrantPausesThenResumes|TestOverdueRequestEscalatesAndHistoriesReplay)$$' ./internal/e2e
+	$(GO) test -count=1 -run Replay ./workflows
 
 lint: ## gofmt, go vet, staticcheck and Temporal's determinism checker
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }

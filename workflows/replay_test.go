@@ -1,110 +1,79 @@
 package workflows_test
 
 import (
-	"encoding/base64"
-	"os"
 	"path/filepath"
-	"reflect"
-	"runtime"
-	"strings"
 	"testing"
+	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/interceptor"
-	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/rebookhq/rebook/activities"
-	"github.com/rebookhq/rebook/internal/codec"
+	"github.com/rebookhq/rebook/internal/replay"
 	"github.com/rebookhq/rebook/workflows"
 )
 
-// Case 10: histories recorded by an earlier release (commit 14226c3, in
-// testdata/histories: requests waiting and closed, claims, the
-// TokenKeeper) replay on this code. A change to workflow logic that is not
-// behind workflow.GetVersion fails here with a nondeterminism error, as it
-// would for every request in flight when the release is deployed. Record
-// a new set with each release that changes a workflow.
+// Case 10: histories recorded by earlier releases (testdata/histories,
+// one directory per release and run: requests routed and completed,
+// triaged, closed by staff, escalated past their SLA, closed by the PAS
+// feed, waiting through a lost and restored grant, and the TokenKeeper,
+// poller and watcher) replay on this code. A change to workflow logic that
+// is not behind workflow.GetVersion fails here with a nondeterminism
+// error, as it would for every request in flight when the release is
+// deployed. `make record-histories` records a new set.
 func TestHazardRecordedHistoriesReplay(t *testing.T) {
-	dirs, err := filepath.Glob(filepath.Join("testdata", "histories", "*"))
+	results, err := replay.Dir(filepath.Join("testdata", "histories"), nil)
 	require.NoError(t, err)
-	require.NotEmpty(t, dirs)
-	for _, dir := range dirs {
-		raw, err := os.ReadFile(filepath.Join(dir, "key"))
-		require.NoError(t, err)
-		key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(raw)))
-		require.NoError(t, err)
-		dc, err := codec.DataConverter(key)
-		require.NoError(t, err)
-		files, err := filepath.Glob(filepath.Join(dir, "*.json"))
-		require.NoError(t, err)
-		require.NotEmpty(t, files)
-		for _, f := range files {
-			t.Run(filepath.Base(dir)+"/"+strings.TrimSuffix(filepath.Base(f), ".json"), func(t *testing.T) {
-				h, err := client.HistoryFromJSON(mustOpen(t, f), client.HistoryJSONOptions{})
-				require.NoError(t, err)
-				r, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{DataConverter: dc,
-					Interceptors: []interceptor.WorkerInterceptor{wireNames()}})
-				require.NoError(t, err)
-				workflows.Register(r)
-				require.NoError(t, r.ReplayWorkflowHistory(nil, h))
-			})
+	require.NotEmpty(t, results)
+	types := map[string]int{}
+	for _, r := range results {
+		types[r.Type]++
+		assert.NoError(t, r.Err, "%s (%s) does not replay", r.Source, r.Type)
+	}
+	for _, wt := range []string{workflows.AppointmentRequestWorkflow, workflows.TokenKeeperWorkflow} {
+		assert.Positive(t, types[wt], "no recorded %s history", wt)
+	}
+	t.Logf("%d histories replayed: %v", len(results), types)
+}
+
+// The check catches a change that is not versioned: the same histories on
+// an AppointmentRequest that runs a new activity first fail, each
+// named.
+func TestReplayNamesANonDeterministicChange(t *testing.T) {
+	changed := func(r workflows.Registry) {
+		workflows.Register(except{r, workflows.AppointmentRequestWorkflow})
+		r.RegisterWorkflowWithOptions(func(ctx workflow.Context, ref any, carried any) (workflows.Outcome, error) {
+			// Unversioned: a new first activity.
+			actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute})
+			if err := workflow.ExecuteActivity(actx, "check-something-first").Get(ctx, nil); err != nil {
+				return workflows.Outcome{}, err
+			}
+			return workflows.Outcome{}, nil
+		}, workflow.RegisterOptions{Name: workflows.AppointmentRequestWorkflow})
+	}
+	results, err := replay.Dir(filepath.Join("testdata", "histories"), changed)
+	require.NoError(t, err)
+	failed := 0
+	for _, r := range results {
+		if r.Type != workflows.AppointmentRequestWorkflow {
+			assert.NoError(t, r.Err, r.Source)
+			continue
 		}
+		require.Error(t, r.Err, "%s replayed on a changed workflow", r.Source)
+		assert.True(t, replay.Nondeterministic(r.Err), r.Err.Error())
+		failed++
 	}
+	assert.Positive(t, failed)
 }
 
-// wireNames gives the replayer the activity names the worker registers:
-// a replayer takes no activities, so a typed reference would resolve to
-// its bare method name instead of the name in the history.
-func wireNames() interceptor.WorkerInterceptor {
-	names := nameRecorder{}
-	activities.Register(names, activities.Set{})
-	return &aliases{names: names}
+// except registers every workflow but one.
+type except struct {
+	workflows.Registry
+	name string
 }
 
-type nameRecorder map[string]string
-
-func (n nameRecorder) RegisterActivityWithOptions(a interface{}, o activity.RegisterOptions) {
-	full := runtime.FuncForPC(reflect.ValueOf(a).Pointer()).Name()
-	full = strings.TrimSuffix(full, "-fm")
-	n[full[strings.LastIndex(full, ".")+1:]] = o.Name
-}
-
-type aliases struct {
-	interceptor.WorkerInterceptorBase
-	names map[string]string
-}
-
-func (a *aliases) InterceptWorkflow(_ workflow.Context, next interceptor.WorkflowInboundInterceptor) interceptor.WorkflowInboundInterceptor {
-	return &aliasIn{WorkflowInboundInterceptorBase: interceptor.WorkflowInboundInterceptorBase{Next: next}, names: a.names}
-}
-
-type aliasIn struct {
-	interceptor.WorkflowInboundInterceptorBase
-	names map[string]string
-}
-
-func (i *aliasIn) Init(out interceptor.WorkflowOutboundInterceptor) error {
-	return i.Next.Init(&aliasOut{WorkflowOutboundInterceptorBase: interceptor.WorkflowOutboundInterceptorBase{Next: out}, names: i.names})
-}
-
-type aliasOut struct {
-	interceptor.WorkflowOutboundInterceptorBase
-	names map[string]string
-}
-
-func (o *aliasOut) ExecuteActivity(ctx workflow.Context, activityType string, args ...interface{}) workflow.Future {
-	if n, ok := o.names[activityType]; ok {
-		activityType = n
+func (e except) RegisterWorkflowWithOptions(w interface{}, o workflow.RegisterOptions) {
+	if o.Name != e.name {
+		e.Registry.RegisterWorkflowWithOptions(w, o)
 	}
-	return o.Next.ExecuteActivity(ctx, activityType, args...)
-}
-
-func mustOpen(t *testing.T, path string) *os.File {
-	f, err := os.Open(path)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = f.Close() })
-	return f
 }
