@@ -3,10 +3,10 @@ package activities
 import (
 	"context"
 	"fmt"
-
-	"go.temporal.io/sdk/activity"
 	"strings"
 	"time"
+
+	"go.temporal.io/sdk/activity"
 
 	"github.com/rebookhq/rebook/internal/routing"
 	"github.com/rebookhq/rebook/internal/slackmsg"
@@ -191,7 +191,14 @@ func (a *RouteActivities) RecordState(ctx context.Context, in StateInput) error 
 	}
 	audit := store.AuditEntry{Actor: in.Actor, Action: in.Action, Subject: in.WorkflowID, Detail: in.Detail}
 	if in.Seq > 0 {
-		audit.Key = fmt.Sprintf("%s#%d", in.WorkflowID, in.Seq)
+		// Per run: a retried write is audited once, but a request
+		// restarted or reset by an operator numbers its writes again, and
+		// those are new entries.
+		run := ""
+		if activity.IsActivity(ctx) {
+			run = "/" + activity.GetInfo(ctx).WorkflowExecution.RunID
+		}
+		audit.Key = fmt.Sprintf("%s%s#%d", in.WorkflowID, run, in.Seq)
 	}
 	return a.Store.ChangeState(ctx, store.StateChange{
 		MessageID: in.MessageID, State: in.State, ClaimedBy: in.ClaimedBy, ClosedBy: in.ClosedBy, CloseNote: in.CloseNote, Closed: in.Closed,

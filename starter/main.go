@@ -26,6 +26,7 @@ var commands = map[string]command{
 	"grant-link": {"print a single-use link, valid 30 minutes, that starts the PKB grant (the only way to start it besides the admins' Slack alert)", runGrantLink},
 	"report":     {"requests per specialty or team per day, week or month: --from --to --by specialty|team --every day|week|month --format table|csv", runReport},
 	"replay":     {"replay live histories (--query, default every Rebook workflow) or recorded ones (--dir) on this build; names each that fails: run before a deploy", runReplay},
+	"reprocess":  {"reset (to the last good point) or restart failed request workflows in bulk: --dry-run first; --status --from --to --type --specialty --failure or --query; --rate; safe to repeat", runReprocess},
 	"migrate":    {"create the database if missing and bring its schema up to date (the worker also does at start)", runMigrate},
 }
 

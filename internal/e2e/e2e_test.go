@@ -29,6 +29,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
 
 	"github.com/rebookhq/rebook/activities"
 	"github.com/rebookhq/rebook/internal/app"
@@ -60,7 +61,11 @@ type stack struct {
 	ds    pkbsim.Dataset
 	slack *slackfake.Server
 	tc    client.Client
-	door  string
+	// worker runs Rebook's workflows and activities; a test may stop it
+	// and run another build
+	worker worker.Worker
+	key    []byte
+	door   string
 	// the worker's and the front door's series
 	workerMetrics, doorMetrics *metrics.Registry
 	dbURL                      string
@@ -154,7 +159,8 @@ func start(t *testing.T, n int, tune ...func(*config.Config)) *stack {
 	w, err := app.Worker(s.cfg, s.st, s.tc, app.WorkerOptions{Metrics: s.workerMetrics})
 	require.NoError(t, err)
 	require.NoError(t, w.Start())
-	t.Cleanup(w.Stop)
+	t.Cleanup(func() { s.worker.Stop() })
+	s.worker, s.key = w, key
 	s.recordHistories(t, key)
 	require.NoError(t, app.StartTokenKeeper(ctx, s.tc, s.cfg))
 
