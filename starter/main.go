@@ -27,6 +27,8 @@ var commands = map[string]command{
 	"report":     {"requests per specialty or team per day, week or month: --from --to --by specialty|team --every day|week|month --format table|csv", runReport},
 	"replay":     {"replay live histories (--query, default every Rebook workflow) or recorded ones (--dir) on this build; names each that fails: run before a deploy", runReplay},
 	"reprocess":  {"reset (to the last good point) or restart failed request workflows in bulk: --dry-run first; --status --from --to --type --specialty --failure or --query; --rate; safe to repeat", runReprocess},
+	"fake-slack": {"a fake Slack Web API that prints each post (the compose demo's Slack; make dev runs one itself)", runFakeSlack},
+	"sim-grant":  {"take the PKB grant from the simulator without a browser (the compose demo; a real PKB asks a clinician)", runSimGrant},
 	"migrate":    {"create the database if missing and bring its schema up to date (the worker also does at start)", runMigrate},
 }
 

@@ -1,0 +1,242 @@
+package main
+
+import (
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/rebookhq/rebook/internal/app"
+	"github.com/rebookhq/rebook/internal/config"
+	"github.com/rebookhq/rebook/workflows"
+)
+
+type composeService struct {
+	Image       string
+	Build       any
+	Entrypoint  []string
+	Command     []string
+	Environment map[string]string
+	Ports       []string
+	Profiles    []string
+	DependsOn   map[string]any `yaml:"depends_on"`
+}
+
+// interpolation is compose's ${VAR}, ${VAR:-default} and ${VAR:?error}.
+var interpolation = regexp.MustCompile(`\$\{([A-Z0-9_]+)(?::([-?])([^}]*))?\}`)
+
+// loadCompose reads docker-compose.yml as `docker compose config` would
+// with none of its variables set but the required ones, which get set.
+func loadCompose(t *testing.T, set map[string]string) map[string]composeService {
+	t.Helper()
+	raw, err := os.ReadFile("../docker-compose.yml")
+	require.NoError(t, err)
+	text := interpolation.ReplaceAllStringFunc(string(raw), func(m string) string {
+		p := interpolation.FindStringSubmatch(m)
+		if v, ok := set[p[1]]; ok {
+			return v
+		}
+		if p[2] == "?" {
+			t.Fatalf("docker-compose.yml requires %s", p[1])
+		}
+		return p[3]
+	})
+	var f struct{ Services map[string]composeService }
+	require.NoError(t, yaml.Unmarshal([]byte(text), &f))
+	require.NotEmpty(t, f.Services)
+	return f.Services
+}
+
+// configNames are the settings internal/config reads.
+func configNames(t *testing.T) map[string]bool {
+	names := map[string]bool{}
+	_, err := config.Load(func(k string) string { names[k] = true; return "" })
+	require.NoError(t, err)
+	require.True(t, names[config.DatabaseURL])
+	return names
+}
+
+// The compose file cannot be started on the project's machines (no
+// container engine), so this checks what `up` would trip on: every
+// service has an image or a build; every Rebook process is a command this
+// build has; every setting is one internal/config reads, and each process
+// has what it needs and loads without error; hosts are services; ports
+// agree with the addresses the processes listen on and the URLs people
+// use; the demo's extras are behind the profile.
+func TestComposeFileAgreesWithConfig(t *testing.T) {
+	key := "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=" // 32 bytes, base64
+	svcs := loadCompose(t, map[string]string{config.EncryptionKey: key})
+	known := configNames(t)
+
+	published := map[string]map[string]string{} // service -> container port -> host port
+	for name, s := range svcs {
+		assert.True(t, s.Image != "" || s.Build != nil, "%s has neither image nor build", name)
+		published[name] = map[string]string{}
+		for _, p := range s.Ports {
+			parts := strings.Split(p, ":")
+			require.GreaterOrEqual(t, len(parts), 2, "%s: port %q", name, p)
+			published[name][parts[len(parts)-1]] = parts[len(parts)-2]
+			if len(parts) == 3 {
+				assert.Equal(t, "127.0.0.1", parts[0], "%s publishes %s on loopback only", name, p)
+			}
+		}
+		for dep := range s.DependsOn {
+			d, ok := svcs[dep]
+			require.True(t, ok, "%s depends on %s, which is not a service", name, dep)
+			if len(s.Profiles) == 0 {
+				assert.Empty(t, d.Profiles, "%s runs without a profile but depends on %s, which needs one", name, dep)
+			}
+		}
+	}
+
+	rebook := map[string]composeService{}
+	for name, s := range svcs {
+		if s.Build == nil {
+			continue
+		}
+		switch {
+		case slices.Equal(s.Entrypoint[:min(1, len(s.Entrypoint))], []string{"/usr/local/bin/temporal"}):
+			continue
+		case len(s.Entrypoint) > 0:
+			assert.Equal(t, "/usr/local/bin/worker", s.Entrypoint[0], name)
+		default:
+			require.NotEmpty(t, s.Command, "%s runs the image's starter with no command", name)
+			_, ok := commands[s.Command[0]]
+			assert.True(t, ok, "%s runs `starter %s`, which this build does not have", name, s.Command[0])
+		}
+		for k := range s.Environment {
+			assert.True(t, known[k], "%s sets %s, which internal/config does not read", name, k)
+		}
+		rebook[name] = s
+	}
+	for _, want := range []string{"worker", "serve", "schedule", "migrate", "pkb-sim", "fake-slack", "sim-grant"} {
+		require.Contains(t, rebook, want)
+	}
+	for _, demo := range []string{"pkb-sim", "fake-slack", "sim-grant"} {
+		assert.Equal(t, []string{"demo"}, svcs[demo].Profiles, demo)
+	}
+
+	load := func(name string, need ...string) config.Config {
+		t.Helper()
+		env := rebook[name].Environment
+		cfg, err := config.Load(func(k string) string { return env[k] }, need...)
+		require.NoError(t, err, name)
+		return cfg
+	}
+	worker := load("worker", app.WorkerNeeds...)
+	serve := load("serve", config.EncryptionKey, config.SlackBotToken)
+	assert.True(t, serve.SlackSigningSecret != "" || serve.SlackAppToken != "", "serve needs a signing secret or an app token")
+	load("migrate", config.DatabaseURL)
+	load("schedule")
+	load("sim-grant", config.PKBBaseURL, config.PKBClientID, config.PKBClientSecret, config.PKBRedirectURL, config.EncryptionKey)
+
+	hostPort := func(what, addr string) (string, string) {
+		h, p, err := net.SplitHostPort(addr)
+		require.NoError(t, err, what)
+		return h, p
+	}
+	urlHost := func(what, raw string) (string, string) {
+		u, err := url.Parse(raw)
+		require.NoError(t, err, what)
+		return hostPort(what, u.Host)
+	}
+	flagValue := func(args []string, name string) string {
+		for i, a := range args {
+			if a == name && i+1 < len(args) {
+				return args[i+1]
+			}
+			if v, ok := strings.CutPrefix(a, name+"="); ok {
+				return v
+			}
+		}
+		return ""
+	}
+
+	// Temporal: the address is the service's, with its ports published
+	// and the codec the front door serves.
+	h, p := hostPort(config.TemporalAddress, worker.TemporalAddress)
+	assert.Equal(t, "temporal", h)
+	temporal := svcs["temporal"]
+	assert.Equal(t, p, published["temporal"]["7233"], "Temporal's gRPC port")
+	uiPort := flagValue(temporal.Command, "--ui-port")
+	assert.NotEmpty(t, published["temporal"][uiPort], "the Web UI's port is published")
+	assert.Equal(t, "0.0.0.0", flagValue(temporal.Command, "--ip"))
+	assert.Equal(t, serve.PublicURL+"/codec", flagValue(temporal.Command, "--ui-codec-endpoint"))
+	var attrs []string
+	for _, a := range temporal.Command {
+		if v, ok := strings.CutPrefix(a, "--search-attribute="); ok {
+			attrs = append(attrs, v)
+		}
+	}
+	for name, typ := range workflows.SearchAttributes {
+		assert.Contains(t, attrs, name+"="+typ)
+	}
+	assert.Equal(t, "http://localhost:"+published["temporal"][uiPort], flagValue(rebook["serve"].Command, "--temporal-ui"))
+
+	// PostgreSQL: the service, with the user, password and database it
+	// creates.
+	db, err := url.Parse(worker.DatabaseURL)
+	require.NoError(t, err)
+	assert.Equal(t, "postgres", db.Hostname())
+	pw, _ := db.User.Password()
+	pg := svcs["postgres"].Environment
+	assert.Equal(t, pg["POSTGRES_USER"], db.User.Username())
+	assert.Equal(t, pg["POSTGRES_PASSWORD"], pw)
+	assert.Equal(t, "/"+pg["POSTGRES_DB"], db.Path)
+
+	// The front door: it listens on the published port, people reach it
+	// at the public URL, and PKB sends clinicians back to it.
+	_, p = hostPort(config.HTTPAddr, serve.HTTPAddr)
+	host, pub := urlHost(config.PublicURL, serve.PublicURL)
+	assert.Equal(t, "localhost", host)
+	assert.Equal(t, pub, published["serve"][p], "REBOOK_PUBLIC_URL's port is the one serve publishes")
+	assert.Equal(t, serve.PublicURL+"/oauth/callback", serve.PKBRedirectURL)
+	assert.NotEmpty(t, serve.LocalUsers, "the demo can sign in")
+
+	// The worker's health and metrics.
+	_, p = hostPort("--health-addr", flagValue(rebook["worker"].Entrypoint, "--health-addr"))
+	assert.NotEmpty(t, published["worker"][p])
+
+	// The demo: PKB and Slack are the profile's services, on the ports
+	// they listen on.
+	h, p = urlHost(config.PKBBaseURL, worker.PKBBaseURL)
+	assert.Equal(t, "pkb-sim", h)
+	_, simPort := hostPort("sim --addr", flagValue(rebook["pkb-sim"].Command, "--addr"))
+	assert.Equal(t, simPort, p)
+	assert.Equal(t, worker.PKBBaseURL+"/fhir", worker.PKBFHIRBaseURL)
+	h, p = urlHost(config.SlackAPIURL, worker.SlackAPIURL)
+	assert.Equal(t, "fake-slack", h)
+	_, slackPort := hostPort("fake-slack --addr", flagValue(rebook["fake-slack"].Command, "--addr"))
+	assert.Equal(t, slackPort, p)
+	assert.Contains(t, rebook["pkb-sim"].Command, "--auto-approve", "sim-grant needs a simulator that approves without asking")
+	assert.Equal(t, simDefaultClientID, worker.PKBClientID, "the simulator registers this client")
+	assert.Equal(t, simDefaultClientSecret, worker.PKBClientSecret)
+
+	// The file is also valid for Compose v1 (no top-level name), so
+	// either tool checks it where installed.
+	ran := false
+	for _, tool := range [][]string{{"docker", "compose"}, {"docker-compose"}} {
+		path, err := exec.LookPath(tool[0])
+		if err != nil || exec.Command(path, append(tool[1:], "version")...).Run() != nil {
+			continue
+		}
+		args := append(tool[1:], "-f", "../docker-compose.yml", "--project-directory", "..", "--profile", "demo", "config", "-q")
+		cmd := exec.Command(path, args...)
+		cmd.Env = append(os.Environ(), config.EncryptionKey+"="+key)
+		out, err := cmd.CombinedOutput()
+		assert.NoError(t, err, "%s config: %s", strings.Join(tool, " "), out)
+		t.Logf("%s config: valid", strings.Join(tool, " "))
+		ran = true
+	}
+	if !ran {
+		t.Log("neither docker compose nor docker-compose is installed: the compose tool's own check was not run")
+	}
+}
