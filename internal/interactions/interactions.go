@@ -36,6 +36,8 @@ type Handler struct {
 	Log           *slog.Logger
 	// Timeout bounds one update, Slack's answer included; 30 s if zero.
 	Timeout time.Duration
+	// SocketOptions tune the Socket Mode client (tests: its ping timeout).
+	SocketOptions []socketmode.Option
 
 	wg sync.WaitGroup
 }
@@ -106,6 +108,9 @@ func (h *Handler) Handle(ctx context.Context, cb slack.InteractionCallback) {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(ctx, timeout)
+		if a.ActionTs != "" {
+			ctx = wfclient.WithPress(ctx, "slack/"+cb.User.ID+"/"+a.ActionID+"/"+a.ActionTs)
+		}
 		msg, err := h.Requests.StaffAction(ctx, a.Value, workflows.StaffAction{Action: action, User: cb.User.ID})
 		cancel()
 		log := h.Log.With("workflow_id", a.Value, "action", action, "user", cb.User.ID)
@@ -129,6 +134,29 @@ func (h *Handler) whisper(cb slack.InteractionCallback, text string) {
 	}
 }
 
+// recent remembers the last n envelope ids.
+type recent struct {
+	ids  map[string]bool
+	ring []string
+	next int
+}
+
+func newRecent(n int) *recent { return &recent{ids: map[string]bool{}, ring: make([]string, n)} }
+
+// add says whether id is new, and remembers it.
+func (r *recent) add(id string) bool {
+	if id == "" {
+		return true
+	}
+	if r.ids[id] {
+		return false
+	}
+	delete(r.ids, r.ring[r.next])
+	r.ring[r.next], r.ids[id] = id, true
+	r.next = (r.next + 1) % len(r.ring)
+	return true
+}
+
 // RunSocketMode receives interactions over Socket Mode until ctx ends, so
 // a trust needs no public URL for Slack.
 func (h *Handler) RunSocketMode(ctx context.Context, botToken, appToken, apiURL string) error {
@@ -136,7 +164,8 @@ func (h *Handler) RunSocketMode(ctx context.Context, botToken, appToken, apiURL 
 	if apiURL != "" {
 		opts = append(opts, slack.OptionAPIURL(apiURL))
 	}
-	sm := socketmode.New(slack.New(botToken, opts...))
+	sm := socketmode.New(slack.New(botToken, opts...), h.SocketOptions...)
+	seen := newRecent(4096)
 	go func() {
 		for {
 			select {
@@ -150,8 +179,11 @@ func (h *Handler) RunSocketMode(ctx context.Context, botToken, appToken, apiURL 
 					continue
 				}
 				cb, ok := evt.Data.(slack.InteractionCallback)
-				sm.Ack(*evt.Request)
-				if ok {
+				_ = sm.Ack(*evt.Request)
+				// Slack sends an envelope again when it did not hear the
+				// ack, as across a reconnect: it is acked, and applied once
+				// (the workflow update's id covers another process).
+				if seen.add(evt.Request.EnvelopeID) && ok {
 					h.wg.Add(1)
 					go func() {
 						defer h.wg.Done()

@@ -86,8 +86,20 @@ func (c Client) StaffAction(ctx context.Context, workflowID string, a workflows.
 	}
 }
 
+type pressKey struct{}
+
+// WithPress names the press a staff action comes from (its source, user,
+// button and time), so that a press delivered twice is applied once:
+// Slack delivers an envelope again when its acknowledgement was lost in
+// a reconnect, and Temporal keeps one update per id.
+func WithPress(ctx context.Context, press string) context.Context {
+	return context.WithValue(ctx, pressKey{}, press)
+}
+
 func (c Client) staffAction(ctx context.Context, workflowID string, a workflows.StaffAction) (string, error) {
+	press, _ := ctx.Value(pressKey{}).(string)
 	handle, err := c.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		UpdateID:   press,
 		WorkflowID: workflowID, UpdateName: workflows.UpdateStaffAction, Args: []interface{}{a},
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
