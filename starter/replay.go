@@ -11,6 +11,9 @@ import (
 	"slices"
 	"strings"
 
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+
 	"github.com/rebookhq/rebook/internal/app"
 	"github.com/rebookhq/rebook/internal/codec"
 	"github.com/rebookhq/rebook/internal/config"
@@ -40,15 +43,11 @@ func runReplay(ctx context.Context, args []string) error {
 		if cerr != nil {
 			return cerr
 		}
-		tc, cerr := app.Temporal(ctx, cfg, slog.New(slog.DiscardHandler), nil)
+		tc, dc, cerr := sealedTemporal(ctx, cfg)
 		if cerr != nil {
 			return cerr
 		}
 		defer tc.Close()
-		dc, cerr := codec.DataConverter(cfg.EncryptionKey)
-		if cerr != nil {
-			return cerr
-		}
 		fmt.Fprintf(os.Stderr, "replaying %s histories in namespace %s on this build\n", orAll(*query), cfg.TemporalNamespace)
 		n := 0
 		results, err = replay.Live(ctx, tc, dc, replay.Options{Namespace: cfg.TemporalNamespace, Query: *query, Limit: *limit,
@@ -65,6 +64,17 @@ func runReplay(ctx context.Context, args []string) error {
 		return fmt.Errorf("%d of %d histories do not replay on this build: do not deploy it until each change is behind workflow.GetVersion", failed, len(results))
 	}
 	return err
+}
+
+// sealedTemporal is a Temporal client for an operator's command, with the
+// data converter that opens Rebook's sealed payloads.
+func sealedTemporal(ctx context.Context, cfg config.Config) (client.Client, converter.DataConverter, error) {
+	dc, err := codec.DataConverter(cfg.EncryptionKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	tc, err := app.Temporal(ctx, cfg, slog.New(slog.DiscardHandler), nil)
+	return tc, dc, err
 }
 
 func orAll(q string) string {

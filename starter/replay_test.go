@@ -15,26 +15,12 @@ import (
 	"github.com/rebookhq/rebook/workflows"
 )
 
-type except struct {
-	workflows.Registry
-	name string
-}
-
-func (e except) RegisterWorkflowWithOptions(w interface{}, o workflow.RegisterOptions) {
-	if o.Name != e.name {
-		e.Registry.RegisterWorkflowWithOptions(w, o)
-	}
-}
-
 // starter replay's report names every history that fails, as
 // non-deterministic, and counts the rest.
 func TestReplayReportNamesEachFailure(t *testing.T) {
-	changed := func(r workflows.Registry) {
-		workflows.Register(except{r, workflows.TokenKeeperWorkflow})
-		r.RegisterWorkflowWithOptions(func(ctx workflow.Context, clientID string) error {
-			return workflow.Sleep(ctx, time.Hour)
-		}, workflow.RegisterOptions{Name: workflows.TokenKeeperWorkflow})
-	}
+	changed := replay.Replace(workflows.TokenKeeperWorkflow, func(ctx workflow.Context, clientID string) error {
+		return workflow.Sleep(ctx, time.Hour)
+	})
 	results, err := replay.Dir("../workflows/testdata/histories", changed)
 	require.NoError(t, err)
 	var out bytes.Buffer

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -13,8 +12,6 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
-	"github.com/rebookhq/rebook/internal/app"
-	"github.com/rebookhq/rebook/internal/codec"
 	"github.com/rebookhq/rebook/internal/config"
 	"github.com/rebookhq/rebook/internal/reprocess"
 )
@@ -76,15 +73,11 @@ func reprocessCmd(ctx context.Context, args []string, stdout, stderr io.Writer, 
 		}
 		cfg = &c
 	}
-	tc, err := app.Temporal(ctx, *cfg, slog.New(slog.DiscardHandler), nil)
+	tc, dc, err := sealedTemporal(ctx, *cfg)
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
-	dc, err := codec.DataConverter(cfg.EncryptionKey)
-	if err != nil {
-		return err
-	}
 	o := reprocess.Options{Namespace: cfg.TemporalNamespace, Failure: *failure, Limit: *limit, Mode: *mode, PerSecond: *perSecond}
 	fmt.Fprintf(stderr, "selecting: %s\n", q)
 	cands, err := reprocess.Select(ctx, tc, q, o)

@@ -40,17 +40,14 @@ func TestHazardRecordedHistoriesReplay(t *testing.T) {
 // an AppointmentRequest that runs a new activity first fail, each
 // named.
 func TestReplayNamesANonDeterministicChange(t *testing.T) {
-	changed := func(r workflows.Registry) {
-		workflows.Register(except{r, workflows.AppointmentRequestWorkflow})
-		r.RegisterWorkflowWithOptions(func(ctx workflow.Context, ref any, carried any) (workflows.Outcome, error) {
-			// Unversioned: a new first activity.
-			actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute})
-			if err := workflow.ExecuteActivity(actx, "check-something-first").Get(ctx, nil); err != nil {
-				return workflows.Outcome{}, err
-			}
-			return workflows.Outcome{}, nil
-		}, workflow.RegisterOptions{Name: workflows.AppointmentRequestWorkflow})
-	}
+	changed := replay.Replace(workflows.AppointmentRequestWorkflow, func(ctx workflow.Context, ref any, carried any) (workflows.Outcome, error) {
+		// Unversioned: a new first activity.
+		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute})
+		if err := workflow.ExecuteActivity(actx, "check-something-first").Get(ctx, nil); err != nil {
+			return workflows.Outcome{}, err
+		}
+		return workflows.Outcome{}, nil
+	})
 	results, err := replay.Dir(filepath.Join("testdata", "histories"), changed)
 	require.NoError(t, err)
 	failed := 0
@@ -64,16 +61,4 @@ func TestReplayNamesANonDeterministicChange(t *testing.T) {
 		failed++
 	}
 	assert.Positive(t, failed)
-}
-
-// except registers every workflow but one.
-type except struct {
-	workflows.Registry
-	name string
-}
-
-func (e except) RegisterWorkflowWithOptions(w interface{}, o workflow.RegisterOptions) {
-	if o.Name != e.name {
-		e.Registry.RegisterWorkflowWithOptions(w, o)
-	}
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/workflowservice/v1"
+	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/workflow"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -44,35 +44,27 @@ func (s *stack) recordHistories(t *testing.T, key []byte) {
 		require.NoError(t, os.MkdirAll(dir, 0o755))
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "key"), []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o644))
 		kept := map[string]int{}
-		var token []byte
-		for {
-			page, err := s.tc.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Namespace: "default", NextPageToken: token})
-			require.NoError(t, err)
-			for _, e := range page.GetExecutions() {
-				state := strings.ToLower(strings.TrimPrefix(e.GetStatus().String(), "WORKFLOW_EXECUTION_STATUS_"))
-				if p, ok := e.GetSearchAttributes().GetIndexedFields()[workflows.RequestStateKey.GetName()]; ok {
-					var v string
-					if json := string(p.GetData()); len(json) > 2 {
-						v = strings.Trim(json, `"`)
-					}
-					state += "-" + strings.ReplaceAll(v, " ", "-")
-				}
-				group := e.GetType().GetName() + "-" + state
-				if kept[group] >= 2 {
-					continue
-				}
-				kept[group]++
-				h, err := replay.History(ctx, s.tc, e.GetExecution().GetWorkflowId(), e.GetExecution().GetRunId())
-				require.NoError(t, err)
-				raw, err := protojson.MarshalOptions{Indent: "  "}.Marshal(h)
-				require.NoError(t, err)
-				name := fmt.Sprintf("%s-%d.json", group, kept[group])
-				require.NoError(t, os.WriteFile(filepath.Join(dir, name), raw, 0o644))
+		err := replay.ForEach(ctx, s.tc, "default", "", func(e *workflowpb.WorkflowExecutionInfo) (bool, error) {
+			state := strings.ToLower(strings.TrimPrefix(e.GetStatus().String(), "WORKFLOW_EXECUTION_STATUS_"))
+			if p, ok := e.GetSearchAttributes().GetIndexedFields()[workflows.RequestStateKey.GetName()]; ok {
+				state += "-" + strings.ReplaceAll(strings.Trim(string(p.GetData()), `"`), " ", "-")
 			}
-			if token = page.GetNextPageToken(); len(token) == 0 {
-				break
+			group := e.GetType().GetName() + "-" + state
+			if kept[group] >= 2 {
+				return false, nil
 			}
-		}
+			kept[group]++
+			h, err := replay.History(ctx, s.tc, e.GetExecution().GetWorkflowId(), e.GetExecution().GetRunId())
+			if err != nil {
+				return false, err
+			}
+			raw, err := protojson.MarshalOptions{Indent: "  "}.Marshal(h)
+			if err != nil {
+				return false, err
+			}
+			return false, os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d.json", group, kept[group])), raw, 0o644)
+		})
+		require.NoError(t, err)
 		t.Logf("recorded histories in %s: %v", dir, kept)
 	})
 }
@@ -151,17 +143,14 @@ func TestOverdueRequestEscalatesAndHistoriesReplay(t *testing.T) {
 	assert.Positive(t, types[workflows.TokenKeeperWorkflow])
 	assert.Positive(t, types[workflows.PollMessagesWorkflow])
 
-	changed := func(r workflows.Registry) {
-		workflows.Register(except{r, workflows.AppointmentRequestWorkflow})
-		r.RegisterWorkflowWithOptions(func(ctx workflow.Context, ref activities.MessageRef, carried *workflows.Carried) (workflows.Outcome, error) {
-			// Unversioned: a new first activity.
-			actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute})
-			if err := workflow.ExecuteActivity(actx, "check-something-first").Get(ctx, nil); err != nil {
-				return workflows.Outcome{}, err
-			}
-			return workflows.Outcome{}, nil
-		}, workflow.RegisterOptions{Name: workflows.AppointmentRequestWorkflow})
-	}
+	changed := replay.Replace(workflows.AppointmentRequestWorkflow, func(ctx workflow.Context, ref activities.MessageRef, carried *workflows.Carried) (workflows.Outcome, error) {
+		// Unversioned: a new first activity.
+		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: time.Minute})
+		if err := workflow.ExecuteActivity(actx, "check-something-first").Get(ctx, nil); err != nil {
+			return workflows.Outcome{}, err
+		}
+		return workflows.Outcome{}, nil
+	})
 	results, err = replay.Live(ctx, s.tc, dc, replay.Options{Namespace: "default", Query: "WorkflowType = '" + workflows.AppointmentRequestWorkflow + "'", Register: changed})
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, len(results), n)
@@ -169,17 +158,5 @@ func TestOverdueRequestEscalatesAndHistoriesReplay(t *testing.T) {
 		require.Error(t, r.Err, "%s replayed on a changed workflow", r.WorkflowID)
 		assert.True(t, replay.Nondeterministic(r.Err), "%s: %v", r.WorkflowID, r.Err)
 		assert.NotEmpty(t, r.WorkflowID)
-	}
-}
-
-// except registers every workflow but one.
-type except struct {
-	workflows.Registry
-	name string
-}
-
-func (e except) RegisterWorkflowWithOptions(w interface{}, o workflow.RegisterOptions) {
-	if o.Name != e.name {
-		e.Registry.RegisterWorkflowWithOptions(w, o)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"strings"
 
 	historypb "go.temporal.io/api/history/v1"
+	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
@@ -37,6 +38,27 @@ import (
 // Register puts the workflows to replay on a replayer; Rebook's unless
 // a test gives others.
 type Register func(workflows.Registry)
+
+// Replace registers Rebook's workflows with fn in place of the one named
+// name: a changed build, for tests that the replay check catches it.
+func Replace(name string, fn any) Register {
+	return func(r workflows.Registry) {
+		workflows.Register(except{r, name})
+		r.RegisterWorkflowWithOptions(fn, workflow.RegisterOptions{Name: name})
+	}
+}
+
+// except registers every workflow but one.
+type except struct {
+	workflows.Registry
+	name string
+}
+
+func (e except) RegisterWorkflowWithOptions(w interface{}, o workflow.RegisterOptions) {
+	if o.Name != e.name {
+		e.Registry.RegisterWorkflowWithOptions(w, o)
+	}
+}
 
 // Result is one history's replay.
 type Result struct {
@@ -174,29 +196,38 @@ func Live(ctx context.Context, tc client.Client, dc converter.DataConverter, o O
 		q = DefaultQuery
 	}
 	var out []Result
+	err = ForEach(ctx, tc, o.Namespace, q, func(e *workflowpb.WorkflowExecutionInfo) (bool, error) {
+		res := Result{WorkflowID: e.GetExecution().GetWorkflowId(), RunID: e.GetExecution().GetRunId(), Type: e.GetType().GetName(), Source: o.Namespace}
+		h, err := History(ctx, tc, res.WorkflowID, res.RunID)
+		if err != nil {
+			return false, err
+		}
+		res.Err = p.Replay(h)
+		out = append(out, res)
+		if o.Each != nil {
+			o.Each(res)
+		}
+		return o.Limit > 0 && len(out) >= o.Limit, nil
+	})
+	return out, err
+}
+
+// ForEach calls fn with each workflow run the visibility query selects,
+// page by page, until fn says stop or fails.
+func ForEach(ctx context.Context, tc client.Client, namespace, query string, fn func(*workflowpb.WorkflowExecutionInfo) (stop bool, err error)) error {
 	var token []byte
 	for {
-		page, err := tc.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Namespace: o.Namespace, Query: q, NextPageToken: token})
+		page, err := tc.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Namespace: namespace, Query: query, NextPageToken: token})
 		if err != nil {
-			return out, fmt.Errorf("list workflows (%s): %w", q, err)
+			return fmt.Errorf("list workflows (%s): %w", query, err)
 		}
 		for _, e := range page.GetExecutions() {
-			res := Result{WorkflowID: e.GetExecution().GetWorkflowId(), RunID: e.GetExecution().GetRunId(), Type: e.GetType().GetName(), Source: o.Namespace}
-			h, err := History(ctx, tc, res.WorkflowID, res.RunID)
-			if err != nil {
-				return out, err
-			}
-			res.Err = p.Replay(h)
-			out = append(out, res)
-			if o.Each != nil {
-				o.Each(res)
-			}
-			if o.Limit > 0 && len(out) >= o.Limit {
-				return out, nil
+			if stop, err := fn(e); stop || err != nil {
+				return err
 			}
 		}
 		if token = page.GetNextPageToken(); len(token) == 0 {
-			return out, nil
+			return nil
 		}
 	}
 }

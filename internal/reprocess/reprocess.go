@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/serviceerror"
+	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
@@ -119,42 +120,31 @@ type Options struct {
 // reprocessed and is marked skipped.
 func Select(ctx context.Context, tc client.Client, query string, o Options) ([]Candidate, error) {
 	var out []Candidate
-	var token []byte
-	for {
-		page, err := tc.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Namespace: o.Namespace, Query: query, NextPageToken: token})
+	err := replay.ForEach(ctx, tc, o.Namespace, query, func(e *workflowpb.WorkflowExecutionInfo) (bool, error) {
+		if e.GetType().GetName() != workflows.AppointmentRequestWorkflow {
+			return false, nil
+		}
+		c := Candidate{WorkflowID: e.GetExecution().GetWorkflowId(), RunID: e.GetExecution().GetRunId(),
+			Status: status(e.GetStatus()), Started: e.GetStartTime().AsTime()}
+		h, err := replay.History(ctx, tc, c.WorkflowID, c.RunID)
 		if err != nil {
-			return out, fmt.Errorf("list workflows (%s): %w", query, err)
+			return false, err
 		}
-		for _, e := range page.GetExecutions() {
-			if e.GetType().GetName() != workflows.AppointmentRequestWorkflow {
-				continue
-			}
-			c := Candidate{WorkflowID: e.GetExecution().GetWorkflowId(), RunID: e.GetExecution().GetRunId(),
-				Status: status(e.GetStatus()), Started: e.GetStartTime().AsTime()}
-			h, err := replay.History(ctx, tc, c.WorkflowID, c.RunID)
-			if err != nil {
-				return out, err
-			}
-			c.Failure, c.ResetTo, c.Step = lastGoodPoint(h)
-			if o.Failure != "" && !strings.Contains(strings.ToLower(c.Failure), strings.ToLower(o.Failure)) {
-				continue
-			}
-			d, err := tc.DescribeWorkflowExecution(ctx, c.WorkflowID, "")
-			if err != nil {
-				return out, fmt.Errorf("describe %s: %w", c.WorkflowID, err)
-			}
-			if cur := d.GetWorkflowExecutionInfo().GetExecution().GetRunId(); cur != c.RunID {
-				c.Skip = "already reprocessed: run " + cur + " is " + status(d.GetWorkflowExecutionInfo().GetStatus())
-			}
-			out = append(out, c)
-			if o.Limit > 0 && len(out) >= o.Limit {
-				return out, nil
-			}
+		c.Failure, c.ResetTo, c.Step = lastGoodPoint(h)
+		if o.Failure != "" && !strings.Contains(strings.ToLower(c.Failure), strings.ToLower(o.Failure)) {
+			return false, nil
 		}
-		if token = page.GetNextPageToken(); len(token) == 0 {
-			return out, nil
+		d, err := tc.DescribeWorkflowExecution(ctx, c.WorkflowID, "")
+		if err != nil {
+			return false, fmt.Errorf("describe %s: %w", c.WorkflowID, err)
 		}
-	}
+		if cur := d.GetWorkflowExecutionInfo().GetExecution().GetRunId(); cur != c.RunID {
+			c.Skip = "already reprocessed: run " + cur + " is " + status(d.GetWorkflowExecutionInfo().GetStatus())
+		}
+		out = append(out, c)
+		return o.Limit > 0 && len(out) >= o.Limit, nil
+	})
+	return out, err
 }
 
 func status(s enums.WorkflowExecutionStatus) string {
