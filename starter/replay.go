@@ -49,14 +49,17 @@ func runReplay(ctx context.Context, args []string) error {
 		}
 		defer tc.Close()
 		fmt.Fprintf(os.Stderr, "replaying %s histories in namespace %s on this build\n", orAll(*query), cfg.TemporalNamespace)
+		// A count that redraws itself, on a terminal only.
+		fi, _ := os.Stderr.Stat()
+		tty := fi != nil && fi.Mode()&os.ModeCharDevice != 0
 		n := 0
 		results, err = replay.Live(ctx, tc, dc, replay.Options{Namespace: cfg.TemporalNamespace, Query: *query, Limit: *limit,
 			Each: func(replay.Result) {
-				if n++; n%50 == 0 {
+				if n++; tty && n%50 == 0 {
 					fmt.Fprintf(os.Stderr, "\r%d replayed", n)
 				}
 			}})
-		if n >= 50 {
+		if tty && n >= 50 {
 			fmt.Fprintln(os.Stderr)
 		}
 	}
