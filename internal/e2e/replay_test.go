@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	"github.com/rebookhq/rebook/internal/codec"
 	"github.com/rebookhq/rebook/internal/replay"
 	"github.com/rebookhq/rebook/internal/routing"
+	"github.com/rebookhq/rebook/internal/slackmsg"
 	"github.com/rebookhq/rebook/internal/subject"
 	"github.com/rebookhq/rebook/workflows"
 )
@@ -71,7 +73,8 @@ func (s *stack) recordHistories(t *testing.T, key []byte) {
 
 // A request whose wait began longer ago than its SLA (here one carried
 // into a new run, as continue-as-new does) is reminded and escalated once
-// each, in its card's thread, and still closes when the PAS acts. Then
+// each, and still closes when the PAS acts; another is closed by staff as
+// not actionable. Then
 // every history in the namespace replays on this build, and the same
 // histories on a deliberately changed AppointmentRequest are each named.
 func TestOverdueRequestEscalatesAndHistoriesReplay(t *testing.T) {
@@ -125,7 +128,22 @@ func TestOverdueRequestEscalatesAndHistoriesReplay(t *testing.T) {
 	waitFor(t, "the reminder and the escalation", limit(time.Minute), func() bool {
 		return posts(reminder, true) > 0 && posts(overdue, false) > 0
 	})
+	// Staff close another as not actionable (a path of its own in the
+	// recorded histories).
+	var staffClosed string
+	for ref, ms := range s.cards() {
+		if ref != carried.Route.Ref && s.slack.Name(ms[0].Channel) != triage {
+			staffClosed = buttonValue(ms[0], slackmsg.ActionCantAction)
+			require.Equal(t, http.StatusOK, s.press(t, slackmsg.ActionCantAction, staffClosed, "USTAFF", time.Now(), signingSecret))
+			break
+		}
+	}
+	require.NotEmpty(t, staffClosed)
 	s.closeAll(t, n, limit(3*time.Minute))
+	row, err := s.st.Request(ctx, mustMessageID(t, staffClosed))
+	require.NoError(t, err)
+	assert.Equal(t, workflows.StateClosedByStaff, row.State)
+	assert.Equal(t, "USTAFF", row.ClosedBy)
 	assert.Equal(t, 1, posts(reminder, true), "one reminder")
 	assert.Equal(t, 1, posts(overdue, false), "one escalation")
 
