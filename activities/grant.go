@@ -95,6 +95,7 @@ func (a *GrantActivities) RefreshGrant(ctx context.Context, clientID string) (Re
 		return a.refused(ctx, g, store.NeedGrant, "PKB gave no refresh token: the session ended")
 	}
 	tok, err := pkb.Refresh(ctx, a.OAuth, g.RefreshToken)
+	countPKB(ctx, "POST "+pkb.TokenPath+" (refresh)", err)
 	var pe *pkb.Error
 	switch {
 	case err == nil:

@@ -3,11 +3,14 @@ package activities
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/samply/golang-fhir-models/fhir-models/fhir"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/rebookhq/rebook/internal/metrics"
 	"github.com/rebookhq/rebook/internal/pkb"
 	"github.com/rebookhq/rebook/internal/pkbauth"
 )
@@ -71,4 +74,23 @@ func (p PKB) search(ctx context.Context, q pkb.AppointmentQuery) ([]fhir.Appoint
 		all = append(all, page.Appointments...)
 	}
 	return all, nil
+}
+
+// countPKB counts a PKB call the client does not count itself (the token
+// endpoint's, through x/oauth2) with the client's series.
+func countPKB(ctx context.Context, endpoint string, err error) {
+	if !activity.IsActivity(ctx) {
+		return
+	}
+	outcome := "200"
+	var pe *pkb.Error
+	switch {
+	case errors.As(err, &pe) && pe.Status != 0:
+		outcome = strconv.Itoa(pe.Status)
+	case errors.As(err, &pe):
+		outcome = string(pe.Kind)
+	case err != nil:
+		outcome = "error"
+	}
+	activity.GetMetricsHandler(ctx).WithTags(map[string]string{"endpoint": endpoint, "outcome": outcome}).Counter(metrics.PKBCalls).Inc(1)
 }

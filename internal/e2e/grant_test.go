@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os/exec"
 	"slices"
@@ -81,6 +82,12 @@ func TestRevokedGrantPausesThenResumes(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, workflows.KeeperNeedsGrant, keeper.State)
 	assert.Contains(t, keeper.LastError, "invalid_grant")
+	// The refused refresh is in the worker's PKB series, and the grant
+	// gauge shows work waiting.
+	rec := httptest.NewRecorder()
+	s.workerMetrics.HTTP().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	assert.Regexp(t, `rebook_pkb_calls_total\{endpoint="POST /apiToken.action \(refresh\)",outcome="4\d\d"\} [1-9]`, rec.Body.String())
+	assert.Contains(t, rec.Body.String(), "rebook_pkb_grant_healthy 0")
 
 	// Requests wait (their activities retry without calling PKB).
 	time.Sleep(6 * time.Second)
