@@ -179,6 +179,8 @@ func (r readModel) CountRequestsByState(ctx context.Context) (map[string]int, er
 	return r.st.CountRequestsByState(ctx)
 }
 
+func (r readModel) Queries() int64 { return r.st.Queries() }
+
 func (r readModel) GrantHealthy(ctx context.Context) (bool, error) {
 	g, err := r.st.Grant(ctx, r.clientID)
 	if errors.Is(err, store.ErrNotFound) {

@@ -37,10 +37,11 @@ const (
 	SlackRateLimited  = "rebook_slack_rate_limited" // counter {method}: Slack answered 429
 )
 
-// Read at each scrape from the read model.
+// Read at each scrape from the read model and the store.
 const (
 	grantHealthy = "rebook_pkb_grant_healthy"
 	requestsNow  = "rebook_requests"
+	dbQueries    = "rebook_db_queries_total"
 )
 
 // buckets are the histogram bounds, in seconds, of Rebook's timers; the
@@ -121,6 +122,8 @@ func (r *Registry) Gather() (map[string]float64, error) {
 type State interface {
 	CountRequestsByState(ctx context.Context) (map[string]int, error)
 	GrantHealthy(ctx context.Context) (bool, error)
+	// Queries is how many statements the process has sent to PostgreSQL.
+	Queries() int64
 }
 
 // WatchState adds, read at each scrape, the read model's requests by state
@@ -137,11 +140,17 @@ type stateCollector struct {
 var (
 	grantDesc    = prometheus.NewDesc(grantHealthy, "1 while PKB's grant is in force, 0 while work waits for a grant or a fix.", nil, nil)
 	requestsDesc = prometheus.NewDesc(requestsNow, "Requests in the read model, by state.", []string{"state"}, nil)
+	queriesDesc  = prometheus.NewDesc(dbQueries, "Statements this process sent to PostgreSQL (round trips).", nil, nil)
 )
 
-func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) { ch <- grantDesc; ch <- requestsDesc }
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- grantDesc
+	ch <- requestsDesc
+	ch <- queriesDesc
+}
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(queriesDesc, prometheus.CounterValue, float64(c.s.Queries()))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	if ok, err := c.s.GrantHealthy(ctx); err != nil {
@@ -350,5 +359,5 @@ func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { retur
 var Series = []string{
 	RequestsStarted + "_total", RequestsRouted + "_total", RequestsTriaged + "_total", RequestsCompleted + "_total",
 	MessageToPost + "_seconds", PostToClose + "_seconds", PKBCalls + "_total", SlackCalls + "_total", SlackRateLimited + "_total",
-	grantHealthy, requestsNow,
+	grantHealthy, requestsNow, dbQueries,
 }

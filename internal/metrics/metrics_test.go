@@ -56,6 +56,7 @@ func (s state) CountRequestsByState(context.Context) (map[string]int, error) {
 	return map[string]int{"waiting": 4, "finished": 7}, s.err
 }
 func (s state) GrantHealthy(context.Context) (bool, error) { return s.healthy, s.err }
+func (s state) Queries() int64                             { return 42 }
 
 func TestStateIsReadAtEachScrape(t *testing.T) {
 	r := metrics.New(nil)
@@ -63,6 +64,7 @@ func TestStateIsReadAtEachScrape(t *testing.T) {
 	text := scrape(t, r)
 	assert.Contains(t, text, "rebook_pkb_grant_healthy 1")
 	assert.Contains(t, text, `rebook_requests{state="waiting"} 4`)
+	assert.Contains(t, text, "rebook_db_queries_total 42")
 
 	// A database that does not answer leaves the gauges out; the rest of
 	// the page is still served.

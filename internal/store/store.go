@@ -8,6 +8,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -27,19 +28,40 @@ var ErrNotFound = errors.New("store: not found")
 
 // Store is a pool and the key that seals tokens.
 type Store struct {
-	pool *pgxpool.Pool
-	box  *secret.Box
+	pool    *pgxpool.Pool
+	box     *secret.Box
+	queries *atomic.Int64
 }
+
+// queryCounter counts the statements sent, for the metrics: a round trip
+// each (a transaction's BEGIN and COMMIT included).
+type queryCounter struct{ n *atomic.Int64 }
+
+func (q queryCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	q.n.Add(1)
+	return ctx
+}
+
+func (queryCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// Queries is how many statements this store has sent to PostgreSQL.
+func (s *Store) Queries() int64 { return s.queries.Load() }
 
 // Connect connects to an existing database without changing its schema:
 // for processes that run as a role without DDL rights. key seals tokens;
 // nil leaves grant storage unusable.
 func Connect(ctx context.Context, databaseURL string, key []byte) (*Store, error) {
-	pool, err := pgxpool.New(ctx, databaseURL)
+	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	s := &Store{pool: pool}
+	s := &Store{queries: &atomic.Int64{}}
+	cfg.ConnConfig.Tracer = queryCounter{n: s.queries}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	s.pool = pool
 	if key != nil {
 		if s.box, err = secret.New(key); err != nil {
 			pool.Close()
