@@ -2,7 +2,7 @@
 GO ?= go
 FUZZTIME ?= 30s
 
-.PHONY: dev test test-unit lint fuzz build clean screenshots record-histories
+.PHONY: dev test test-unit lint fuzz build clean screenshots record-histories bench
 
 dev: ## the whole local stack; Ctrl-C stops it (same as: go run ./starter dev)
 	@$(GO) build -o bin/starter ./starter && bin/starter dev
@@ -25,6 +25,12 @@ record-histories: ## record histories of every workflow path into $(HISTORIES) (
 	E2E_REQUESTS=20 REBOOK_RECORD_HISTORIES=$(CURDIR)/$(HISTORIES) $(GO) test -count=1 -timeout 20m \
 		-run '^(TestTwoHundredRequestsEndToEnd|TestPASFeedClosesRequests|TestRevokedGrantPausesThenResumes|TestOverdueRequestEscalatesAndHistoriesReplay|TestReprocessFailedRequests|TestSocketModePressesReachTheWorkflowOnce)$$' ./internal/e2e
 	$(GO) test -count=1 -run Replay ./workflows
+
+BENCH_REQUESTS ?= 2000
+bench: ## Rebook against the floor of bare Temporal workflows (needs PostgreSQL; several minutes); figures in bench.json
+	$(GO) build -o bin/worker ./worker
+	$(GO) build -o bin/starter ./starter
+	bin/starter bench --requests $(BENCH_REQUESTS) --json bench.json
 
 lint: ## gofmt, go vet, staticcheck and Temporal's determinism checker
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -29,6 +29,7 @@ var commands = map[string]command{
 	"reprocess":  {"reset (to the last good point) or restart failed request workflows in bulk: --dry-run first; --status --from --to --type --specialty --failure or --query; --rate; safe to repeat", runReprocess},
 	"fake-slack": {"a fake Slack Web API that prints each post (the compose demo's Slack; make dev runs one itself)", runFakeSlack},
 	"sim-grant":  {"take the PKB grant from the simulator without a browser (the compose demo; a real PKB asks a clinician)", runSimGrant},
+	"bench":      {"Rebook against bare Temporal workflows on this machine: drain rate and ratio, latency, per-request costs (make bench)", runBench},
 	"migrate":    {"create the database if missing and bring its schema up to date (the worker also does at start)", runMigrate},
 }
 
