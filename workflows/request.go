@@ -86,13 +86,23 @@ const (
 	// The watcher checks each patient on an adaptive cadence; the
 	// request's own safety check drops from every 2 hours to daily.
 	changeWatcherChecks = "watcher-checks"
+	// A waiting request continues as new past continueAfterEvents, not
+	// legacyContinueAfterEvents.
+	changeContinueLater = "continue-later"
 )
 
 // continueAfterEvents is the history length past which a waiting request
 // continues as new: one more turn of the wait (a notice, a timer, a check,
 // a reminder and an escalation, each with its workflow task) and the
-// continue-as-new stay within 50 events.
-const continueAfterEvents = 20
+// continue-as-new stay within 250 events, far below Temporal's warning at
+// 10,240 and quick to replay. Before continue-later it was 20, which made
+// every request continue as new as soon as it began to wait (intake
+// writes about 30 events): a second run per request, which cost a third
+// of the drain rate on two cores (docs/performance.md).
+const (
+	continueAfterEvents       = 200
+	legacyContinueAfterEvents = 20
+)
 
 // SafetyCheckEvery is how often a waiting request asks PKB itself, in case
 // the watcher is not running: the watcher checks each patient on its own
@@ -413,6 +423,11 @@ func (r *request) tell(ctx workflow.Context, key, text string) error {
 
 func (r *request) wait(ctx workflow.Context, signals workflow.ReceiveChannel) error {
 	w := &r.waiting
+	// Versioned, in every run: runs written before it continued at 20.
+	continueAt := legacyContinueAfterEvents
+	if workflow.GetVersion(ctx, changeContinueLater, workflow.DefaultVersion, 1) >= 1 {
+		continueAt = continueAfterEvents
+	}
 	if w.WaitStart.IsZero() {
 		// Versioned: before it, evidence was latched and the wait had no
 		// end but the SLA's notices and staff.
@@ -447,7 +462,7 @@ func (r *request) wait(ctx workflow.Context, signals workflow.ReceiveChannel) er
 	}
 	for r.outcome == nil {
 		if r.evidence {
-			if workflow.GetInfo(ctx).GetCurrentHistoryLength() >= continueAfterEvents {
+			if workflow.GetInfo(ctx).GetCurrentHistoryLength() >= continueAt {
 				if err := r.continueAsNew(ctx, signals); err != nil || r.outcome != nil {
 					return err
 				}

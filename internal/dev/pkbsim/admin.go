@@ -25,9 +25,34 @@ type Faults struct {
 	Paths []string `json:"paths,omitempty"`
 }
 
+// Garble answers every authorised call whose path and query contain
+// match with 200 and body instead of the real answer: broken JSON, wrong
+// types, what a faulty proxy or a PKB bug could send. An empty body stops
+// it. Not PKB's behaviour: for the bad-input tests only.
+func (s *Server) Garble(match, body string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.garbled == nil {
+		s.garbled = map[string]string{}
+	}
+	if body == "" {
+		delete(s.garbled, match)
+		return
+	}
+	s.garbled[match] = body
+}
+
 func (s *Server) faulty(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
+		for match, body := range s.garbled {
+			if strings.Contains(r.URL.RequestURI(), match) && r.Header.Get("Authorization") != "" {
+				s.mu.Unlock()
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write([]byte(body))
+				return
+			}
+		}
 		f := s.faults
 		applies := len(f.Paths) == 0
 		for _, p := range f.Paths {

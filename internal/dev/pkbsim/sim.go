@@ -70,6 +70,7 @@ type Server struct {
 	access   map[string]*accessToken
 	refresh  map[string]*refreshToken
 	faults   Faults
+	garbled  map[string]string // request URI substring -> raw answer (Garble)
 	dice     *mrand.Rand
 	counters map[string]int64
 	holdFrom int64       // messages stamped from here are not served yet
