@@ -3,6 +3,8 @@ package activities
 import (
 	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -64,26 +66,49 @@ func (a *PollActivities) StartRequests(ctx context.Context, refs []MessageRef) (
 	if err != nil {
 		return 0, err
 	}
-	started := 0
+	// Starts go out a few at a time: one by one, a page of requests
+	// waited on a round trip to Temporal and one to PostgreSQL each.
+	var (
+		started atomic.Int64
+		mu      sync.Mutex
+		first   error
+		wg      sync.WaitGroup
+		slots   = make(chan struct{}, startConcurrency)
+	)
 	for _, r := range refs {
 		if known[r.ID] {
 			continue
 		}
-		wid, ok, err := a.Requests.Start(ctx, r)
-		if err != nil {
-			return started, fmt.Errorf("start request workflow: %w", err)
-		}
-		if ok {
-			started++
-			activity.GetMetricsHandler(ctx).Counter(metrics.RequestsStarted).Inc(1)
-		}
-		err = a.Store.RecordReceived(ctx, store.Request{MessageID: r.ID, WorkflowID: wid, Ref: Ref(r.ID), State: a.States.Received,
-			ReceivedAt: time.UnixMilli(r.Timestamp).UTC()})
-		if err != nil {
-			return started, err
-		}
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			if err := a.start(ctx, r, &started); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+		})
 	}
-	return started, nil
+	wg.Wait()
+	return int(started.Load()), first
+}
+
+// startConcurrency is how many starts StartRequests has in flight.
+const startConcurrency = 8
+
+func (a *PollActivities) start(ctx context.Context, r MessageRef, started *atomic.Int64) error {
+	wid, ok, err := a.Requests.Start(ctx, r)
+	if err != nil {
+		return fmt.Errorf("start request workflow: %w", err)
+	}
+	if ok {
+		started.Add(1)
+		activity.GetMetricsHandler(ctx).Counter(metrics.RequestsStarted).Inc(1)
+	}
+	return a.Store.RecordReceived(ctx, store.Request{MessageID: r.ID, WorkflowID: wid, Ref: Ref(r.ID), State: a.States.Received,
+		ReceivedAt: time.UnixMilli(r.Timestamp).UTC()})
 }
 
 // AdvanceCursor moves the message cursor forward, never back.
