@@ -31,6 +31,15 @@ var (
 	}
 )
 
+// pkbLocal is pkbCall for the reads that run as local activities: the
+// same timeout and retries; a retry after a long backoff is a timer in
+// the workflow.
+var pkbLocal = workflow.LocalActivityOptions{StartToCloseTimeout: pkbCall.StartToCloseTimeout, RetryPolicy: pkbCall.RetryPolicy}
+
+func withLocalPKB(ctx workflow.Context) workflow.Context {
+	return workflow.WithLocalActivityOptions(ctx, pkbLocal)
+}
+
 func withPKB(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, pkbCall)
 }

@@ -293,6 +293,13 @@ func (o *aliasOut) ExecuteActivity(ctx workflow.Context, activityType string, ar
 	return o.Next.ExecuteActivity(ctx, activityType, args...)
 }
 
+func (o *aliasOut) ExecuteLocalActivity(ctx workflow.Context, activityType string, args ...interface{}) workflow.Future {
+	if n, ok := o.names[activityType]; ok {
+		activityType = n
+	}
+	return o.Next.ExecuteLocalActivity(ctx, activityType, args...)
+}
+
 // Nondeterministic says whether a replay failed because the code no
 // longer makes the commands its history records (Temporal's TMPRL1100),
 // rather than for another reason.
