@@ -124,6 +124,9 @@ func (f *Feed) byPatientAndTime(ctx context.Context, u Update) ([]store.Request,
 // FHIRPath is where the integration engine posts a FHIR Appointment.
 const FHIRPath = "/feed/fhir/Appointment"
 
+// maxBody is the largest Appointment the feed reads.
+const maxBody = 1 << 20
+
 // HTTP serves POST /feed/fhir/Appointment, authenticated by a bearer
 // secret (REBOOK_FEED_TOKEN). A resource it cannot use gets 400 with a
 // FHIR OperationOutcome saying why; a delivery failure 503, to be retried.
@@ -134,9 +137,14 @@ func (f *Feed) HTTP(token string) http.Handler {
 			outcome(w, http.StatusUnauthorized, fhir.IssueTypeLogin, "a bearer token is required")
 			return
 		}
-		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 		if err != nil {
 			outcome(w, http.StatusBadRequest, fhir.IssueTypeInvalid, "the body could not be read")
+			return
+		}
+		if len(body) > maxBody {
+			// Cut, it would read as broken JSON: say what is wrong.
+			outcome(w, http.StatusRequestEntityTooLarge, fhir.IssueTypeTooLong, "the body is larger than 1 MiB; an Appointment is a few KiB")
 			return
 		}
 		u, err := FromFHIR(body)
