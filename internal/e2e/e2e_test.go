@@ -72,27 +72,6 @@ type stack struct {
 	rules                      []store.Rule
 }
 
-// pendingDataset is the demo scenario cut to exactly n open requests.
-func pendingDataset(n int) pkbsim.Dataset {
-	ds := pkbsim.Generate(pkbsim.ScenarioOptions{Name: "demo", Seed: 7, Requests: 2*n + 10, MessagesUntil: time.Now().Add(-time.Minute)})
-	keep := map[string]bool{}
-	var msgs []pkbsim.Message
-	for _, m := range ds.Messages {
-		if m.Pending && len(msgs) < n {
-			msgs = append(msgs, m)
-			keep[m.ID] = true
-		}
-	}
-	var exp []pkbsim.Expectation
-	for _, e := range ds.Expect {
-		if keep[e.MessageID] {
-			exp = append(exp, e)
-		}
-	}
-	ds.Messages, ds.Expect = msgs, exp
-	return ds
-}
-
 // start runs the whole stack over n open requests; tune adjusts the
 // configuration before anything uses it.
 func start(t *testing.T, n int, tune ...func(*config.Config)) *stack {
@@ -113,7 +92,7 @@ func start(t *testing.T, n int, tune ...func(*config.Config)) *stack {
 
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	s := &stack{ds: pendingDataset(n)}
+	s := &stack{ds: pkbsim.Pending(n)}
 	dbURL := testdb.URL(t)
 	s.st, err = store.Open(ctx, dbURL, key)
 	require.NoError(t, err)

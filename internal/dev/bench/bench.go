@@ -192,7 +192,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	countPosted := func() int { mu.Lock(); defer mu.Unlock(); return len(posted) }
 
 	// PKB: the backlog, and the arrivals held back until released.
-	ds := pending(o.Requests + o.Arrivals)
+	ds := pkbsim.Pending(o.Requests + o.Arrivals)
 	stamps := make([]int64, len(ds.Messages))
 	for i, m := range ds.Messages {
 		stamps[i] = m.Timestamp
@@ -304,27 +304,6 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	res.HistoryEventsPerRequest = float64(events) / float64(o.Requests+o.Arrivals)
 	res.WorkerPeakRSSMiB = w.peakRSS()
 	return res, nil
-}
-
-// pending is the demo scenario cut to n open requests.
-func pending(n int) pkbsim.Dataset {
-	ds := pkbsim.Generate(pkbsim.ScenarioOptions{Name: "demo", Seed: 7, Requests: 2*n + 10, MessagesUntil: time.Now().Add(-time.Minute)})
-	keep := map[string]bool{}
-	var msgs []pkbsim.Message
-	for _, m := range ds.Messages {
-		if m.Pending && len(msgs) < n {
-			msgs = append(msgs, m)
-			keep[m.ID] = true
-		}
-	}
-	var exp []pkbsim.Expectation
-	for _, e := range ds.Expect {
-		if keep[e.MessageID] {
-			exp = append(exp, e)
-		}
-	}
-	ds.Messages, ds.Expect = msgs, exp
-	return ds
 }
 
 const floorQueue = "rebook-bench-floor"

@@ -373,3 +373,26 @@ func (g *gen) request(i int, ts int64) {
 	g.d.Messages = append(g.d.Messages, m)
 	g.d.Expect = append(g.d.Expect, e)
 }
+
+// Pending is the demo scenario cut to exactly n open requests, the last
+// stamped a minute ago: a backlog for the end-to-end tests and the
+// benchmark.
+func Pending(n int) Dataset {
+	ds := Generate(ScenarioOptions{Name: "demo", Seed: 7, Requests: 2*n + 10, MessagesUntil: time.Now().Add(-time.Minute)})
+	keep := map[string]bool{}
+	var msgs []Message
+	for _, m := range ds.Messages {
+		if m.Pending && len(msgs) < n {
+			msgs = append(msgs, m)
+			keep[m.ID] = true
+		}
+	}
+	var exp []Expectation
+	for _, e := range ds.Expect {
+		if keep[e.MessageID] {
+			exp = append(exp, e)
+		}
+	}
+	ds.Messages, ds.Expect = msgs, exp
+	return ds
+}
