@@ -25,6 +25,7 @@ func runBench(ctx context.Context, args []string) error {
 	fs.StringVar(&o.WorkerBinary, "worker", "bin/worker", "Rebook's worker binary (make bench builds it)")
 	fs.DurationVar(&o.Timeout, "timeout", 15*time.Minute, "limit on each phase")
 	out := fs.String("json", "", "also write the figures as JSON to this file")
+	fs.BoolVar(&o.NoFloor, "no-floor", false, "skip the floor (for the cost of waiting: --requests 10000 --no-floor)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -54,6 +55,7 @@ func runBench(ctx context.Context, args []string) error {
 	fmt.Fprintf(tw, "Slack calls per request\t%.2f\n", res.SlackCallsPerRequest)
 	fmt.Fprintf(tw, "PostgreSQL round trips per request\t%.1f\n", res.DBRoundTripsPerRequest)
 	fmt.Fprintf(tw, "worker peak RSS\t%.0f MiB\n", res.WorkerPeakRSSMiB)
+	fmt.Fprintf(tw, "worker RSS with %d waiting\t%.0f MiB\n", res.Requests+res.Arrivals, res.WorkerWaitingRSSMiB)
 	_ = tw.Flush()
 	if *out != "" {
 		b, err := json.MarshalIndent(res, "", "  ")

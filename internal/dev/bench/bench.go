@@ -71,6 +71,11 @@ type Options struct {
 	ServerURL string
 	// Timeout bounds each phase; 10 minutes if zero.
 	Timeout time.Duration
+	// NoFloor skips the floor: for measuring the cost of waiting only.
+	NoFloor bool
+	// Settle is how long after the last card the waiting worker's memory
+	// is read; 30 s if zero.
+	Settle time.Duration
 	Log     io.Writer
 }
 
@@ -97,6 +102,9 @@ type Result struct {
 	SlackCallsPerRequest    float64 `json:"slack_calls_per_request"`
 	DBRoundTripsPerRequest  float64 `json:"db_round_trips_per_request"`
 	WorkerPeakRSSMiB        float64 `json:"worker_peak_rss_mib"`
+	// WorkerWaitingRSSMiB is the worker's resident set Settle after the
+	// last card, with every request waiting.
+	WorkerWaitingRSSMiB float64 `json:"worker_waiting_rss_mib"`
 
 	CPUs      int    `json:"cpus"`
 	GoVersion string `json:"go"`
@@ -115,6 +123,9 @@ func (o *Options) defaults() {
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Minute
+	}
+	if o.Settle <= 0 {
+		o.Settle = 30 * time.Second
 	}
 	if o.Log == nil {
 		o.Log = io.Discard
@@ -218,13 +229,15 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	defer tc.Close()
 
 	// The floor.
-	say("floor: %d workflows of %d no-op activities", o.Requests, FloorActivities)
-	res.FloorSeconds, err = floor(ctx, tc, o.Requests, o.Timeout)
-	if err != nil {
-		return res, err
+	if !o.NoFloor {
+		say("floor: %d workflows of %d no-op activities", o.Requests, FloorActivities)
+		res.FloorSeconds, err = floor(ctx, tc, o.Requests, o.Timeout)
+		if err != nil {
+			return res, err
+		}
+		res.FloorPerSecond = float64(o.Requests) / res.FloorSeconds
+		say("floor: %.1f s, %.1f workflows/s", res.FloorSeconds, res.FloorPerSecond)
 	}
-	res.FloorPerSecond = float64(o.Requests) / res.FloorSeconds
-	say("floor: %.1f s, %.1f workflows/s", res.FloorSeconds, res.FloorPerSecond)
 
 	// Rebook's worker, the real binary, as a process of its own.
 	w, err := startWorker(ctx, o.WorkerBinary, tmp, cfg, slack.GetAPIURL())
@@ -250,7 +263,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	mu.Unlock()
 	res.RebookSeconds = last.Sub(t0).Seconds()
 	res.RebookPerSecond = float64(o.Requests) / res.RebookSeconds
-	res.Ratio = res.RebookPerSecond / res.FloorPerSecond
+	if res.FloorPerSecond > 0 {
+		res.Ratio = res.RebookPerSecond / res.FloorPerSecond
+	}
 	say("rebook: %.1f s, %.1f requests/s, %.2f of the floor", res.RebookSeconds, res.RebookPerSecond, res.Ratio)
 
 	time.Sleep(2 * time.Second) // the last routes' writes land
@@ -302,7 +317,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		return res, err
 	}
 	res.HistoryEventsPerRequest = float64(events) / float64(o.Requests+o.Arrivals)
-	res.WorkerPeakRSSMiB = w.peakRSS()
+	say("waiting: %d requests wait; the worker's memory %s on", o.Requests+o.Arrivals, o.Settle)
+	time.Sleep(o.Settle)
+	res.WorkerWaitingRSSMiB, res.WorkerPeakRSSMiB = w.status("VmRSS:"), w.status("VmHWM:")
 	return res, nil
 }
 
@@ -489,8 +506,9 @@ func (p *proc) stop() {
 	}
 }
 
-// peakRSS is the process's high-water resident set (VmHWM), in MiB.
-func (p *proc) peakRSS() float64 {
+// status reads a memory line of the process's /proc status (VmHWM: its
+// high-water resident set, VmRSS: now), in MiB.
+func (p *proc) status(field string) float64 {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
 		return 0
@@ -498,7 +516,7 @@ func (p *proc) peakRSS() float64 {
 	defer func() { _ = f.Close() }()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), field); ok {
 			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
 			return kb / 1024
 		}

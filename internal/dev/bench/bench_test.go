@@ -35,7 +35,7 @@ func TestBenchSmoke(t *testing.T) {
 	require.NoError(t, err, string(out))
 
 	res, err := bench.Run(context.Background(), bench.Options{Requests: 40, Arrivals: 10, Rate: 10, WorkerBinary: workerBin,
-		RepoRoot: root, ServerURL: testdb.ServerURL(), Timeout: 3 * time.Minute, Log: testWriter{t}})
+		RepoRoot: root, ServerURL: testdb.ServerURL(), Timeout: 3 * time.Minute, Settle: 2 * time.Second, Log: testWriter{t}})
 	require.NoError(t, err)
 	t.Logf("%+v", res)
 	assert.Positive(t, res.FloorPerSecond)
@@ -49,6 +49,8 @@ func TestBenchSmoke(t *testing.T) {
 	assert.LessOrEqual(t, res.LatencyMedian, res.LatencyP95)
 	assert.LessOrEqual(t, res.LatencyP95, res.LatencyP99)
 	assert.Positive(t, res.WorkerPeakRSSMiB)
+	assert.Positive(t, res.WorkerWaitingRSSMiB)
+	assert.LessOrEqual(t, res.WorkerWaitingRSSMiB, res.WorkerPeakRSSMiB)
 }
 
 type testWriter struct{ t *testing.T }
