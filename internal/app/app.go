@@ -260,6 +260,13 @@ func Worker(cfg config.Config, st *store.Store, tc client.Client, o WorkerOption
 	// On SIGTERM, activities in flight get time to finish (a token
 	// rotation to be saved, a Slack post to be recorded) before they are
 	// cancelled.
+	// Process-wide, and read when the first worker starts. A waiting
+	// request out of the cache is replayed from its history (about 25
+	// events) when it next wakes: a little CPU for a lot of memory at
+	// thousands waiting (docs/performance.md).
+	if cfg.WorkflowCache > 0 {
+		worker.SetStickyWorkflowCacheSize(cfg.WorkflowCache)
+	}
 	w := worker.New(tc, workflows.TaskQueue, worker.Options{WorkerStopTimeout: 30 * time.Second})
 	workflows.Register(w)
 	activities.Register(w, acts)

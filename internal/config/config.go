@@ -45,6 +45,7 @@ const (
 	TemporalTLSCA      = "TEMPORAL_TLS_CA"
 	TemporalAPIKey     = "TEMPORAL_API_KEY"
 	PKBCallsPerHour    = "REBOOK_PKB_CALLS_PER_HOUR"
+	WorkflowCache      = "REBOOK_WORKFLOW_CACHE"
 	FirstCheckAfter    = "REBOOK_FIRST_CHECK_AFTER"
 	MLLPAddr           = "REBOOK_MLLP_ADDR"
 	FeedToken          = "REBOOK_FEED_TOKEN"
@@ -69,6 +70,7 @@ var defaults = map[string]string{
 	TriageSLAHours:    "24",
 	PollOverlap:       "10m",
 	PKBCallsPerHour:   "600",
+	WorkflowCache:     "2000",
 	FirstCheckAfter:   "5m",
 	OIDCRolesClaim:    "roles",
 	OIDCTeamsClaim:    "groups",
@@ -107,6 +109,9 @@ type Config struct {
 	// PKBCallsPerHour is the watcher's PKB budget; FirstCheckAfter is when
 	// a routed or claimed request's patient is first asked about.
 	PKBCallsPerHour int
+	// WorkflowCache is how many workflows a worker keeps in memory
+	// between their tasks (Temporal's sticky cache).
+	WorkflowCache int
 	FirstCheckAfter time.Duration
 	// MLLPAddr is where `starter serve` listens for the PAS's HL7 v2 SIU
 	// copies (off when empty); FeedToken is the bearer secret for POST
@@ -249,6 +254,9 @@ func Load(getenv func(string) string, need ...string) (Config, error) {
 	c.PollOverlap = d
 	if c.PKBCallsPerHour, err = strconv.Atoi(get(PKBCallsPerHour)); err != nil || c.PKBCallsPerHour < 1 || c.PKBCallsPerHour > 1_000_000 {
 		return Config{}, &Error{PKBCallsPerHour, "must be a whole number of calls from 1 to 1000000"}
+	}
+	if c.WorkflowCache, err = strconv.Atoi(get(WorkflowCache)); err != nil || c.WorkflowCache < 10 || c.WorkflowCache > 1_000_000 {
+		return Config{}, &Error{WorkflowCache, "must be a whole number of workflows from 10 to 1000000"}
 	}
 	if c.FirstCheckAfter, err = time.ParseDuration(get(FirstCheckAfter)); err != nil || c.FirstCheckAfter < time.Second || c.FirstCheckAfter > 24*time.Hour {
 		return Config{}, &Error{FirstCheckAfter, "must be a duration from 1s to 24h, such as 5m"}

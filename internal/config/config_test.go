@@ -48,6 +48,7 @@ func TestMalformedValuesNameTheVariableNotTheValue(t *testing.T) {
 		{TriageSLAHours, "-3", "config: REBOOK_TRIAGE_SLA_HOURS must be a whole number of hours from 1 to 8760"},
 		{TriageSLAHours, "two days", "config: REBOOK_TRIAGE_SLA_HOURS must be a whole number of hours from 1 to 8760"},
 		{EncryptionKey, "c2hvcnQ=", "config: REBOOK_ENCRYPTION_KEY must decode to 32 bytes, not 5 (make one with: openssl rand -base64 32)"},
+		{WorkflowCache, "5", "config: REBOOK_WORKFLOW_CACHE must be a whole number of workflows from 10 to 1000000"},
 		{OIDCIssuer, "login.example/tenant", "config: REBOOK_OIDC_ISSUER must be an http:// or https:// URL"},
 		{LocalUsers, "dev:superuser:", "config: REBOOK_LOCAL_USERS user dev: role \"superuser\" is not staff, operator or admin"},
 		{EncryptionKey, "not base64 at all!", "config: REBOOK_ENCRYPTION_KEY must be 32 bytes written as base64 or 64 hex digits (make one with: openssl rand -base64 32)"},
