@@ -111,7 +111,7 @@ type Config struct {
 	PKBCallsPerHour int
 	// WorkflowCache is how many workflows a worker keeps in memory
 	// between their tasks (Temporal's sticky cache).
-	WorkflowCache int
+	WorkflowCache   int
 	FirstCheckAfter time.Duration
 	// MLLPAddr is where `starter serve` listens for the PAS's HL7 v2 SIU
 	// copies (off when empty); FeedToken is the bearer secret for POST

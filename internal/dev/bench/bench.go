@@ -76,7 +76,7 @@ type Options struct {
 	// Settle is how long after the last card the waiting worker's memory
 	// is read; 30 s if zero.
 	Settle time.Duration
-	Log     io.Writer
+	Log    io.Writer
 }
 
 // Result is what a run measured.
