@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -93,8 +94,22 @@ func portFree(ip string, port int) bool {
 	return true
 }
 
+// errExited is a server that stopped before it answered.
+var errExited = errors.New("devserver: Temporal dev server exited during start-up")
+
 // Start launches the dev server and returns once it answers health checks.
+// On a port it picked itself, a server that exits at start-up (another
+// test's server took the port between the check and the bind) is tried
+// again on another, twice.
 func Start(ctx context.Context, o Options) (*Server, error) {
+	s, err := start(ctx, o)
+	for attempt := 0; attempt < 2 && o.Port == 0 && errors.Is(err, errExited); attempt++ {
+		s, err = start(ctx, o)
+	}
+	return s, err
+}
+
+func start(ctx context.Context, o Options) (*Server, error) {
 	if o.IP == "" {
 		o.IP = "127.0.0.1"
 	}
@@ -137,8 +152,11 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	}
 	s.cmd = exec.Command(o.Binary, args...)
 	s.cmd.SysProcAttr = sysProcAttr()
+	var early bytes.Buffer // what a server that fails at start-up says
 	if o.Log != nil {
 		s.cmd.Stdout, s.cmd.Stderr = o.Log, o.Log
+	} else {
+		s.cmd.Stderr = &limited{w: &early, n: 4096}
 	}
 	if err := s.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("devserver: start %s: %w", o.Binary, err)
@@ -149,7 +167,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	for {
 		select {
 		case <-s.exited:
-			return nil, fmt.Errorf("devserver: Temporal dev server exited during start-up: %v", s.waitErr)
+			return nil, fmt.Errorf("%w: %v: %s", errExited, s.waitErr, strings.TrimSpace(early.String()))
 		case <-ctx.Done():
 			s.Stop()
 			return nil, ctx.Err()
@@ -201,3 +219,18 @@ func (quiet) Debug(string, ...interface{}) {}
 func (quiet) Info(string, ...interface{})  {}
 func (quiet) Warn(string, ...interface{})  {}
 func (quiet) Error(string, ...interface{}) {}
+
+// limited writes the first n bytes to w and drops the rest.
+type limited struct {
+	w io.Writer
+	n int
+}
+
+func (l *limited) Write(p []byte) (int, error) {
+	if l.n > 0 {
+		k := min(len(p), l.n)
+		_, _ = l.w.Write(p[:k])
+		l.n -= k
+	}
+	return len(p), nil
+}
