@@ -101,6 +101,9 @@ type Candidate struct {
 	Step    string
 	// Skip says why the run is left alone.
 	Skip string
+	// input is what the run was started with, from the history Select
+	// read, for a restart.
+	input *commonpb.Payloads
 }
 
 // Options tune Select and Run.
@@ -131,6 +134,9 @@ func Select(ctx context.Context, tc client.Client, query string, o Options) ([]C
 			return false, err
 		}
 		c.Failure, c.ResetTo, c.Step = lastGoodPoint(h)
+		if evs := h.GetEvents(); len(evs) > 0 {
+			c.input = evs[0].GetWorkflowExecutionStartedEventAttributes().GetInput()
+		}
 		if o.Failure != "" && !strings.Contains(strings.ToLower(c.Failure), strings.ToLower(o.Failure)) {
 			return false, nil
 		}
@@ -283,16 +289,11 @@ func reset(ctx context.Context, tc client.Client, ns string, c Candidate) (strin
 // restart starts the request again from its PKB message, as the poller
 // would, with the same workflow id.
 func restart(ctx context.Context, tc client.Client, dc converter.DataConverter, c Candidate) (string, error) {
-	h, err := firstEvent(ctx, tc, c)
-	if err != nil {
-		return "", err
-	}
-	in := h.GetWorkflowExecutionStartedEventAttributes().GetInput()
-	if len(in.GetPayloads()) == 0 {
+	if len(c.input.GetPayloads()) == 0 {
 		return "", fmt.Errorf("restart %s: its first event holds no input", c.WorkflowID)
 	}
 	var ref activities.MessageRef
-	if err := dc.FromPayload(in.GetPayloads()[0], &ref); err != nil {
+	if err := dc.FromPayload(c.input.GetPayloads()[0], &ref); err != nil {
 		return "", fmt.Errorf("restart %s: read its message reference: %w", c.WorkflowID, err)
 	}
 	if ref.ID == "" {
@@ -307,16 +308,4 @@ func restart(ctx context.Context, tc client.Client, dc converter.DataConverter, 
 		return "", fmt.Errorf("restart %s: %w", c.WorkflowID, err)
 	}
 	return run.GetRunID(), nil
-}
-
-func firstEvent(ctx context.Context, tc client.Client, c Candidate) (*historypb.HistoryEvent, error) {
-	it := tc.GetWorkflowHistory(ctx, c.WorkflowID, c.RunID, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	if !it.HasNext() {
-		return nil, fmt.Errorf("restart %s: no history", c.WorkflowID)
-	}
-	e, err := it.Next()
-	if err != nil {
-		return nil, fmt.Errorf("restart %s: %w", c.WorkflowID, err)
-	}
-	return e, nil
 }

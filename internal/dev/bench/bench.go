@@ -11,7 +11,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -19,7 +18,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,9 +29,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/workflowservice/v1"
+	workflowpb "go.temporal.io/api/workflow/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
@@ -45,7 +42,9 @@ import (
 	"github.com/rebookhq/rebook/internal/dev/devserver"
 	"github.com/rebookhq/rebook/internal/dev/pkbsim"
 	"github.com/rebookhq/rebook/internal/dev/slackfake"
+	"github.com/rebookhq/rebook/internal/dev/testdb"
 	"github.com/rebookhq/rebook/internal/pkbauth"
+	"github.com/rebookhq/rebook/internal/replay"
 	"github.com/rebookhq/rebook/internal/routing"
 	"github.com/rebookhq/rebook/internal/schedules"
 	"github.com/rebookhq/rebook/internal/store"
@@ -157,11 +156,11 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	defer srv.Stop()
 	say("Temporal dev server at %s", srv.Address)
 
-	dbURL, drop, err := scratchDatabase(ctx, o.ServerURL)
+	dbURL, drop, err := testdb.Scratch(o.ServerURL, "rebook_bench_")
 	if err != nil {
 		return res, err
 	}
-	defer drop()
+	defer func() { _ = drop() }()
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	st, err := store.Open(ctx, dbURL, key)
@@ -382,28 +381,19 @@ func floor(ctx context.Context, tc client.Client, n int, timeout time.Duration) 
 // run: closed ones (continued as new) from visibility, open ones from
 // Temporal, as visibility has no length for a running workflow.
 func forEachRequest(ctx context.Context, tc client.Client, each func(events int64)) error {
-	var token []byte
-	for {
-		page, err := tc.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Namespace: "default",
-			Query: "WorkflowType = '" + workflows.AppointmentRequestWorkflow + "'", NextPageToken: token})
-		if err != nil {
-			return err
-		}
-		for _, e := range page.GetExecutions() {
-			n := e.GetHistoryLength()
-			if e.GetStatus() == enums.WORKFLOW_EXECUTION_STATUS_RUNNING || n == 0 {
-				d, err := tc.DescribeWorkflowExecution(ctx, e.GetExecution().GetWorkflowId(), e.GetExecution().GetRunId())
-				if err != nil {
-					return err
-				}
-				n = d.GetWorkflowExecutionInfo().GetHistoryLength()
+	q := "WorkflowType = '" + workflows.AppointmentRequestWorkflow + "'"
+	return replay.ForEach(ctx, tc, "default", q, func(e *workflowpb.WorkflowExecutionInfo) (bool, error) {
+		n := e.GetHistoryLength()
+		if e.GetStatus() == enums.WORKFLOW_EXECUTION_STATUS_RUNNING || n == 0 {
+			d, err := tc.DescribeWorkflowExecution(ctx, e.GetExecution().GetWorkflowId(), e.GetExecution().GetRunId())
+			if err != nil {
+				return false, err
 			}
-			each(n)
+			n = d.GetWorkflowExecutionInfo().GetHistoryLength()
 		}
-		if token = page.GetNextPageToken(); len(token) == 0 {
-			return nil
-		}
-	}
+		each(n)
+		return false, nil
+	})
 }
 
 func quantile(sorted []float64, q float64) float64 {
@@ -426,30 +416,6 @@ func until(ctx context.Context, timeout time.Duration, cond func() bool) error {
 		}
 	}
 	return nil
-}
-
-func scratchDatabase(ctx context.Context, serverURL string) (string, func(), error) {
-	cfg, err := pgx.ParseConfig(serverURL)
-	if err != nil {
-		return "", nil, err
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	name := "rebook_bench_" + hex.EncodeToString(b)
-	u, err := url.Parse(serverURL)
-	if err != nil {
-		return "", nil, err
-	}
-	u.Path = "/" + name
-	drop := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if conn, err := pgx.ConnectConfig(ctx, cfg); err == nil {
-			_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
-			_ = conn.Close(ctx)
-		}
-	}
-	return u.String(), drop, nil
 }
 
 // proc is the worker process.

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"testing"
@@ -31,30 +32,45 @@ func URL(t testing.TB) string {
 	if testing.Short() {
 		t.Skip("needs PostgreSQL (make test runs it)")
 	}
-	cfg, err := pgx.ParseConfig(ServerURL())
+	u, drop, err := Scratch(ServerURL(), "rebook_test_")
 	if err != nil {
 		t.Fatalf("testdb: REBOOK_TEST_DATABASE_URL: %v", err)
 	}
+	t.Cleanup(func() {
+		if err := drop(); err != nil {
+			t.Errorf("testdb: %v", err)
+		}
+	})
+	return u
+}
+
+// Scratch names a new database on the server of serverURL, for whoever
+// opens it first to create, and returns its URL and what drops it.
+func Scratch(serverURL, prefix string) (string, func() error, error) {
+	cfg, err := pgx.ParseConfig(serverURL)
+	if err != nil {
+		return "", nil, err
+	}
+	u, err := url.Parse(serverURL)
+	if err != nil {
+		return "", nil, err
+	}
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
-	name := "rebook_test_" + hex.EncodeToString(b)
-	t.Cleanup(func() {
+	name := prefix + hex.EncodeToString(b)
+	u.Path = "/" + name
+	drop := func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		conn, err := pgx.ConnectConfig(ctx, cfg)
 		if err != nil {
-			t.Errorf("testdb: drop %s: %v", name, err)
-			return
+			return fmt.Errorf("drop %s: %w", name, err)
 		}
 		defer func() { _ = conn.Close(ctx) }()
 		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
-			t.Errorf("testdb: drop %s: %v", name, err)
+			return fmt.Errorf("drop %s: %w", name, err)
 		}
-	})
-	u, err := url.Parse(ServerURL())
-	if err != nil {
-		t.Fatalf("testdb: REBOOK_TEST_DATABASE_URL: %v", err)
+		return nil
 	}
-	u.Path = "/" + name
-	return u.String()
+	return u.String(), drop, nil
 }
