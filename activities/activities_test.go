@@ -14,6 +14,7 @@ import (
 	"github.com/rebookhq/rebook/internal/dev/pkbsim"
 	"github.com/rebookhq/rebook/internal/dev/testrig"
 	"github.com/rebookhq/rebook/internal/store"
+	"github.com/rebookhq/rebook/internal/subject"
 	"github.com/rebookhq/rebook/workflows"
 )
 
@@ -115,6 +116,47 @@ func TestRequestActivitiesReadMatchAndResolve(t *testing.T) {
 	require.NoError(t, r.run(t, &f, r.Set.Request.FetchMessage, activities.MessageRef{ID: bad.ID, Timestamp: bad.Timestamp}))
 	assert.False(t, f.Readable)
 	assert.NotEmpty(t, f.Reason)
+}
+
+// The PAS may rebook before Rebook matches the request (the worker was
+// down, the booking office was quick): the new booking is not among what
+// the patient already had, so the change request closes on it. Found by
+// make chaos, where such a request stayed open for good.
+func TestMatchAfterThePASRebookedStillClosesOnTheNewBooking(t *testing.T) {
+	r := newRig(t)
+	var e pkbsim.Expectation
+	for _, x := range r.DS.Expect {
+		if x.Kind == pkbsim.KindRoutable && x.RequestType == subject.Change {
+			e = x
+			break
+		}
+	}
+	require.NotEmpty(t, e.MessageID, "the scenario has a routable change request")
+	m := r.Message(e.MessageID)
+	var f activities.MessageFacts
+	require.NoError(t, r.run(t, &f, r.Set.Request.FetchMessage, activities.MessageRef{ID: m.ID, Timestamp: m.Timestamp}))
+
+	newID, err := r.Sim.Rebook(e.AppointmentID, f.Start.AddDate(0, 0, 7))
+	require.NoError(t, err)
+
+	var match activities.Match
+	require.NoError(t, r.run(t, &match, r.Set.Request.MatchAppointment, activities.MatchInput{PatientID: f.PatientID, Start: f.Start, Subject: f.Subject, ReceivedAt: f.ReceivedAt}))
+	require.True(t, match.Found, match.Reason)
+	assert.Equal(t, e.AppointmentID, match.AppointmentID)
+	assert.NotContains(t, match.Known, newID, "a booking made since the patient wrote is not one they had")
+
+	var seen []activities.AppointmentUpdate
+	require.NoError(t, r.run(t, &seen, r.Set.Appointments.CheckAppointment, activities.CheckInput{AppointmentID: match.AppointmentID, PatientID: f.PatientID,
+		SpecialtyCode: match.SpecialtyCode, RequestType: f.Type, ReceivedAt: f.ReceivedAt, Known: match.Known}))
+	ev := activities.Evidence{RequestType: f.Type, AppointmentID: match.AppointmentID, Start: match.Start, SpecialtyCode: match.SpecialtyCode,
+		ReceivedAt: f.ReceivedAt, Known: match.Known}
+	v := ev.Judge(seen, time.Now())
+	assert.Equal(t, activities.VerdictActioned, v.Kind, "closed as %q", v.How)
+
+	// Without the message's time (a request matched before it was sent),
+	// the new booking is taken as known, as before: kept for replay.
+	require.NoError(t, r.run(t, &match, r.Set.Request.MatchAppointment, activities.MatchInput{PatientID: f.PatientID, Start: f.Start, Subject: f.Subject}))
+	assert.Contains(t, match.Known, newID)
 }
 
 // routedRequest puts the scenario's first routable request in the read

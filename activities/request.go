@@ -81,11 +81,20 @@ func (a *RequestActivities) MatchAppointment(ctx context.Context, in MatchInput)
 	if err != nil {
 		return Match{}, a.PKB.err(ctx, err)
 	}
+	// A booking made since the patient wrote is the PAS's answer, not one
+	// the patient had: the PAS may act before Rebook matches (a worker
+	// down for minutes, a fast booking office), and counting it as known
+	// would keep a change request open for good.
 	m.Known = []string{}
 	for _, ap := range all {
-		if d := describe(ap); d.SpecialtyCode == m.SpecialtyCode && d.AppointmentID != m.AppointmentID {
-			m.Known = append(m.Known, d.AppointmentID)
+		d := describe(ap)
+		if d.SpecialtyCode != m.SpecialtyCode || d.AppointmentID == m.AppointmentID {
+			continue
 		}
+		if u := updateOf(ap); !in.ReceivedAt.IsZero() && u.Created.After(in.ReceivedAt) {
+			continue
+		}
+		m.Known = append(m.Known, d.AppointmentID)
 	}
 	return m, nil
 }

@@ -30,6 +30,11 @@ type MatchInput struct {
 	PatientID string
 	Start     time.Time
 	Subject   string
+	// ReceivedAt is when the patient sent the message: a booking PKB
+	// shows created after it is not among the appointments the patient
+	// already had (Match.Known), even when the PAS acted before Rebook
+	// matched the request. Zero in requests started before it was sent.
+	ReceivedAt time.Time
 }
 
 // Match is the appointment found, or why none was.

@@ -286,7 +286,7 @@ func (r *request) intake(ctx workflow.Context) error {
 	case !r.facts.Readable:
 		r.reasons = append(r.reasons, "subject not understood: "+r.facts.Reason)
 	default:
-		err := read(requestActs.MatchAppointment, activities.MatchInput{PatientID: r.facts.PatientID, Start: r.facts.Start, Subject: r.facts.Subject}).Get(ctx, &r.match)
+		err := read(requestActs.MatchAppointment, activities.MatchInput{PatientID: r.facts.PatientID, Start: r.facts.Start, Subject: r.facts.Subject, ReceivedAt: r.facts.ReceivedAt}).Get(ctx, &r.match)
 		if err != nil {
 			reason, err := business(err, "searching PKB's appointments")
 			if err != nil {

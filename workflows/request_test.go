@@ -83,7 +83,7 @@ var found = activities.Match{Found: true, AppointmentID: "appt-1", Status: "pend
 func (s *requestSuite) intake(f activities.MessageFacts, m activities.Match, n activities.NationalID, triage bool, sla int) {
 	s.env.OnActivity(requestA.FetchMessage, mock.Anything, ref).Return(f, nil).Once()
 	if f.Readable {
-		s.env.OnActivity(requestA.MatchAppointment, mock.Anything, activities.MatchInput{PatientID: "pat-1", Start: apptAt, Subject: f.Subject}).Return(m, nil).Once()
+		s.env.OnActivity(requestA.MatchAppointment, mock.Anything, activities.MatchInput{PatientID: "pat-1", Start: apptAt, Subject: f.Subject, ReceivedAt: f.ReceivedAt}).Return(m, nil).Once()
 	}
 	s.env.OnActivity(requestA.ResolveNationalID, mock.Anything, "pat-1").Return(n, nil).Once()
 	s.env.OnActivity(routeA.RouteToTeam, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.RouteInput) (activities.Route, error) {
