@@ -2,7 +2,7 @@
 GO ?= go
 FUZZTIME ?= 30s
 
-.PHONY: dev test test-unit lint fuzz build clean screenshots record-histories bench
+.PHONY: dev test test-unit lint fuzz build clean screenshots record-histories bench chaos
 
 dev: ## the whole local stack; Ctrl-C stops it (same as: go run ./starter dev)
 	@$(GO) build -o bin/starter ./starter && bin/starter dev
@@ -31,6 +31,12 @@ bench: ## Rebook against the floor of bare Temporal workflows (needs PostgreSQL;
 	$(GO) build -o bin/worker ./worker
 	$(GO) build -o bin/starter ./starter
 	bin/starter bench --requests $(BENCH_REQUESTS) --json bench.json
+
+CHAOS_REQUESTS ?= 1000
+chaos: ## requests through the real stack while it breaks it; fails unless each completes once (about 8 minutes)
+	$(GO) build -o bin/worker ./worker
+	$(GO) build -o bin/starter ./starter
+	bin/starter chaos --requests $(CHAOS_REQUESTS) --json chaos.json
 
 lint: ## gofmt, go vet, staticcheck and Temporal's determinism checker
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -30,6 +30,7 @@ var commands = map[string]command{
 	"fake-slack": {"a fake Slack Web API that prints each post (the compose demo's Slack; make dev runs one itself)", runFakeSlack},
 	"sim-grant":  {"take the PKB grant from the simulator without a browser (the compose demo; a real PKB asks a clinician)", runSimGrant},
 	"bench":      {"Rebook against bare Temporal workflows on this machine: drain rate and ratio, latency, per-request costs (make bench)", runBench},
+	"chaos":      {"requests through the real stack while it kills the worker, restarts Temporal and PostgreSQL, and makes PKB and Slack fail; checks none is lost or doubled (make chaos)", runChaos},
 	"migrate":    {"create the database if missing and bring its schema up to date (the worker also does at start)", runMigrate},
 }
 

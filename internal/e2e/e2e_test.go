@@ -5,26 +5,19 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/slack-go/slack"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/workflowservice/v1"
@@ -156,39 +149,13 @@ func start(t *testing.T, n int, tune ...func(*config.Config)) *stack {
 // press sends a signed block_actions interaction, as Slack would.
 func (s *stack) press(t *testing.T, action, workflowID, user string, at time.Time, secret string) int {
 	t.Helper()
-	cb := slack.InteractionCallback{Type: slack.InteractionTypeBlockActions, User: slack.User{ID: user}, Channel: slack.Channel{GroupConversation: slack.GroupConversation{Conversation: slack.Conversation{ID: slackfake.ChannelID(triage)}}}}
-	cb.ActionCallback.BlockActions = []*slack.BlockAction{{ActionID: action, Value: workflowID}}
-	payload, err := json.Marshal(cb)
+	status, err := slackfake.Press(http.DefaultClient, s.door+"/slack/interactions", secret, triage, user, action, workflowID, at)
 	require.NoError(t, err)
-	body := "payload=" + url.QueryEscape(string(payload))
-	ts := strconv.FormatInt(at.Unix(), 10)
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte("v0:" + ts + ":" + body))
-	req, _ := http.NewRequest(http.MethodPost, s.door+"/slack/interactions", bytes.NewBufferString(body))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("X-Slack-Request-Timestamp", ts)
-	req.Header.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac.Sum(nil)))
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	_ = resp.Body.Close()
-	return resp.StatusCode
+	return status
 }
 
 func (s *stack) startSchedules(ctx context.Context) error {
 	return schedules.Ensure(ctx, s.tc, 2*time.Second, 2*time.Second)
-}
-
-func buttonValue(m slackfake.Message, actionID string) string {
-	for _, b := range m.Blocks.BlockSet {
-		if ab, ok := b.(*slack.ActionBlock); ok {
-			for _, e := range ab.Elements.ElementSet {
-				if btn, ok := e.(*slack.ButtonBlockElement); ok && btn.ActionID == actionID {
-					return btn.Value
-				}
-			}
-		}
-	}
-	return ""
 }
 
 func (s *stack) count(t *testing.T, query string) int64 {
@@ -358,7 +325,7 @@ func (s *stack) closeAll(t *testing.T, n int, wait time.Duration) map[string][]s
 	ctx := context.Background()
 	s.sim.SetAutoPAS(time.Second)
 	for _, ms := range s.slack.Roots(triage) {
-		if wf := buttonValue(ms, slackmsg.ActionDone); wf != "" {
+		if wf := ms.Button(slackmsg.ActionDone); wf != "" {
 			require.Equal(t, http.StatusOK, s.press(t, slackmsg.ActionDone, wf, "UTRIAGE", time.Now(), signingSecret))
 		}
 	}

@@ -133,7 +133,7 @@ func TestOverdueRequestEscalatesAndHistoriesReplay(t *testing.T) {
 	var staffClosed string
 	for ref, ms := range s.cards() {
 		if ref != carried.Route.Ref && s.slack.Name(ms[0].Channel) != triage {
-			staffClosed = buttonValue(ms[0], slackmsg.ActionCantAction)
+			staffClosed = ms[0].Button(slackmsg.ActionCantAction)
 			require.Equal(t, http.StatusOK, s.press(t, slackmsg.ActionCantAction, staffClosed, "USTAFF", time.Now(), signingSecret))
 			break
 		}

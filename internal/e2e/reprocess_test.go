@@ -141,7 +141,7 @@ func TestReprocessFailedRequests(t *testing.T) {
 	waitFor(t, "every request routed again", limit(2*time.Minute), func() bool { return len(s.cards()) >= n })
 	s.sim.SetAutoPAS(time.Second)
 	for _, ms := range s.slack.Roots(triage) {
-		if wf := buttonValue(ms, slackmsg.ActionDone); wf != "" {
+		if wf := ms.Button(slackmsg.ActionDone); wf != "" {
 			require.Equal(t, http.StatusOK, s.press(t, slackmsg.ActionDone, wf, "UTRIAGE", time.Now(), signingSecret))
 		}
 	}

@@ -38,7 +38,7 @@ func TestSocketModePressesReachTheWorkflowOnce(t *testing.T) {
 	// A triaged request: staff's Done closes it without waiting for PKB.
 	var wid string
 	for _, m := range s.slack.Roots(triage) {
-		if wid = buttonValue(m, slackmsg.ActionClaim); wid != "" {
+		if wid = m.Button(slackmsg.ActionClaim); wid != "" {
 			break
 		}
 	}

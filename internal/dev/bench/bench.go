@@ -7,19 +7,15 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -39,6 +35,7 @@ import (
 	"github.com/rebookhq/rebook/activities"
 	"github.com/rebookhq/rebook/internal/app"
 	"github.com/rebookhq/rebook/internal/config"
+	"github.com/rebookhq/rebook/internal/dev/child"
 	"github.com/rebookhq/rebook/internal/dev/devserver"
 	"github.com/rebookhq/rebook/internal/dev/pkbsim"
 	"github.com/rebookhq/rebook/internal/dev/slackfake"
@@ -239,17 +236,18 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 
 	// Rebook's worker, the real binary, as a process of its own.
-	w, err := startWorker(ctx, o.WorkerBinary, tmp, cfg, slack.GetAPIURL())
+	cfg.SlackBotToken, cfg.SlackAPIURL = "xoxb-bench", slack.GetAPIURL()
+	w, workerMetrics, err := startWorker(ctx, o.WorkerBinary, tmp, cfg)
 	if err != nil {
 		return res, err
 	}
-	defer w.stop()
+	defer w.Stop()
 	if err := schedules.Ensure(ctx, tc, time.Second, time.Hour); err != nil {
 		return res, err
 	}
 	t0 := time.Now()
 	say("rebook: draining %d requests", o.Requests)
-	if err := until(ctx, o.Timeout, func() bool { return countPosted() >= o.Requests }); err != nil {
+	if err := child.Until(ctx, o.Timeout, func() bool { return countPosted() >= o.Requests }); err != nil {
 		return res, fmt.Errorf("rebook: %d of %d posted: %w", countPosted(), o.Requests, err)
 	}
 	mu.Lock()
@@ -268,7 +266,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	say("rebook: %.1f s, %.1f requests/s, %.2f of the floor", res.RebookSeconds, res.RebookPerSecond, res.Ratio)
 
 	time.Sleep(2 * time.Second) // the last routes' writes land
-	m, err := w.metrics(ctx)
+	m, err := workerMetrics(ctx)
 	if err != nil {
 		return res, err
 	}
@@ -295,7 +293,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		released[byStamp[stamps[i]]] = time.Now()
 	}
 	tick.Stop()
-	if err := until(ctx, o.Timeout, func() bool { return countPosted() >= o.Requests+o.Arrivals }); err != nil {
+	if err := child.Until(ctx, o.Timeout, func() bool { return countPosted() >= o.Requests+o.Arrivals }); err != nil {
 		return res, fmt.Errorf("arrivals: %d of %d posted: %w", countPosted()-o.Requests, o.Arrivals, err)
 	}
 	var lat []float64
@@ -318,7 +316,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	res.HistoryEventsPerRequest = float64(events) / float64(o.Requests+o.Arrivals)
 	say("waiting: %d requests wait; the worker's memory %s on", o.Requests+o.Arrivals, o.Settle)
 	time.Sleep(o.Settle)
-	res.WorkerWaitingRSSMiB, res.WorkerPeakRSSMiB = w.status("VmRSS:"), w.status("VmHWM:")
+	res.WorkerWaitingRSSMiB, res.WorkerPeakRSSMiB = w.Status("VmRSS:"), w.Status("VmHWM:")
 	return res, nil
 }
 
@@ -403,120 +401,30 @@ func quantile(sorted []float64, q float64) float64 {
 	return sorted[min(len(sorted)-1, int(q*float64(len(sorted))))]
 }
 
-func until(ctx context.Context, timeout time.Duration, cond func() bool) error {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return errors.New("timed out after " + timeout.String())
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return nil
-}
-
-// proc is the worker process.
-type proc struct {
-	cmd     *exec.Cmd
-	metrics func(context.Context) (map[string]float64, error)
-}
-
-func startWorker(ctx context.Context, binary, dir string, cfg config.Config, slackURL string) (*proc, error) {
+// startWorker runs Rebook's worker binary as a process of its own, with
+// its /metrics on a free port.
+func startWorker(ctx context.Context, binary, dir string, cfg config.Config) (*child.Process, func(context.Context) (map[string]float64, error), error) {
 	if binary == "" {
-		return nil, errors.New("bench: the worker binary is needed (go build -o bin/worker ./worker)")
+		return nil, nil, errors.New("bench: the worker binary is needed (go build -o bin/worker ./worker)")
 	}
 	port, err := devserver.FreePort("127.0.0.1")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	logf, err := os.Create(filepath.Join(dir, "worker.log"))
+	// The watcher stays out of the drain: no request is due a check
+	// within the run.
+	cfg.FirstCheckAfter = time.Hour
+	p, err := child.Start(binary, []string{"--health-addr", addr}, child.Env(cfg), filepath.Join(dir, "worker.log"))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	cmd := exec.Command(binary, "--health-addr", addr)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(os.Environ(),
-		config.TemporalAddress+"="+cfg.TemporalAddress, config.TemporalNamespace+"="+cfg.TemporalNamespace,
-		config.DatabaseURL+"="+cfg.DatabaseURL, config.PKBBaseURL+"="+cfg.PKBBaseURL, config.PKBFHIRBaseURL+"="+cfg.PKBFHIRBaseURL,
-		config.PKBClientID+"="+cfg.PKBClientID, config.PKBClientSecret+"="+cfg.PKBClientSecret, config.PKBRedirectURL+"="+cfg.PKBRedirectURL,
-		config.EncryptionKey+"="+base64.StdEncoding.EncodeToString(cfg.EncryptionKey),
-		config.SlackBotToken+"=xoxb-bench", config.SlackAPIURL+"="+slackURL,
-		config.TriageChannel+"="+cfg.TriageChannel, config.AdminChannel+"="+cfg.AdminChannel,
-		// The watcher stays out of the drain: no request is due a check
-		// within the run.
-		config.FirstCheckAfter+"=1h")
-	if err := cmd.Start(); err != nil {
-		return nil, err
+	metrics := func(ctx context.Context) (map[string]float64, error) {
+		return child.Scrape(ctx, "http://"+addr+"/metrics")
 	}
-	p := &proc{cmd: cmd}
-	p.metrics = func(ctx context.Context) (map[string]float64, error) { return scrape(ctx, "http://"+addr+"/metrics") }
-	if err := until(ctx, time.Minute, func() bool { _, err := p.metrics(ctx); return err == nil }); err != nil {
-		p.stop()
-		return nil, fmt.Errorf("bench: the worker did not start; see %s", logf.Name())
+	if err := child.Until(ctx, time.Minute, func() bool { _, err := metrics(ctx); return err == nil }); err != nil {
+		p.Stop()
+		return nil, nil, fmt.Errorf("bench: the worker did not start; see %s", p.Log())
 	}
-	return p, nil
-}
-
-func (p *proc) stop() {
-	_ = p.cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { _ = p.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(40 * time.Second):
-		_ = p.cmd.Process.Kill()
-	}
-}
-
-// status reads a memory line of the process's /proc status (VmHWM: its
-// high-water resident set, VmRSS: now), in MiB.
-func (p *proc) status(field string) float64 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	defer func() { _ = f.Close() }()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), field); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			return kb / 1024
-		}
-	}
-	return 0
-}
-
-// scrape sums each series of a Prometheus text page by name.
-func scrape(ctx context.Context, u string) (map[string]float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: %s", u, resp.Status)
-	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		name := line[:strings.IndexAny(line, "{ ")]
-		v, err := strconv.ParseFloat(line[strings.LastIndex(line, " ")+1:], 64)
-		if err == nil {
-			out[name] += v
-		}
-	}
-	return out, sc.Err()
+	return p, metrics, nil
 }

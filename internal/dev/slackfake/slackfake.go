@@ -7,12 +7,15 @@
 package slackfake
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -43,18 +46,24 @@ type Server struct {
 	failNext map[string]int    // method -> failures to inject
 	refuse   map[string]string // channel id -> Slack error code for every post
 	onPost   func(Message)
+	// limitShare of Web API calls are answered 429 with limitAfter as
+	// Retry-After (RateLimit); limited counts them.
+	limitShare float64
+	limitAfter time.Duration
+	calls      int64
+	limited    int64
 }
 
 // New starts a fake. onPost, if set, sees every message posted or edited.
 func New(onPost func(Message)) *Server {
 	s := &Server{names: map[string]string{}, failNext: map[string]int{}, refuse: map[string]string{}, onPost: onPost}
 	s.Server = slacktest.NewTestServer(func(c slacktest.Customize) {
-		c.Handle("/chat.postMessage", s.post)
-		c.Handle("/chat.update", s.update)
-		c.Handle("/chat.postEphemeral", s.ephemeral)
-		c.Handle("/conversations.history", s.history)
-		c.Handle("/conversations.replies", s.replies)
-		c.Handle("/conversations.list", s.list)
+		c.Handle("/chat.postMessage", s.rateLimited(s.post))
+		c.Handle("/chat.update", s.rateLimited(s.update))
+		c.Handle("/chat.postEphemeral", s.rateLimited(s.ephemeral))
+		c.Handle("/conversations.history", s.rateLimited(s.history))
+		c.Handle("/conversations.replies", s.rateLimited(s.replies))
+		c.Handle("/conversations.list", s.rateLimited(s.list))
 	})
 	s.Start()
 	return s
@@ -87,6 +96,42 @@ func (s *Server) RefuseIn(channel, code string) {
 		return
 	}
 	s.refuse[ChannelID(channel)] = code
+}
+
+// RateLimit answers share (0 to 1) of the Web API calls from now on with
+// HTTP 429 and Retry-After, as Slack does past a method's rate limit,
+// spread evenly; 0 lifts it.
+func (s *Server) RateLimit(share float64, retryAfter time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.limitShare, s.limitAfter, s.calls = share, retryAfter, 0
+}
+
+// RateLimited is how many calls were answered 429.
+func (s *Server) RateLimited() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.limited
+}
+
+func (s *Server) rateLimited(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		share, after := s.limitShare, s.limitAfter
+		s.calls++
+		// Every call whose share crosses a whole number is refused.
+		refuse := share > 0 && int64(float64(s.calls)*share) > int64(float64(s.calls-1)*share)
+		if refuse {
+			s.limited++
+		}
+		s.mu.Unlock()
+		if refuse {
+			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(after.Seconds()))))
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		h(w, r)
+	}
 }
 
 // FailNext makes the next n calls to method ("chat.postMessage") fail
@@ -290,4 +335,48 @@ func (s *Server) Name(id string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.names[id]
+}
+
+// Button is the value of the message's button with actionID, or "".
+func (m Message) Button(actionID string) string {
+	for _, b := range m.Blocks.BlockSet {
+		if ab, ok := b.(*slack.ActionBlock); ok {
+			for _, e := range ab.Elements.ElementSet {
+				if btn, ok := e.(*slack.ButtonBlockElement); ok && btn.ActionID == actionID {
+					return btn.Value
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// Press sends what Slack sends to an app's interactivity URL when user
+// presses a button (block_actions) in channel, signed with the app's
+// signing secret as of at, and returns the answer's status.
+func Press(client *http.Client, interactionsURL, secret, channel, user, actionID, value string, at time.Time) (int, error) {
+	cb := slack.InteractionCallback{Type: slack.InteractionTypeBlockActions, User: slack.User{ID: user},
+		Channel: slack.Channel{GroupConversation: slack.GroupConversation{Conversation: slack.Conversation{ID: ChannelID(channel)}}}}
+	cb.ActionCallback.BlockActions = []*slack.BlockAction{{ActionID: actionID, Value: value, ActionTs: fmt.Sprintf("%d.%06d", at.Unix(), at.Nanosecond()/1000)}}
+	payload, err := json.Marshal(cb)
+	if err != nil {
+		return 0, err
+	}
+	body := "payload=" + url.QueryEscape(string(payload))
+	ts := strconv.FormatInt(at.Unix(), 10)
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte("v0:" + ts + ":" + body))
+	req, err := http.NewRequest(http.MethodPost, interactionsURL, strings.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Slack-Request-Timestamp", ts)
+	req.Header.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac.Sum(nil)))
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode, nil
 }
