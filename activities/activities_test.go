@@ -211,6 +211,38 @@ func TestAppointmentActivitiesSeeThePASAct(t *testing.T) {
 	assert.EqualValues(t, 1, r.Sim.Counters()[pkbsim.CounterOrgWideRefused])
 }
 
+// The watcher tells a waiting request what PKB shows only when it differs
+// from what it told it last: checks that find nothing new add no history.
+// Routing the request again (a restart) clears what it was told.
+func TestWatcherTellsARequestOnlyWhatIsNew(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	e, m, wid := r.routedRequest(t)
+	check := func() activities.WatchResult {
+		t.Helper()
+		require.NoError(t, r.Store.ScheduleCheck(ctx, m.ID, time.Now().Add(-time.Minute), 10*time.Minute, time.Time{}))
+		var res activities.WatchResult
+		require.NoError(t, r.run(t, &res, r.Set.Appointments.WatchAppointments))
+		require.Equal(t, 1, res.Patients, "the patient was checked")
+		return res
+	}
+	assert.Equal(t, 1, check().Signalled, "the first check tells the request")
+	assert.Equal(t, 0, check().Signalled, "nothing changed: not told again")
+	assert.Equal(t, 0, check().Signalled)
+	require.Len(t, r.Requests.Seen[wid], 1)
+
+	require.NoError(t, r.Sim.Cancel(e.AppointmentID))
+	assert.Equal(t, 1, check().Signalled, "a change is told")
+	assert.Equal(t, "cancelled", r.Requests.Seen[wid][1][0].Status)
+	assert.Equal(t, 0, check().Signalled)
+
+	row, err := r.Store.Request(ctx, m.ID)
+	require.NoError(t, err)
+	require.NoError(t, r.Store.SaveRequest(ctx, row))
+	assert.Equal(t, 1, check().Signalled, "a request routed again is told afresh")
+	require.Len(t, r.Requests.Seen[wid], 3)
+}
+
 // Where PKB answers a search across all patients (the simulator's option),
 // the watcher uses it instead.
 func TestWatcherUsesAnOrgWideSearchWhereAllowed(t *testing.T) {

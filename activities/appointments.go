@@ -2,7 +2,12 @@ package activities
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -22,7 +27,7 @@ type AppointmentActivities struct {
 	Store    *store.Store
 	Requests Requests
 	// CallsPerHour is REBOOK_PKB_CALLS_PER_HOUR, the watcher's PKB budget
-	// (600 if zero); FirstCheckAfter is REBOOK_FIRST_CHECK_AFTER (5 min).
+	// (3,000 if zero); FirstCheckAfter is REBOOK_FIRST_CHECK_AFTER (5 min).
 	CallsPerHour    int
 	FirstCheckAfter time.Duration
 	// Now is the clock (time.Now if nil); benchmarks run it faster.
@@ -182,7 +187,7 @@ const watchCarry = 5 * time.Minute
 func (a *AppointmentActivities) perCall() time.Duration {
 	budget := a.CallsPerHour
 	if budget <= 0 {
-		budget = 600
+		budget = 3000
 	}
 	// rate·(1h + carry) = budget.
 	return time.Duration(float64(time.Hour+watchCarry) / float64(budget))
@@ -269,11 +274,18 @@ func (a *AppointmentActivities) checkPatient(ctx context.Context, patientID stri
 				seen = append(seen, u)
 			}
 		}
+		// Told only what it has not been told: each signal is history,
+		// and a request waiting for weeks is checked every few hours.
 		if len(seen) > 0 && seen[0].AppointmentID == w.AppointmentID {
-			if err := a.Requests.AppointmentsSeen(ctx, w.WorkflowID, seen); err != nil {
-				return signalled, err
+			if d := digest(seen); d != w.SeenDigest {
+				if err := a.Requests.AppointmentsSeen(ctx, w.WorkflowID, seen); err != nil {
+					return signalled, err
+				}
+				signalled++
+				if err := a.Store.SetSeenDigest(ctx, w.MessageID, d); err != nil {
+					return signalled, err
+				}
 			}
-			signalled++
 		}
 		every := a.nextEvery(w, now)
 		if err := a.Store.ScheduleCheck(ctx, w.MessageID, now.Add(every), every, time.Time{}); err != nil {
@@ -281,6 +293,16 @@ func (a *AppointmentActivities) checkPatient(ctx context.Context, patientID stri
 		}
 	}
 	return signalled, nil
+}
+
+// digest identifies a snapshot: the request's appointment, then the
+// others in PKB's order, which a search need not keep, so sorted.
+func digest(seen []AppointmentUpdate) string {
+	rest := slices.Clone(seen[1:])
+	slices.SortFunc(rest, func(a, b AppointmentUpdate) int { return strings.Compare(a.AppointmentID, b.AppointmentID) })
+	b, _ := json.Marshal(append([]AppointmentUpdate{seen[0]}, rest...))
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:12])
 }
 
 // nextEvery doubles a request's spacing of checks up to 4 hours, and

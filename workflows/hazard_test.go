@@ -134,34 +134,56 @@ func TestHazardMessageWithoutPatientGoesToTriage(t *testing.T) {
 // search-attribute upserts (4 a run), and the continue-as-new (1). The
 // workflow reads the count as its history length.
 type chain struct {
-	t       *testing.T
+	t       testing.TB
 	r       *testrig.Rig
 	events  []*timed
 	lengths []int // each run's history, as counted
 	env     *testsuite.TestWorkflowEnvironment
+	// count adds to the current run's count; total is every run's so far,
+	// the current one's included; signals counts the watcher's signals.
+	count   func(int)
+	total   int
+	signals int
+	// others, if set, says which workflow ids are other waiting
+	// requests, not the one run here.
+	others func(workflowID string) bool
 }
 
 type timed struct {
 	after time.Duration
 	do    func()
 	done  bool
+	quiet bool // not a signal: writes no history itself
 }
 
 func (c *chain) at(after time.Duration, do func()) {
 	c.events = append(c.events, &timed{after: after, do: do})
 }
 
+// quietly runs do at after, counting only what it signals.
+func (c *chain) quietly(after time.Duration, do func()) {
+	c.events = append(c.events, &timed{after: after, do: do, quiet: true})
+}
+
 // watch runs the real watcher every interval until the chain has run for
 // until, on the test clock, its snapshots signalled to the current run:
 // how a request learns what PKB shows between its own daily checks.
-func (c *chain) watch(every, until time.Duration) {
+func (c *chain) watch(every, until time.Duration) { c.watchBetween(every, every, until) }
+
+// watchBetween runs the watcher every interval from from until until.
+func (c *chain) watchBetween(from, every, until time.Duration) {
 	c.r.Set.Appointments.Now = func() time.Time { return c.env.Now() }
 	c.r.Set.Appointments.CallsPerHour = 3600
-	c.r.Requests.Forward = func(_ string, seen []activities.AppointmentUpdate) {
+	c.r.Requests.Forward = func(wid string, seen []activities.AppointmentUpdate) {
+		if c.others != nil && c.others(wid) {
+			return // another waiting request, not run here
+		}
+		c.signals++
+		c.count(4)
 		c.env.SignalWorkflow(workflows.SignalAppointmentsSeen, seen)
 	}
-	for at := every; at <= until; at += every {
-		c.at(at, func() {
+	for at := from; at <= until; at += every {
+		c.quietly(at, func() {
 			_, err := c.r.Set.Appointments.WatchAppointments(context.Background())
 			require.NoError(c.t, err)
 		})
@@ -187,7 +209,8 @@ func (c *chain) run(ref activities.MessageRef, start time.Time) (workflows.Outco
 		c.env = env
 		env.SetStartTime(now)
 		n := 0
-		count := func(k int) { n += k; env.SetCurrentHistoryLength(n) }
+		count := func(k int) { n += k; c.total += k; env.SetCurrentHistoryLength(n) }
+		c.count = count
 		count(4 + 4)
 		env.SetOnActivityStartedListener(func(*activity.Info, context.Context, converter.EncodedValues) { count(6) })
 		env.SetOnTimerScheduledListener(func(string, time.Duration) { count(1) })
@@ -197,7 +220,13 @@ func (c *chain) run(ref activities.MessageRef, start time.Time) (workflows.Outco
 			if e.done {
 				continue
 			}
-			env.RegisterDelayedCallback(func() { e.done = true; count(4); e.do() }, start.Add(e.after).Sub(now))
+			env.RegisterDelayedCallback(func() {
+				e.done = true
+				if !e.quiet {
+					count(4)
+				}
+				e.do()
+			}, start.Add(e.after).Sub(now))
 		}
 		env.ExecuteWorkflow(workflows.AppointmentRequestWorkflow, ref, carried)
 		require.True(c.t, env.IsWorkflowCompleted())
@@ -224,7 +253,7 @@ func (c *chain) run(ref activities.MessageRef, start time.Time) (workflows.Outco
 
 // routable is the scenario's first routable request of a type, its
 // message and its appointment.
-func routable(t *testing.T, r *testrig.Rig, typ subject.RequestType) (pkbsim.Message, pkbsim.Appointment) {
+func routable(t testing.TB, r *testrig.Rig, typ subject.RequestType) (pkbsim.Message, pkbsim.Appointment) {
 	for _, e := range r.DS.Expect {
 		if e.Kind == pkbsim.KindRoutable && e.RequestType == typ {
 			for _, a := range r.DS.Appointments {

@@ -69,7 +69,7 @@ var defaults = map[string]string{
 	AdminChannel:      "rebook-admin",
 	TriageSLAHours:    "24",
 	PollOverlap:       "10m",
-	PKBCallsPerHour:   "600",
+	PKBCallsPerHour:   "3000",
 	WorkflowCache:     "2000",
 	FirstCheckAfter:   "5m",
 	OIDCRolesClaim:    "roles",

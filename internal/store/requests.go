@@ -74,7 +74,7 @@ func (s *Store) SaveRequest(ctx context.Context, r Request) error {
 		    patient_id = EXCLUDED.patient_id, triage = EXCLUDED.triage, flags = EXCLUDED.flags,
 		    reason = EXCLUDED.reason, claimed_by = EXCLUDED.claimed_by, closed_by = EXCLUDED.closed_by,
 		    close_note = EXCLUDED.close_note, closed_at = EXCLUDED.closed_at, placer_id = EXCLUDED.placer_id,
-		    state_seq = 0, updated_at = now()`,
+		    state_seq = 0, seen_digest = '', updated_at = now()`,
 		r.MessageID, r.WorkflowID, r.State, r.RequestType, r.Specialty, r.SpecialtyCode, r.Clinic, r.Team,
 		r.AppointmentID, r.AppointmentStart, r.PatientID, r.Triage, r.Flags, r.Reason,
 		r.ClaimedBy, r.ClosedBy, r.CloseNote, r.ReceivedAt, r.ClosedAt, r.Ref, r.PlacerID)

@@ -24,6 +24,15 @@ func (s *Store) ScheduleCheck(ctx context.Context, messageID string, at time.Tim
 	return nil
 }
 
+// SetSeenDigest records the digest of what the watcher has just told a
+// waiting request. Routing the request again clears it (SaveRequest).
+func (s *Store) SetSeenDigest(ctx context.Context, messageID, digest string) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE requests SET seen_digest = $2 WHERE message_id = $1`, messageID, digest); err != nil {
+		return fmt.Errorf("store: set seen digest: %w", err)
+	}
+	return nil
+}
+
 // DuePatients are the patients with a waiting, matched request whose next
 // check is due by now, the longest overdue first, at most limit.
 func (s *Store) DuePatients(ctx context.Context, now time.Time, limit int) ([]string, error) {
@@ -43,11 +52,14 @@ type Waiting struct {
 	NextCheckAt *time.Time
 	CheckEvery  time.Duration
 	DueAt       *time.Time
+	// SeenDigest is the digest of what the watcher last told the request
+	// (SetSeenDigest); empty since it was routed.
+	SeenDigest string
 }
 
 // WaitingOf returns a patient's waiting, matched requests.
 func (s *Store) WaitingOf(ctx context.Context, patientID string) ([]Waiting, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+requestColumns+`, next_check_at, check_every_s, due_at FROM requests
+	rows, err := s.pool.Query(ctx, `SELECT `+requestColumns+`, next_check_at, check_every_s, due_at, seen_digest FROM requests
 		WHERE closed_at IS NULL AND patient_id = $1 AND appointment_id <> ''`, patientID)
 	if err != nil {
 		return nil, fmt.Errorf("store: waiting of patient: %w", err)
@@ -55,7 +67,7 @@ func (s *Store) WaitingOf(ctx context.Context, patientID string) ([]Waiting, err
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (Waiting, error) {
 		var w Waiting
 		var every int
-		dest := append(requestDest(&w.Request), &w.NextCheckAt, &every, &w.DueAt)
+		dest := append(requestDest(&w.Request), &w.NextCheckAt, &every, &w.DueAt, &w.SeenDigest)
 		err := row.Scan(dest...)
 		w.CheckEvery = time.Duration(every) * time.Second
 		return w, err
