@@ -160,6 +160,8 @@ type run struct {
 	worker  *child.Process
 	door    *child.Process
 	doorURL string
+	// workerMetrics answers once the worker is up.
+	workerMetrics string
 
 	mu     sync.Mutex
 	res    Result
@@ -294,7 +296,8 @@ func (r *run) up(ctx context.Context) error {
 		filepath.Join(r.tmp, "worker.log")); err != nil {
 		return err
 	}
-	if err := r.healthy(ctx, r.worker, "http://"+workerAddr+"/metrics"); err != nil {
+	r.workerMetrics = "http://" + workerAddr + "/metrics"
+	if err := r.healthy(ctx, r.worker, r.workerMetrics); err != nil {
 		return err
 	}
 	if err := schedules.Ensure(ctx, r.tc, time.Second, 2*time.Second); err != nil {
@@ -414,7 +417,17 @@ func (r *run) faults() []fault {
 	}
 	kill := fault{name: FaultWorkerKilled, on: func(ctx context.Context) (func(context.Context) error, error) {
 		r.worker.Kill()
-		return func(ctx context.Context) error { return r.worker.Start() }, nil
+		// The next fault starts once the worker is back, so that it meets
+		// work in flight.
+		return func(ctx context.Context) error {
+			t0 := time.Now()
+			if err := r.worker.Start(); err != nil {
+				return err
+			}
+			err := r.healthy(ctx, r.worker, r.workerMetrics)
+			r.say("worker back after %s", time.Since(t0).Round(100*time.Millisecond))
+			return err
+		}, nil
 	}}
 	others := []fault{
 		{name: FaultPKB5xx, on: pkb(pkbsim.Faults{ErrorRate: 0.3})},
@@ -488,6 +501,7 @@ func (r *run) regrant(ctx context.Context, since time.Time) error {
 	if err != nil {
 		return fmt.Errorf("the admins were never asked to grant access again: %w", err)
 	}
+	r.say("the admins were asked to grant access %s after the revocation", time.Since(since).Round(time.Second))
 	resp, err := http.Get(link)
 	if err != nil {
 		return err

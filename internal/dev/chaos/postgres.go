@@ -132,25 +132,17 @@ func (p *postgres) start(ctx context.Context) error {
 
 // crash stops the server in immediate mode (SIGQUIT): no checkpoint, the
 // next start recovers from the WAL, as after a crash.
-func (p *postgres) crash() {
-	if p.cmd == nil {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGQUIT)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-}
+func (p *postgres) crash() { p.signal(syscall.SIGQUIT) }
 
 // stop shuts the server down cleanly (SIGINT: fast shutdown).
-func (p *postgres) stop() {
+func (p *postgres) stop() { p.signal(os.Interrupt) }
+
+// signal sends sig and waits for the server to exit, killing it after 30 s.
+func (p *postgres) signal(sig os.Signal) {
 	if p.cmd == nil {
 		return
 	}
-	_ = p.cmd.Process.Signal(os.Interrupt)
+	_ = p.cmd.Process.Signal(sig)
 	select {
 	case <-p.done:
 	case <-time.After(30 * time.Second):
