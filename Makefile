@@ -33,7 +33,7 @@ bench: ## Rebook against the floor of bare Temporal workflows (needs PostgreSQL;
 	bin/starter bench --requests $(BENCH_REQUESTS) --json bench.json
 
 CHAOS_REQUESTS ?= 1000
-chaos: ## requests through the real stack while it breaks it; fails unless each completes once (about 8 minutes)
+chaos: ## requests through the real stack while it breaks it; fails unless each completes once (about 6 minutes)
 	$(GO) build -o bin/worker ./worker
 	$(GO) build -o bin/starter ./starter
 	bin/starter chaos --requests $(CHAOS_REQUESTS) --json chaos.json

@@ -30,7 +30,7 @@ func BenchmarkWaitingRequestHistory(b *testing.B) {
 	for _, n := range []int{1_000, 10_000} {
 		b.Run(fmt.Sprintf("waiting=%d", n), func(b *testing.B) {
 			for range b.N {
-				events, signals := waitingHistory(b, n)
+				events, signals, _ := waitingHistory(b, n)
 				b.ReportMetric(events, "history-events/waiting-request/day")
 				b.ReportMetric(signals, "signals/waiting-request/day")
 			}
@@ -41,8 +41,9 @@ func BenchmarkWaitingRequestHistory(b *testing.B) {
 // The same, among 50 waiting: what a day of waiting costs a request is
 // its own check, not the watcher's checks that found nothing new.
 func TestWaitingRequestHistoryPerDayIsItsOwnCheck(t *testing.T) {
-	events, signals := waitingHistory(t, 50)
+	events, signals, told := waitingHistory(t, 50)
 	t.Logf("%.1f history events and %.2f signals a day", events, signals)
+	require.Positive(t, told, "the watcher looked at the request and told it once, before the days measured")
 	require.Zero(t, signals, "nothing new in PKB: the watcher tells the request nothing")
 	// The daily check: a timer fired, an activity, their workflow tasks
 	// and the next timer (11), and a continue-as-new every few weeks.
@@ -52,7 +53,9 @@ func TestWaitingRequestHistoryPerDayIsItsOwnCheck(t *testing.T) {
 
 const otherWaiting = "appointment-request-other-"
 
-func waitingHistory(t testing.TB, n int) (eventsPerDay, signalsPerDay float64) {
+// waitingHistory returns the history events and the watcher's signals a
+// day over days 5 to 9, and every signal the request had.
+func waitingHistory(t testing.TB, n int) (eventsPerDay, signalsPerDay float64, told int) {
 	r := testrig.New(t)
 	ctx := context.Background()
 	msg, a := routable(t, r, subject.Cancel)
@@ -77,5 +80,5 @@ func waitingHistory(t testing.TB, n int) (eventsPerDay, signalsPerDay float64) {
 	c.at(10*24*time.Hour, func() { require.NoError(t, r.Sim.Cancel(a.ID)) })
 	o, _ := c.run(activities.MessageRef{ID: msg.ID, Timestamp: msg.Timestamp}, start)
 	require.Contains(t, []string{workflows.StateCompleted, workflows.StateTriagedThenCompleted}, o.State)
-	return float64(events[1]-events[0]) / (to - from), float64(signals[1]-signals[0]) / (to - from)
+	return float64(events[1]-events[0]) / (to - from), float64(signals[1]-signals[0]) / (to - from), c.signals
 }
