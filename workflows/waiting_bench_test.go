@@ -51,7 +51,8 @@ func TestWaitingRequestHistoryPerDayIsItsOwnCheck(t *testing.T) {
 	require.Positive(t, events)
 }
 
-const otherWaiting = "appointment-request-other-"
+// otherWaiting begins the workflow ids of the other waiting requests.
+var otherWaiting = workflows.RequestWorkflowID("other-")
 
 // waitingHistory returns the history events and the watcher's signals a
 // day over days 5 to 9, and every signal the request had.
@@ -62,7 +63,7 @@ func waitingHistory(t testing.TB, n int) (eventsPerDay, signalsPerDay float64, t
 	start := a.Start.Add(-40 * 24 * time.Hour)
 	for i := range n - 1 {
 		id := fmt.Sprintf("other-%05d", i)
-		require.NoError(t, r.Store.SaveRequest(ctx, store.Request{MessageID: id, WorkflowID: otherWaiting + id[6:],
+		require.NoError(t, r.Store.SaveRequest(ctx, store.Request{MessageID: id, WorkflowID: workflows.RequestWorkflowID(id),
 			Ref: activities.Ref(id), State: workflows.StateRouted, RequestType: "cancel", AppointmentID: "appt-" + id,
 			PatientID: fmt.Sprintf("other-patient-%05d", i/2), SpecialtyCode: "320", ReceivedAt: start.Add(-7 * 24 * time.Hour)}))
 		next := start.Add(time.Duration(i) * 4 * time.Hour / time.Duration(n))

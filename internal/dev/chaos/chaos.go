@@ -430,7 +430,8 @@ func (r *run) faults() []fault {
 		}, nil
 	}}
 	others := []fault{
-		{name: FaultPKB5xx, on: pkb(pkbsim.Faults{ErrorRate: 0.3})},
+		// PKB down: every answer 503.
+		{name: FaultPKB5xx, on: pkb(pkbsim.Faults{ErrorRate: 1})},
 		{name: FaultTemporalRestart, on: func(ctx context.Context) (func(context.Context) error, error) {
 			r.ts.Stop()
 			return func(ctx context.Context) error {
@@ -439,7 +440,8 @@ func (r *run) faults() []fault {
 				return err
 			}, nil
 		}},
-		{name: FaultPKB429, on: pkb(pkbsim.Faults{RateLimitRate: 0.3, RetryAfterSeconds: 2})},
+		// PKB throttling: every answer 429.
+		{name: FaultPKB429, on: pkb(pkbsim.Faults{RateLimitRate: 1, RetryAfterSeconds: 2})},
 		{name: FaultPostgresRestart, on: func(ctx context.Context) (func(context.Context) error, error) {
 			r.pg.crash()
 			return r.pg.start, nil
