@@ -2,6 +2,7 @@ package activities_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -116,6 +117,82 @@ func TestRequestActivitiesReadMatchAndResolve(t *testing.T) {
 	require.NoError(t, r.run(t, &f, r.Set.Request.FetchMessage, activities.MessageRef{ID: bad.ID, Timestamp: bad.Timestamp}))
 	assert.False(t, f.Readable)
 	assert.NotEmpty(t, f.Reason)
+}
+
+// The appointment a request names is found among look-alikes: another on
+// the same day with the same subject, another at the same time in
+// another specialty, and many more, so that the right one is beyond the
+// search's first page. Two identical bookings match nothing: triage, with
+// the reason, never a guess.
+func TestMatchFindsTheNamedAppointmentAmongLookAlikes(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		add   func(a pkbsim.Appointment) []pkbsim.Appointment
+		found bool
+	}{
+		{"same-day decoy", func(a pkbsim.Appointment) []pkbsim.Appointment {
+			d := a
+			d.ID, d.PlacerID, d.Start, d.End = a.ID+"-later", a.PlacerID+"-later", a.Start.Add(2*time.Hour), a.End.Add(2*time.Hour)
+			return []pkbsim.Appointment{d}
+		}, true},
+		{"same time, another specialty", func(a pkbsim.Appointment) []pkbsim.Appointment {
+			d := a
+			d.ID, d.PlacerID, d.SpecialtyCode, d.Specialty, d.Type = a.ID+"-derm", a.PlacerID+"-derm", "330", "Dermatology", "Dermatology Outpatient Clinic"
+			return []pkbsim.Appointment{d}
+		}, true},
+		{"beyond the first page", func(a pkbsim.Appointment) []pkbsim.Appointment {
+			var more []pkbsim.Appointment
+			for i := range 150 {
+				d := a
+				// Earlier the same day: PKB lists by start, so the named
+				// one comes 151st, on the second page of 100.
+				d.ID, d.PlacerID = fmt.Sprintf("%s-earlier-%03d", a.ID, i), fmt.Sprintf("%s-earlier-%03d", a.PlacerID, i)
+				d.Start, d.End = a.Start.Add(-time.Duration(i+1)*time.Second), a.End.Add(-time.Duration(i+1)*time.Second)
+				more = append(more, d)
+			}
+			return more
+		}, true},
+		{"identical twin bookings", func(a pkbsim.Appointment) []pkbsim.Appointment {
+			d := a
+			d.ID, d.PlacerID = a.ID+"-twin", a.PlacerID+"-twin"
+			return []pkbsim.Appointment{d}
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t)
+			e := r.Expect(pkbsim.KindRoutable)
+			m := r.Message(e.MessageID)
+			ds := r.Sim.Dataset()
+			var a pkbsim.Appointment
+			for _, x := range ds.Appointments {
+				if x.ID == e.AppointmentID {
+					a = x
+				}
+			}
+			// Found only by searching all the patient's appointments on
+			// the day, pages included: the named one is not pending.
+			for i := range ds.Appointments {
+				if ds.Appointments[i].ID == a.ID {
+					ds.Appointments[i].Status = "booked"
+					a.Status = "booked"
+				}
+			}
+			ds.Appointments = append(ds.Appointments, tc.add(a)...)
+			r.Sim.Load(ds)
+
+			var f activities.MessageFacts
+			require.NoError(t, r.run(t, &f, r.Set.Request.FetchMessage, activities.MessageRef{ID: m.ID, Timestamp: m.Timestamp}))
+			var match activities.Match
+			require.NoError(t, r.run(t, &match, r.Set.Request.MatchAppointment, activities.MatchInput{PatientID: f.PatientID, Start: f.Start, Subject: f.Subject, ReceivedAt: f.ReceivedAt}))
+			if !tc.found {
+				assert.False(t, match.Found)
+				assert.Contains(t, match.Reason, "2 appointments match")
+				return
+			}
+			require.True(t, match.Found, match.Reason)
+			assert.Equal(t, a.ID, match.AppointmentID)
+		})
+	}
 }
 
 // The PAS may rebook before Rebook matches the request (the worker was
