@@ -14,8 +14,10 @@ type NoticeActivities struct {
 	// Store keeps which keyed notices were posted; without it a retry may
 	// post a keyed notice twice.
 	Store *store.Store
-	// TriageChannel takes notices that name no channel.
+	// TriageChannel takes notices that name no channel; AdminChannel
+	// those that ask for the admins (NotifyInput.ToAdmins).
 	TriageChannel string
+	AdminChannel  string
 	Links         Links
 }
 
@@ -29,6 +31,9 @@ func (a *NoticeActivities) UpdateCard(ctx context.Context, in CardInput) error {
 // Notify posts a reminder or an escalation; no channel means the triage
 // channel.
 func (a *NoticeActivities) Notify(ctx context.Context, in NotifyInput) error {
+	if in.Channel == "" && in.ToAdmins && a.AdminChannel != "" {
+		in.Channel = a.AdminChannel
+	}
 	if in.Channel == "" {
 		in.Channel = a.TriageChannel
 	}

@@ -166,4 +166,7 @@ type NotifyInput struct {
 	// Key, when set, makes the notice once-only: a retry after a lost
 	// response finds the earlier post instead of repeating it.
 	Key string
+	// ToAdmins sends a notice that names no channel to the admins'
+	// channel instead of triage.
+	ToAdmins bool
 }

@@ -97,6 +97,57 @@ func TestHazardLateMessageBehindTheCursorIsStarted(t *testing.T) {
 	assert.True(t, r.Requests.Started["msg-late-same-ms"], "a message in the cursor's millisecond")
 }
 
+// Case 2, beyond the overlap: a message PKB stores hours late, behind the
+// poll's overlap, is missed by the poll and started by the daily
+// reconciliation, which tells the admins how many it started. Run again,
+// it starts nothing and says all were known.
+func TestHazardMessageLaterThanTheOverlapIsStartedByReconciliation(t *testing.T) {
+	r := testrig.New(t)
+	r.Set.Poll.Overlap = 10 * time.Minute
+	run := func(wf string, out any) {
+		t.Helper()
+		env := realEnv(r)
+		env.ExecuteWorkflow(wf)
+		require.True(t, env.IsWorkflowCompleted())
+		require.NoError(t, env.GetWorkflowError())
+		require.NoError(t, env.GetWorkflowResult(out))
+	}
+	var poll workflows.PollResult
+	run(workflows.PollMessagesWorkflow, &poll)
+	require.Positive(t, poll.Started)
+
+	ds := r.Sim.Dataset()
+	var newest pkbsim.Message
+	for _, m := range ds.Messages {
+		if m.Pending && m.Timestamp > newest.Timestamp {
+			newest = m
+		}
+	}
+	late := newest
+	late.ID, late.Timestamp = "msg-stored-hours-late", newest.Timestamp-(2*time.Hour).Milliseconds()
+	ds.Messages = append(ds.Messages, late)
+	r.Sim.Load(ds)
+
+	run(workflows.PollMessagesWorkflow, &poll)
+	assert.Zero(t, poll.Started, "two hours behind the cursor: past the overlap, the poll does not see it")
+	assert.False(t, r.Requests.Started[late.ID])
+
+	var rec workflows.ReconcileResult
+	run(workflows.ReconcileMessagesWorkflow, &rec)
+	assert.Equal(t, 1, rec.Started)
+	assert.True(t, r.Requests.Started[late.ID], "the reconciliation started it")
+	assert.Greater(t, rec.Read, rec.Started, "it read the window's known requests too")
+	told := r.Slack.Roots("rebook-admin")
+	require.NotEmpty(t, told)
+	assert.Contains(t, told[len(told)-1].Text, "1 of ")
+	assert.Contains(t, told[len(told)-1].Text, "missed by the poll")
+
+	run(workflows.ReconcileMessagesWorkflow, &rec)
+	assert.Zero(t, rec.Started, "run again, it starts nothing")
+	told = r.Slack.Roots("rebook-admin")
+	assert.Contains(t, told[len(told)-1].Text, "all already known")
+}
+
 // Case 8: a message that names no patient is never matched across all
 // patients: it goes to triage with that reason.
 func TestHazardMessageWithoutPatientGoesToTriage(t *testing.T) {

@@ -51,5 +51,6 @@ func Register(r Registry) {
 	r.RegisterWorkflowWithOptions(AppointmentRequest, workflow.RegisterOptions{Name: AppointmentRequestWorkflow})
 	r.RegisterWorkflowWithOptions(PollMessages, workflow.RegisterOptions{Name: PollMessagesWorkflow})
 	r.RegisterWorkflowWithOptions(WatchAppointments, workflow.RegisterOptions{Name: WatchAppointmentsWorkflow})
+	r.RegisterWorkflowWithOptions(ReconcileMessages, workflow.RegisterOptions{Name: ReconcileMessagesWorkflow})
 	r.RegisterWorkflowWithOptions(TokenKeeper, workflow.RegisterOptions{Name: TokenKeeperWorkflow})
 }

@@ -207,7 +207,7 @@ func Activities(cfg config.Config, st *store.Store, tc client.Client, o WorkerOp
 	}
 	p := activities.PKB{Client: pc, GrantRetryDelay: o.GrantRetryDelay, Forbidden: tokens.Forbidden}
 	slack, links, wf := Slack(cfg, o.Metrics), activities.Links{PublicURL: cfg.PublicURL}, wfclient.Client{Temporal: tc}
-	notices := &activities.NoticeActivities{Slack: slack, Store: st, TriageChannel: cfg.TriageChannel, Links: links}
+	notices := &activities.NoticeActivities{Slack: slack, Store: st, TriageChannel: cfg.TriageChannel, AdminChannel: cfg.AdminChannel, Links: links}
 	return activities.Set{
 		Poll:    &activities.PollActivities{PKB: p, Store: st, Requests: wf, States: workflows.ReadModelStates, Overlap: cfg.PollOverlap},
 		Request: &activities.RequestActivities{PKB: p},

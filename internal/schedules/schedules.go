@@ -21,8 +21,14 @@ func Ensure(ctx context.Context, c client.Client, pollEvery, watchEvery time.Dur
 	if err := ensure(ctx, c, workflows.PollScheduleID, workflows.PollMessagesWorkflow, pollEvery); err != nil {
 		return err
 	}
-	return ensure(ctx, c, workflows.WatchScheduleID, workflows.WatchAppointmentsWorkflow, watchEvery)
+	if err := ensure(ctx, c, workflows.WatchScheduleID, workflows.WatchAppointmentsWorkflow, watchEvery); err != nil {
+		return err
+	}
+	return ensure(ctx, c, workflows.ReconcileScheduleID, workflows.ReconcileMessagesWorkflow, ReconcileEvery)
 }
+
+// ReconcileEvery is the spacing of the daily reconciliation.
+const ReconcileEvery = 24 * time.Hour
 
 func ensure(ctx context.Context, c client.Client, id, wf string, every time.Duration) error {
 	if every < time.Second {

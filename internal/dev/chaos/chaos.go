@@ -401,6 +401,10 @@ func (r *run) drive(ctx context.Context) error {
 type fault struct {
 	name string
 	once bool
+	// seen, if set, counts the calls the fault has refused: the fault
+	// lasts until one more is counted (at most faultReachWait more), so
+	// that it reaches Rebook however the pace of calls falls.
+	seen func() int64
 	// on breaks something and returns how to mend it, or nil if it mends
 	// itself.
 	on func(ctx context.Context) (func(context.Context) error, error)
@@ -431,7 +435,7 @@ func (r *run) faults() []fault {
 	}}
 	others := []fault{
 		// PKB down: every answer 503.
-		{name: FaultPKB5xx, on: pkb(pkbsim.Faults{ErrorRate: 1})},
+		{name: FaultPKB5xx, on: pkb(pkbsim.Faults{ErrorRate: 1}), seen: r.pkbCounter(pkbsim.CounterFault5xx)},
 		{name: FaultTemporalRestart, on: func(ctx context.Context) (func(context.Context) error, error) {
 			r.ts.Stop()
 			return func(ctx context.Context) error {
@@ -441,7 +445,7 @@ func (r *run) faults() []fault {
 			}, nil
 		}},
 		// PKB throttling: every answer 429.
-		{name: FaultPKB429, on: pkb(pkbsim.Faults{RateLimitRate: 1, RetryAfterSeconds: 2})},
+		{name: FaultPKB429, on: pkb(pkbsim.Faults{RateLimitRate: 1, RetryAfterSeconds: 2}), seen: r.pkbCounter(pkbsim.CounterFault429)},
 		{name: FaultPostgresRestart, on: func(ctx context.Context) (func(context.Context) error, error) {
 			r.pg.crash()
 			return r.pg.start, nil
@@ -468,6 +472,10 @@ func (r *run) faults() []fault {
 // other half.
 func (r *run) apply(ctx context.Context, f fault) error {
 	r.say("fault: %s", f.name)
+	var before int64
+	if f.seen != nil {
+		before = f.seen()
+	}
 	mend, err := f.on(ctx)
 	if err != nil {
 		return fmt.Errorf("chaos: %s: %w", f.name, err)
@@ -478,12 +486,26 @@ func (r *run) apply(ctx context.Context, f fault) error {
 	if err := sleep(ctx, r.o.FaultEvery/2); err != nil {
 		return err
 	}
+	if f.seen != nil {
+		if err := child.Until(ctx, faultReachWait, func() bool { return f.seen() > before }); err != nil && ctx.Err() == nil {
+			r.say("fault: %s met no call in %s more", f.name, faultReachWait)
+		}
+	}
 	if mend != nil {
 		if err := mend(ctx); err != nil {
 			return fmt.Errorf("chaos: mending %s: %w", f.name, err)
 		}
 	}
 	return sleep(ctx, r.o.FaultEvery/2)
+}
+
+// faultReachWait is how much longer a fault with a count lasts, at most,
+// for a call to meet it.
+const faultReachWait = 15 * time.Second
+
+// pkbCounter reads one of the simulator's counters.
+func (r *run) pkbCounter(name string) func() int64 {
+	return func() int64 { return r.sim.Counters()[name] }
 }
 
 // regrant does what an admin does when Rebook asks in Slack: follows the

@@ -110,7 +110,7 @@ func New(t testing.TB) *Rig {
 	}
 	p := activities.PKB{Client: client, GrantRetryDelay: time.Second, Forbidden: tokens.Forbidden}
 	sl, links := slackmsg.New("xoxb-test", r.Slack.GetAPIURL()), activities.Links{PublicURL: "http://rebook.test"}
-	notices := &activities.NoticeActivities{Slack: sl, Store: st, TriageChannel: "rebook-triage", Links: links}
+	notices := &activities.NoticeActivities{Slack: sl, Store: st, TriageChannel: "rebook-triage", AdminChannel: "rebook-admin", Links: links}
 	r.Set = activities.Set{
 		Poll:    &activities.PollActivities{PKB: p, Store: st, Requests: r.Requests, States: workflows.ReadModelStates},
 		Request: &activities.RequestActivities{PKB: p},
