@@ -290,9 +290,13 @@ func (c *Client) FindText(ctx context.Context, channelID, threadTS, text string,
 	}
 }
 
-// Post posts a card and returns its channel id and timestamp.
+// Post posts a card and returns its channel id and timestamp. Neither it
+// nor Say lets Slack unfurl links: a card's link is to a signed-in page,
+// and a preview would show nothing useful or, for a page that later
+// changes, more than was meant.
 func (c *Client) Post(ctx context.Context, channelID string, cd card.Card, now time.Time) (string, string, error) {
-	ch, ts, err := c.api.PostMessageContext(ctx, channelID, slack.MsgOptionText(Text(cd), false), slack.MsgOptionBlocks(Blocks(cd, now)...))
+	ch, ts, err := c.api.PostMessageContext(ctx, channelID, slack.MsgOptionText(Text(cd), false), slack.MsgOptionBlocks(Blocks(cd, now)...),
+		slack.MsgOptionDisableLinkUnfurl(), slack.MsgOptionDisableMediaUnfurl())
 	if err != nil {
 		return "", "", fmt.Errorf("slack: chat.postMessage: %w", err)
 	}
@@ -310,7 +314,7 @@ func (c *Client) Update(ctx context.Context, channelID, ts string, cd card.Card,
 
 // Say posts plain text to a channel, in a thread when threadTS is set.
 func (c *Client) Say(ctx context.Context, channelID, threadTS, text string) (string, error) {
-	opts := []slack.MsgOption{slack.MsgOptionText(text, false)}
+	opts := []slack.MsgOption{slack.MsgOptionText(text, false), slack.MsgOptionDisableLinkUnfurl(), slack.MsgOptionDisableMediaUnfurl()}
 	if threadTS != "" {
 		opts = append(opts, slack.MsgOptionTS(threadTS))
 	}

@@ -34,6 +34,9 @@ type Message struct {
 	Ephemeral bool
 	User      string // for ephemeral messages: who sees it
 	Edits     int
+	// Unfurl is the post's unfurl_links and unfurl_media, as sent ("" if
+	// not sent: Slack's default, which unfurls).
+	Unfurl [2]string
 }
 
 // Server is the fake. Its zero value is not usable: call New.
@@ -195,7 +198,8 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request) {
 		fail(w, code)
 		return
 	}
-	m := &Message{Channel: s.channel(r.FormValue("channel")), TS: s.nextTS(), ThreadTS: r.FormValue("thread_ts"), Text: r.FormValue("text"), Blocks: b}
+	m := &Message{Channel: s.channel(r.FormValue("channel")), TS: s.nextTS(), ThreadTS: r.FormValue("thread_ts"), Text: r.FormValue("text"), Blocks: b,
+		Unfurl: [2]string{r.FormValue("unfurl_links"), r.FormValue("unfurl_media")}}
 	s.msgs = append(s.msgs, m)
 	cp := *m
 	lost := s.lost(w, "chat.postMessage")
