@@ -42,18 +42,11 @@ func PollMessages(ctx workflow.Context) (PollResult, error) {
 		return res, err
 	}
 	for res.Pages < maxPagesPerPoll {
-		var page []activities.MessageRef
-		if err := workflow.ExecuteActivity(ctx, pollActs.ReadMessages, after).Get(ctx, &page); err != nil {
+		page, n, err := readAndStart(ctx, after)
+		if err != nil || len(page) == 0 {
 			return res, err
-		}
-		if len(page) == 0 {
-			break
 		}
 		res.Pages++
-		var n int
-		if err := workflow.ExecuteActivity(ctx, pollActs.StartRequests, page).Get(ctx, &n); err != nil {
-			return res, err
-		}
 		res.Started += n
 		after = page[len(page)-1].Timestamp
 		if err := workflow.ExecuteActivity(ctx, pollActs.AdvanceCursor, after).Get(ctx, nil); err != nil {
@@ -61,6 +54,19 @@ func PollMessages(ctx workflow.Context) (PollResult, error) {
 		}
 	}
 	return res, nil
+}
+
+// readAndStart reads one page of open requests after a timestamp and
+// starts a workflow for each Rebook has not seen; an empty page means
+// there are no more. The poll and the reconciliation share it.
+func readAndStart(ctx workflow.Context, after int64) ([]activities.MessageRef, int, error) {
+	var page []activities.MessageRef
+	if err := workflow.ExecuteActivity(ctx, pollActs.ReadMessages, after).Get(ctx, &page); err != nil || len(page) == 0 {
+		return nil, 0, err
+	}
+	var n int
+	err := workflow.ExecuteActivity(ctx, pollActs.StartRequests, page).Get(ctx, &n)
+	return page, n, err
 }
 
 // ReconcileWindow is how far back the daily reconciliation reads PKB's
@@ -88,8 +94,8 @@ func ReconcileMessages(ctx workflow.Context) (ReconcileResult, error) {
 	var res ReconcileResult
 	after := workflow.Now(ctx).Add(-ReconcileWindow).UnixMilli()
 	for res.Pages < maxPagesPerReconcile {
-		var page []activities.MessageRef
-		if err := workflow.ExecuteActivity(ctx, pollActs.ReadMessages, after).Get(ctx, &page); err != nil {
+		page, n, err := readAndStart(ctx, after)
+		if err != nil {
 			return res, err
 		}
 		if len(page) == 0 {
@@ -97,10 +103,6 @@ func ReconcileMessages(ctx workflow.Context) (ReconcileResult, error) {
 		}
 		res.Pages++
 		res.Read += len(page)
-		var n int
-		if err := workflow.ExecuteActivity(ctx, pollActs.StartRequests, page).Get(ctx, &n); err != nil {
-			return res, err
-		}
 		res.Started += n
 		after = page[len(page)-1].Timestamp
 	}

@@ -583,7 +583,9 @@ func (r *run) staff(ctx context.Context) {
 func (r *run) finish(ctx context.Context) error {
 	q := "WorkflowType = '" + workflows.AppointmentRequestWorkflow + "' AND ExecutionStatus = 'Running'"
 	last := time.Now()
-	err := child.Until(ctx, r.o.Timeout, func() bool {
+	// Once a second: the Temporal server is what the run is waiting on,
+	// and visibility queries load it.
+	err := child.UntilEvery(ctx, r.o.Timeout, time.Second, func() bool {
 		resp, err := r.tc.CountWorkflow(ctx, countRequest(q))
 		if err != nil {
 			return false

@@ -186,6 +186,12 @@ func Scrape(ctx context.Context, u string) (map[string]float64, error) {
 // Until polls cond every 50 ms until it holds, timeout passes or ctx
 // ends.
 func Until(ctx context.Context, timeout time.Duration, cond func() bool) error {
+	return UntilEvery(ctx, timeout, 50*time.Millisecond, cond)
+}
+
+// UntilEvery polls cond every interval until it holds, timeout passes or
+// ctx ends.
+func UntilEvery(ctx context.Context, timeout, every time.Duration, cond func() bool) error {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
@@ -194,7 +200,7 @@ func Until(ctx context.Context, timeout time.Duration, cond func() bool) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(every):
 		}
 	}
 	return nil
