@@ -28,6 +28,7 @@ type Set struct {
 	Appointments *AppointmentActivities
 	Notices      *NoticeActivities
 	Grant        *GrantActivities
+	Retention    *RetentionActivities
 }
 
 // Registry is what can take activities: a worker, or a test environment.
@@ -59,6 +60,9 @@ func Register(r Registry, s Set) {
 	if s.Grant == nil {
 		s.Grant = new(GrantActivities)
 	}
+	if s.Retention == nil {
+		s.Retention = new(RetentionActivities)
+	}
 	for name, fn := range map[string]interface{}{
 		"load-cursor":       s.Poll.LoadCursor,
 		"read-messages":     s.Poll.ReadMessages,
@@ -81,6 +85,7 @@ func Register(r Registry, s Set) {
 		"mark-grant-needed":          s.Grant.MarkGrantNeeded,
 		"ask-for-grant":              s.Grant.AskForGrant,
 		"probe-access":               s.Grant.ProbeAccess,
+		"redact-closed":              s.Retention.RedactClosed,
 	} {
 		r.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
 	}

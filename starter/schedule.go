@@ -42,7 +42,7 @@ func runSchedule(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Printf("token keeper running: %s\n", workflows.TokenKeeperID(cfg.PKBClientID))
-	fmt.Printf("schedules ready: %s every %s, %s every %s, %s every %s (overlaps skipped)\n", workflows.PollScheduleID, *every, workflows.WatchScheduleID, *watch,
-		workflows.ReconcileScheduleID, schedules.ReconcileEvery)
+	fmt.Printf("schedules ready: %s every %s, %s every %s, %s every %s, %s every %s (overlaps skipped)\n", workflows.PollScheduleID, *every, workflows.WatchScheduleID, *watch,
+		workflows.ReconcileScheduleID, schedules.ReconcileEvery, workflows.RetentionScheduleID, schedules.RetentionEvery)
 	return nil
 }

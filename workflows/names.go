@@ -39,6 +39,7 @@ var (
 	apptActs    *activities.AppointmentActivities
 	noticeActs  *activities.NoticeActivities
 	grantActs   *activities.GrantActivities
+	retainActs  *activities.RetentionActivities
 )
 
 // Registry is what can take workflows: a worker, or a test environment.
@@ -52,5 +53,6 @@ func Register(r Registry) {
 	r.RegisterWorkflowWithOptions(PollMessages, workflow.RegisterOptions{Name: PollMessagesWorkflow})
 	r.RegisterWorkflowWithOptions(WatchAppointments, workflow.RegisterOptions{Name: WatchAppointmentsWorkflow})
 	r.RegisterWorkflowWithOptions(ReconcileMessages, workflow.RegisterOptions{Name: ReconcileMessagesWorkflow})
+	r.RegisterWorkflowWithOptions(RedactClosedRequests, workflow.RegisterOptions{Name: RedactClosedRequestsWorkflow})
 	r.RegisterWorkflowWithOptions(TokenKeeper, workflow.RegisterOptions{Name: TokenKeeperWorkflow})
 }

@@ -216,6 +216,7 @@ func Activities(cfg config.Config, st *store.Store, tc client.Client, o WorkerOp
 		Appointments: &activities.AppointmentActivities{PKB: p, Store: st, Requests: wf, CallsPerHour: cfg.PKBCallsPerHour, FirstCheckAfter: cfg.FirstCheckAfter},
 		Notices:      notices,
 		Grant:        &activities.GrantActivities{Store: st, OAuth: OAuth(cfg), Notices: notices, AdminChannel: cfg.AdminChannel, Links: links, PKB: pc},
+		Retention:    &activities.RetentionActivities{Store: st, Days: cfg.RetentionDays},
 	}, nil
 }
 

@@ -56,6 +56,7 @@ const (
 	OIDCTeamsClaim     = "REBOOK_OIDC_TEAMS_CLAIM"
 	CodecAudience      = "REBOOK_CODEC_AUDIENCE"
 	LocalUsers         = "REBOOK_LOCAL_USERS"
+	RetentionDays      = "REBOOK_RETENTION_DAYS"
 )
 
 // Defaults suit a developer's machine; production sets every value.
@@ -74,6 +75,7 @@ var defaults = map[string]string{
 	FirstCheckAfter:   "5m",
 	OIDCRolesClaim:    "roles",
 	OIDCTeamsClaim:    "groups",
+	RetentionDays:     "90",
 }
 
 // Config holds every setting. EncryptionKey is decoded; the rest are as set.
@@ -129,6 +131,9 @@ type Config struct {
 	OIDCTeamsClaim   string
 	CodecAudience    string
 	LocalUsers       []signin.LocalUser
+	// RetentionDays is how long after a request closes its patient
+	// identifiers and free text are kept in PostgreSQL.
+	RetentionDays int
 }
 
 // Error names the variable at fault and why, never its value.
@@ -260,6 +265,9 @@ func Load(getenv func(string) string, need ...string) (Config, error) {
 	}
 	if c.FirstCheckAfter, err = time.ParseDuration(get(FirstCheckAfter)); err != nil || c.FirstCheckAfter < time.Second || c.FirstCheckAfter > 24*time.Hour {
 		return Config{}, &Error{FirstCheckAfter, "must be a duration from 1s to 24h, such as 5m"}
+	}
+	if c.RetentionDays, err = strconv.Atoi(get(RetentionDays)); err != nil || c.RetentionDays < 1 || c.RetentionDays > 3650 {
+		return Config{}, &Error{RetentionDays, "must be a whole number of days from 1 to 3650"}
 	}
 	if v := get(EncryptionKey); v != "" {
 		key, err := DecodeKey(v)

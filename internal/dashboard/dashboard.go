@@ -291,6 +291,17 @@ func (d *dashboard) patient(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if req.RedactedAt != nil {
+		data, err := d.requestData(r.Context(), req, u)
+		if err != nil {
+			http.Error(w, "could not read the request's timeline; try again", http.StatusInternalServerError)
+			return
+		}
+		data["Problem"] = "This request's patient identifiers were removed on " + req.RedactedAt.In(subject.London()).Format("2 Jan 2006") +
+			", under the retention period after it closed, so its patient cannot be shown. Its timeline is kept."
+		d.render(w, "request", data)
+		return
+	}
 	// The view is recorded before the page is read, so its timeline shows
 	// it, and before PKB is asked, so no view goes unrecorded.
 	if d.Patients != nil {

@@ -198,6 +198,23 @@ func TestPatientDetailsOnlyOnRequestAndEachViewAudited(t *testing.T) {
 	_, page = sam.Form("/requests/RB-C1/patient", nil)
 	assert.Contains(t, page, "PKB did not give the patient&#39;s details")
 	assert.NotContains(t, page, "Lovelace")
+
+	// Once retention has redacted the closed request, its patient is not
+	// looked up: the page says why, and keeps the timeline.
+	ctx := context.Background()
+	_, err = r.st.Pool().Exec(ctx, `UPDATE requests SET closed_at = now() - interval '100 days' WHERE ref = 'RB-C1'`)
+	require.NoError(t, err)
+	n, err := r.st.RedactClosed(ctx, time.Now().AddDate(0, 0, -90), 10, 90)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	sam = webclient.New(t, r.srv.URL).SignIn("sam")
+	_, page = sam.Form("/requests/RB-C1/patient", nil)
+	assert.Contains(t, page, "patient identifiers were removed on")
+	assert.NotContains(t, page, "Lovelace")
+	assert.Contains(t, page, dashboard.ActionViewedPatient, "the earlier view is still on the timeline")
+	after, err := r.st.AuditTrail(ctx, workflows.RequestWorkflowID("c1"))
+	require.NoError(t, err)
+	assert.Equal(t, store.ActionRedacted, after[len(after)-1].Action, "no view is recorded of details not shown")
 }
 
 func TestReportPageAndCSVAgreeWithTheStore(t *testing.T) {

@@ -1,5 +1,6 @@
 // Package schedules creates or updates, idempotently, the Temporal
-// Schedules that run PollMessages and WatchAppointments.
+// Schedules that run PollMessages, WatchAppointments, ReconcileMessages
+// and RedactClosedRequests.
 package schedules
 
 import (
@@ -24,8 +25,14 @@ func Ensure(ctx context.Context, c client.Client, pollEvery, watchEvery time.Dur
 	if err := ensure(ctx, c, workflows.WatchScheduleID, workflows.WatchAppointmentsWorkflow, watchEvery); err != nil {
 		return err
 	}
-	return ensure(ctx, c, workflows.ReconcileScheduleID, workflows.ReconcileMessagesWorkflow, ReconcileEvery)
+	if err := ensure(ctx, c, workflows.ReconcileScheduleID, workflows.ReconcileMessagesWorkflow, ReconcileEvery); err != nil {
+		return err
+	}
+	return ensure(ctx, c, workflows.RetentionScheduleID, workflows.RedactClosedRequestsWorkflow, RetentionEvery)
 }
+
+// RetentionEvery is the spacing of the daily retention run.
+const RetentionEvery = 24 * time.Hour
 
 // ReconcileEvery is the spacing of the daily reconciliation.
 const ReconcileEvery = 24 * time.Hour

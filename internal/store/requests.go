@@ -41,16 +41,19 @@ type Request struct {
 	// DueAt is when the request's SLA runs out (read only: the watcher's
 	// ScheduleCheck writes it).
 	DueAt *time.Time
+	// RedactedAt is when retention removed the request's patient
+	// identifiers and free text (read only: RedactClosed writes it).
+	RedactedAt *time.Time
 }
 
 const requestColumns = `message_id, workflow_id, ref, state, request_type, specialty, specialty_code, clinic, team,
 	slack_channel, slack_ts, appointment_id, appointment_start, patient_id, triage, flags, reason,
-	claimed_by, closed_by, close_note, received_at, updated_at, closed_at, placer_id, due_at`
+	claimed_by, closed_by, close_note, received_at, updated_at, closed_at, placer_id, due_at, redacted_at`
 
 func requestDest(r *Request) []any {
 	return []any{&r.MessageID, &r.WorkflowID, &r.Ref, &r.State, &r.RequestType, &r.Specialty, &r.SpecialtyCode, &r.Clinic, &r.Team,
 		&r.SlackChannel, &r.SlackTS, &r.AppointmentID, &r.AppointmentStart, &r.PatientID, &r.Triage, &r.Flags, &r.Reason,
-		&r.ClaimedBy, &r.ClosedBy, &r.CloseNote, &r.ReceivedAt, &r.UpdatedAt, &r.ClosedAt, &r.PlacerID, &r.DueAt}
+		&r.ClaimedBy, &r.ClosedBy, &r.CloseNote, &r.ReceivedAt, &r.UpdatedAt, &r.ClosedAt, &r.PlacerID, &r.DueAt, &r.RedactedAt}
 }
 
 func scanRequest(row pgx.Row) (Request, error) {
@@ -74,7 +77,7 @@ func (s *Store) SaveRequest(ctx context.Context, r Request) error {
 		    patient_id = EXCLUDED.patient_id, triage = EXCLUDED.triage, flags = EXCLUDED.flags,
 		    reason = EXCLUDED.reason, claimed_by = EXCLUDED.claimed_by, closed_by = EXCLUDED.closed_by,
 		    close_note = EXCLUDED.close_note, closed_at = EXCLUDED.closed_at, placer_id = EXCLUDED.placer_id,
-		    state_seq = 0, seen_digest = '', updated_at = now()`,
+		    state_seq = 0, seen_digest = '', redacted_at = NULL, updated_at = now()`,
 		r.MessageID, r.WorkflowID, r.State, r.RequestType, r.Specialty, r.SpecialtyCode, r.Clinic, r.Team,
 		r.AppointmentID, r.AppointmentStart, r.PatientID, r.Triage, r.Flags, r.Reason,
 		r.ClaimedBy, r.ClosedBy, r.CloseNote, r.ReceivedAt, r.ClosedAt, r.Ref, r.PlacerID)
