@@ -92,7 +92,7 @@ func runSimGrant(ctx context.Context, args []string) error {
 func simGrant(ctx context.Context, cfg config.Config) error {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	st, err := store.Open(ctx, cfg.DatabaseURL, cfg.EncryptionKey)
+	st, err := store.Open(ctx, cfg.DatabaseURL, cfg.EncryptionKey, cfg.OldEncryptionKeys...)
 	if err != nil {
 		return err
 	}

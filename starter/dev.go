@@ -70,7 +70,7 @@ func runDev(ctx context.Context, args []string) error {
 
 	// Postgres first: it is the one piece dev does not start itself.
 	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	st, err := store.Open(pctx, cfg.DatabaseURL, cfg.EncryptionKey)
+	st, err := store.Open(pctx, cfg.DatabaseURL, cfg.EncryptionKey, cfg.OldEncryptionKeys...)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("%w\n  Is PostgreSQL running? Locally: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start; or set DATABASE_URL", err)

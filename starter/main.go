@@ -31,6 +31,7 @@ var commands = map[string]command{
 	"sim-grant":  {"take the PKB grant from the simulator without a browser (the compose demo; a real PKB asks a clinician)", runSimGrant},
 	"bench":      {"Rebook against bare Temporal workflows on this machine: drain rate and ratio, latency, per-request costs (make bench)", runBench},
 	"chaos":      {"requests through the real stack while it kills the worker, restarts Temporal and PostgreSQL, and makes PKB and Slack fail; checks none is lost or doubled (make chaos)", runChaos},
+	"rotate-key": {"after a change of REBOOK_ENCRYPTION_KEY (the old key kept in REBOOK_ENCRYPTION_OLD_KEYS): re-seal the stored PKB tokens under the new key; safe to repeat", runRotateKey},
 	"migrate":    {"create the database if missing and bring its schema up to date (the worker also does at start)", runMigrate},
 }
 

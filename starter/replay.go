@@ -72,7 +72,7 @@ func runReplay(ctx context.Context, args []string) error {
 // sealedTemporal is a Temporal client for an operator's command, with the
 // data converter that opens Rebook's sealed payloads.
 func sealedTemporal(ctx context.Context, cfg config.Config) (client.Client, converter.DataConverter, error) {
-	dc, err := codec.DataConverter(cfg.EncryptionKey)
+	dc, err := codec.DataConverter(cfg.EncryptionKey, cfg.OldEncryptionKeys...)
 	if err != nil {
 		return nil, nil, err
 	}

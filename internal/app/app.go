@@ -59,7 +59,7 @@ func Temporal(ctx context.Context, cfg config.Config, log *slog.Logger, m *metri
 		opts.Credentials = client.NewAPIKeyStaticCredentials(cfg.TemporalAPIKey)
 	}
 	if cfg.EncryptionKey != nil {
-		dc, err := codec.DataConverter(cfg.EncryptionKey)
+		dc, err := codec.DataConverter(cfg.EncryptionKey, cfg.OldEncryptionKeys...)
 		if err != nil {
 			return nil, err
 		}
@@ -119,7 +119,7 @@ func Connect(ctx context.Context, cfg config.Config, log *slog.Logger, migrate b
 	if migrate {
 		open = store.Open
 	}
-	st, err := open(ctx, cfg.DatabaseURL, cfg.EncryptionKey)
+	st, err := open(ctx, cfg.DatabaseURL, cfg.EncryptionKey, cfg.OldEncryptionKeys...)
 	if err != nil {
 		return nil, err
 	}
@@ -341,7 +341,7 @@ func FrontDoor(ctx context.Context, cfg config.Config, st *store.Store, tc clien
 		return nil, nil, err
 	}
 	h, err := frontdoor.New(frontdoor.Options{
-		Store: st, Interactions: ih, Grant: grant, Feed: feedHandler, EncryptionKey: cfg.EncryptionKey, CodecOrigin: temporalUI,
+		Store: st, Interactions: ih, Grant: grant, Feed: feedHandler, EncryptionKey: cfg.EncryptionKey, OldEncryptionKeys: cfg.OldEncryptionKeys, CodecOrigin: temporalUI,
 		Auth: auth, Log: log, Metrics: m.HTTP(),
 		Dashboard: dash,
 	})
@@ -354,7 +354,7 @@ func SignIn(ctx context.Context, cfg config.Config, log *slog.Logger) (*signin.A
 	auth, err := signin.New(ctx, signin.Options{
 		PublicURL: cfg.PublicURL, Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID, ClientSecret: cfg.OIDCClientSecret,
 		RolesClaim: cfg.OIDCRolesClaim, TeamsClaim: cfg.OIDCTeamsClaim, CodecAudience: cfg.CodecAudience,
-		LocalUsers: cfg.LocalUsers, Key: cfg.EncryptionKey, Log: log,
+		LocalUsers: cfg.LocalUsers, Key: cfg.EncryptionKey, OldKeys: cfg.OldEncryptionKeys, Log: log,
 	})
 	if err != nil {
 		return nil, err

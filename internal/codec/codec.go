@@ -2,6 +2,9 @@
 // inputs, activity results, signals) with AES-256-GCM under
 // REBOOK_ENCRYPTION_KEY, so Temporal's history holds no patient data in
 // clear. `starter serve` exposes the same codec to the Web UI at /codec.
+// Each payload names the key that sealed it (metadata encryption-key-id),
+// and old keys still open what they sealed, so the key can be rotated
+// while requests are in flight.
 package codec
 
 import (
@@ -16,17 +19,20 @@ import (
 
 const (
 	// Encoding marks a payload this codec sealed.
-	Encoding  = "binary/rebook-aes256gcm"
-	metaKey   = "encoding"
+	Encoding = "binary/rebook-aes256gcm"
+	metaKey  = "encoding"
+	// KeyIDMeta names the key a payload is sealed under (secret.KeyID).
+	KeyIDMeta = "encryption-key-id"
 	sealPlace = "temporal-payload"
 )
 
 // Codec is a converter.PayloadCodec.
 type Codec struct{ box *secret.Box }
 
-// New makes a Codec from a 32-byte key.
-func New(key []byte) (*Codec, error) {
-	b, err := secret.New(key)
+// New makes a Codec that seals under key and opens under it or any old
+// key (each 32 bytes).
+func New(key []byte, old ...[]byte) (*Codec, error) {
+	b, err := secret.New(key, old...)
 	if err != nil {
 		return nil, err
 	}
@@ -46,7 +52,7 @@ func (c *Codec) Encode(in []*commonpb.Payload) ([]*commonpb.Payload, error) {
 		if err != nil {
 			return nil, err
 		}
-		out[i] = &commonpb.Payload{Metadata: map[string][]byte{metaKey: []byte(Encoding)}, Data: sealed}
+		out[i] = &commonpb.Payload{Metadata: map[string][]byte{metaKey: []byte(Encoding), KeyIDMeta: []byte(c.box.KeyID())}, Data: sealed}
 	}
 	return out, nil
 }
@@ -73,8 +79,8 @@ func (c *Codec) Decode(in []*commonpb.Payload) ([]*commonpb.Payload, error) {
 }
 
 // DataConverter is the SDK's default converter with this codec underneath.
-func DataConverter(key []byte) (converter.DataConverter, error) {
-	c, err := New(key)
+func DataConverter(key []byte, old ...[]byte) (converter.DataConverter, error) {
+	c, err := New(key, old...)
 	if err != nil {
 		return nil, err
 	}
@@ -83,8 +89,8 @@ func DataConverter(key []byte) (converter.DataConverter, error) {
 
 // Handler serves the codec to the Temporal Web UI and CLI (the remote codec
 // protocol: POST /encode and /decode).
-func Handler(key []byte) (http.Handler, error) {
-	c, err := New(key)
+func Handler(key []byte, old ...[]byte) (http.Handler, error) {
+	c, err := New(key, old...)
 	if err != nil {
 		return nil, err
 	}

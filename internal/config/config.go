@@ -57,6 +57,7 @@ const (
 	CodecAudience      = "REBOOK_CODEC_AUDIENCE"
 	LocalUsers         = "REBOOK_LOCAL_USERS"
 	RetentionDays      = "REBOOK_RETENTION_DAYS"
+	OldEncryptionKeys  = "REBOOK_ENCRYPTION_OLD_KEYS"
 )
 
 // Defaults suit a developer's machine; production sets every value.
@@ -93,10 +94,14 @@ type Config struct {
 	SlackSigningSecret string
 	SlackAppToken      string
 	EncryptionKey      []byte
-	HTTPAddr           string
-	PublicURL          string
-	TriageChannel      string
-	AdminChannel       string
+	// OldEncryptionKeys open what earlier keys sealed (histories of
+	// requests in flight, tokens not yet re-sealed); nothing is sealed
+	// under them.
+	OldEncryptionKeys [][]byte
+	HTTPAddr          string
+	PublicURL         string
+	TriageChannel     string
+	AdminChannel      string
 	// TriageSLAHours is how soon a triaged request is due.
 	TriageSLAHours int
 	// PollOverlap is how far behind its cursor each message poll reads
@@ -275,6 +280,18 @@ func Load(getenv func(string) string, need ...string) (Config, error) {
 			return Config{}, &Error{EncryptionKey, err.Error()}
 		}
 		c.EncryptionKey = key
+	}
+	if v := get(OldEncryptionKeys); v != "" {
+		if c.EncryptionKey == nil {
+			return Config{}, &Error{OldEncryptionKeys, "is set without " + EncryptionKey}
+		}
+		for i, part := range strings.Split(v, ",") {
+			key, err := DecodeKey(strings.TrimSpace(part))
+			if err != nil {
+				return Config{}, &Error{OldEncryptionKeys, fmt.Sprintf("key %d %s", i+1, err)}
+			}
+			c.OldEncryptionKeys = append(c.OldEncryptionKeys, key)
+		}
 	}
 	return c, nil
 }

@@ -52,6 +52,9 @@ func TestMalformedValuesNameTheVariableNotTheValue(t *testing.T) {
 		{OIDCIssuer, "login.example/tenant", "config: REBOOK_OIDC_ISSUER must be an http:// or https:// URL"},
 		{LocalUsers, "dev:superuser:", "config: REBOOK_LOCAL_USERS user dev: role \"superuser\" is not staff, operator or admin"},
 		{EncryptionKey, "not base64 at all!", "config: REBOOK_ENCRYPTION_KEY must be 32 bytes written as base64 or 64 hex digits (make one with: openssl rand -base64 32)"},
+		{RetentionDays, "-5", "config: REBOOK_RETENTION_DAYS must be a whole number of days from 1 to 3650"},
+		{RetentionDays, "ninety", "config: REBOOK_RETENTION_DAYS must be a whole number of days from 1 to 3650"},
+		{OldEncryptionKeys, "an-old-key-without-a-current-one", "config: REBOOK_ENCRYPTION_OLD_KEYS is set without REBOOK_ENCRYPTION_KEY"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -64,6 +67,20 @@ func TestMalformedValuesNameTheVariableNotTheValue(t *testing.T) {
 			assert.False(t, strings.Contains(err.Error(), tc.value), "value leaked")
 		})
 	}
+}
+
+func TestOldEncryptionKeys(t *testing.T) {
+	cur, a, b := strings.Repeat("A", 43)+"=", strings.Repeat("B", 43)+"=", strings.Repeat("c", 64)
+	c, err := Load(env(EncryptionKey, cur, OldEncryptionKeys, a+", "+b))
+	require.NoError(t, err)
+	require.Len(t, c.OldEncryptionKeys, 2)
+	assert.Len(t, c.OldEncryptionKeys[1], 32)
+	assert.Equal(t, 90, c.RetentionDays, "the default retention")
+
+	_, err = Load(env(EncryptionKey, cur, OldEncryptionKeys, a+",short"))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "REBOOK_ENCRYPTION_OLD_KEYS key 2 must")
+	assert.NotContains(t, err.Error(), a, "no key in the message")
 }
 
 func TestSignInSettings(t *testing.T) {

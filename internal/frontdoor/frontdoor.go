@@ -33,7 +33,9 @@ type Options struct {
 	// EncryptionKey enables /codec; CodecOrigin is the Web UI's origin
 	// allowed to call it from the browser.
 	EncryptionKey []byte
-	CodecOrigin   string
+	// OldEncryptionKeys let /codec open payloads sealed before a rotation.
+	OldEncryptionKeys [][]byte
+	CodecOrigin       string
 	// Auth guards every human-facing page and the codec.
 	Auth *signin.Auth
 	// Dashboard serves the teams' web view; its Store and Auth are the
@@ -54,7 +56,7 @@ func New(o Options) (http.Handler, error) {
 		m.Handle("POST /slack/interactions", o.Interactions)
 	}
 	if o.EncryptionKey != nil {
-		h, err := codec.Handler(o.EncryptionKey)
+		h, err := codec.Handler(o.EncryptionKey, o.OldEncryptionKeys...)
 		if err != nil {
 			return nil, err
 		}

@@ -1,63 +1,157 @@
-// Package secret seals small values (PKB tokens) with AES-256-GCM under
-// REBOOK_ENCRYPTION_KEY before they are stored. Each sealed value is bound
-// to where it is kept (its additional data), so a ciphertext copied to
-// another row or column does not open.
+// Package secret seals small values (PKB tokens, Temporal payloads, sign-in
+// cookies) with AES-256-GCM under REBOOK_ENCRYPTION_KEY before they are
+// stored. Each sealed value is bound to where it is kept (its additional
+// data), so a ciphertext copied to another row or column does not open,
+// and names the key that sealed it, so the key can be rotated: values are
+// sealed under the current key and opened under it or any old key still
+// configured (REBOOK_ENCRYPTION_OLD_KEYS).
 package secret
 
 import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 )
 
-// version leads every sealed value, so a later key or algorithm change can
-// tell old values from new.
-const version byte = 1
+// Sealed value formats, told apart by their first byte.
+const (
+	// v1: version, nonce, ciphertext. No key id: opened by trying each
+	// configured key. Only read, for values sealed before rotation existed.
+	v1 byte = 1
+	// v2: version, 4-byte key id, nonce, ciphertext.
+	v2 byte = 2
+)
+
+const idLen = 4
 
 // ErrOpen means a sealed value could not be opened: wrong key, wrong place,
 // or tampered with.
 var ErrOpen = errors.New("secret: cannot open sealed value (wrong key, or tampered with)")
 
-// Box seals and opens values under one key.
-type Box struct{ aead cipher.AEAD }
+// ErrUnknownKey means a value was sealed under a key that is not
+// configured: an old key was dropped from REBOOK_ENCRYPTION_OLD_KEYS too
+// soon. It is an ErrOpen.
+var ErrUnknownKey = fmt.Errorf("%w: it was sealed under a key that is not configured (is it missing from REBOOK_ENCRYPTION_OLD_KEYS?)", ErrOpen)
 
-// New makes a Box from a 32-byte key.
-func New(key []byte) (*Box, error) {
+// KeyID names a key without revealing it: the first 4 bytes of a SHA-256
+// of it, in hex. It is what operators compare in logs, payload metadata
+// and `starter rotate-key`'s report.
+func KeyID(key []byte) string {
+	sum := sha256.Sum256(append([]byte("rebook key id\x00"), key...))
+	return hex.EncodeToString(sum[:idLen])
+}
+
+type keyed struct {
+	id   [idLen]byte
+	aead cipher.AEAD
+}
+
+// Box seals under one key and opens under it or any old key.
+type Box struct {
+	current keyed
+	all     []keyed // current first
+}
+
+// New makes a Box that seals under current and also opens values sealed
+// under old. Each key is 32 bytes.
+func New(current []byte, old ...[]byte) (*Box, error) {
+	b := &Box{}
+	seen := map[[idLen]byte]bool{}
+	for i, key := range append([][]byte{current}, old...) {
+		k, err := newKeyed(key)
+		if err != nil {
+			if i > 0 {
+				return nil, fmt.Errorf("old key %d: %w", i, err)
+			}
+			return nil, err
+		}
+		if seen[k.id] {
+			continue // the current key listed among the old too
+		}
+		seen[k.id] = true
+		b.all = append(b.all, k)
+	}
+	b.current = b.all[0]
+	return b, nil
+}
+
+func newKeyed(key []byte) (keyed, error) {
 	if len(key) != 32 {
-		return nil, fmt.Errorf("secret: key must be 32 bytes, not %d", len(key))
+		return keyed{}, fmt.Errorf("secret: key must be 32 bytes, not %d", len(key))
 	}
 	block, err := aes.NewCipher(key)
 	if err != nil {
-		return nil, err
+		return keyed{}, err
 	}
 	aead, err := cipher.NewGCM(block)
 	if err != nil {
-		return nil, err
+		return keyed{}, err
 	}
-	return &Box{aead: aead}, nil
+	k := keyed{aead: aead}
+	id, _ := hex.DecodeString(KeyID(key))
+	copy(k.id[:], id)
+	return k, nil
 }
 
-// Seal encrypts plaintext bound to place.
+// KeyID is the id of the key values are sealed under.
+func (b *Box) KeyID() string { return hex.EncodeToString(b.current.id[:]) }
+
+// Seal encrypts plaintext bound to place, under the current key.
 func (b *Box) Seal(plaintext []byte, place string) ([]byte, error) {
-	nonce := make([]byte, b.aead.NonceSize(), 1+b.aead.NonceSize()+len(plaintext)+b.aead.Overhead())
+	a := b.current.aead
+	head := 1 + idLen
+	nonce := make([]byte, a.NonceSize(), head+a.NonceSize()+len(plaintext)+a.Overhead())
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err
 	}
-	out := append([]byte{version}, nonce...)
-	return b.aead.Seal(out, nonce, plaintext, []byte(place)), nil
+	out := append(append([]byte{v2}, b.current.id[:]...), nonce...)
+	return a.Seal(out, nonce, plaintext, []byte(place)), nil
 }
 
-// Open decrypts a value sealed for place.
+// Open decrypts a value sealed for place under any configured key.
 func (b *Box) Open(sealed []byte, place string) ([]byte, error) {
-	n := b.aead.NonceSize()
-	if len(sealed) < 1+n+b.aead.Overhead() || sealed[0] != version {
+	if len(sealed) == 0 {
 		return nil, ErrOpen
 	}
-	pt, err := b.aead.Open(nil, sealed[1:1+n], sealed[1+n:], []byte(place))
+	switch sealed[0] {
+	case v2:
+		if len(sealed) < 1+idLen {
+			return nil, ErrOpen
+		}
+		for _, k := range b.all {
+			if string(k.id[:]) == string(sealed[1:1+idLen]) {
+				return open(k.aead, sealed[1+idLen:], place)
+			}
+		}
+		return nil, ErrUnknownKey
+	case v1:
+		for _, k := range b.all {
+			if pt, err := open(k.aead, sealed[1:], place); err == nil {
+				return pt, nil
+			}
+		}
+	}
+	return nil, ErrOpen
+}
+
+func open(a cipher.AEAD, body []byte, place string) ([]byte, error) {
+	n := a.NonceSize()
+	if len(body) < n+a.Overhead() {
+		return nil, ErrOpen
+	}
+	pt, err := a.Open(nil, body[:n], body[n:], []byte(place))
 	if err != nil {
 		return nil, ErrOpen
 	}
 	return pt, nil
+}
+
+// Current says whether a sealed value is sealed under the current key, so
+// a rotation re-seals only what needs it.
+func (b *Box) Current(sealed []byte) bool {
+	return len(sealed) >= 1+idLen && sealed[0] == v2 && string(sealed[1:1+idLen]) == string(b.current.id[:])
 }

@@ -2,6 +2,8 @@ package secret
 
 import (
 	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -39,4 +41,59 @@ func TestSealOpen(t *testing.T) {
 
 	_, err = New([]byte("short"))
 	assert.Error(t, err)
+}
+
+func TestRotation(t *testing.T) {
+	oldKey, newKey := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	before, err := New(oldKey)
+	require.NoError(t, err)
+	sealedBefore, err := before.Seal([]byte("token"), "p")
+	require.NoError(t, err)
+	assert.True(t, before.Current(sealedBefore))
+
+	after, err := New(newKey, oldKey)
+	require.NoError(t, err)
+	assert.Equal(t, KeyID(newKey), after.KeyID())
+	assert.NotEqual(t, KeyID(oldKey), KeyID(newKey))
+	pt, err := after.Open(sealedBefore, "p")
+	require.NoError(t, err, "the old key still opens what it sealed")
+	assert.Equal(t, "token", string(pt))
+	assert.False(t, after.Current(sealedBefore), "but it is not under the current key")
+
+	sealedAfter, err := after.Seal([]byte("token"), "p")
+	require.NoError(t, err)
+	assert.True(t, after.Current(sealedAfter))
+	_, err = before.Open(sealedAfter, "p")
+	assert.ErrorIs(t, err, ErrUnknownKey, "a box without the new key names the gap")
+
+	dropped, err := New(newKey)
+	require.NoError(t, err)
+	_, err = dropped.Open(sealedBefore, "p")
+	assert.ErrorIs(t, err, ErrUnknownKey, "the old key dropped too soon")
+
+	_, err = New(newKey, []byte("short"))
+	assert.ErrorContains(t, err, "old key 1")
+}
+
+// Values sealed before key ids existed (version 1) still open, under
+// whichever configured key sealed them.
+func TestVersionOneValuesStillOpen(t *testing.T) {
+	oldKey, newKey := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	block, err := aes.NewCipher(oldKey)
+	require.NoError(t, err)
+	aead, err := cipher.NewGCM(block)
+	require.NoError(t, err)
+	nonce := bytes.Repeat([]byte{9}, aead.NonceSize())
+	v1Sealed := aead.Seal(append([]byte{1}, nonce...), nonce, []byte("token"), []byte("p"))
+
+	b, err := New(newKey, oldKey)
+	require.NoError(t, err)
+	pt, err := b.Open(v1Sealed, "p")
+	require.NoError(t, err)
+	assert.Equal(t, "token", string(pt))
+	assert.False(t, b.Current(v1Sealed))
+
+	only, _ := New(newKey)
+	_, err = only.Open(v1Sealed, "p")
+	assert.ErrorIs(t, err, ErrOpen)
 }

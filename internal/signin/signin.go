@@ -102,7 +102,9 @@ type Options struct {
 	LocalUsers    []LocalUser
 	// Key seals the cookies (REBOOK_ENCRYPTION_KEY).
 	Key []byte
-	Log *slog.Logger
+	// OldKeys open cookies sealed before a key rotation.
+	OldKeys [][]byte
+	Log     *slog.Logger
 	// Now is the clock; time.Now if nil.
 	Now func() time.Time
 }
@@ -120,7 +122,7 @@ type Auth struct {
 // New prepares sign-in. With an Issuer it reads the provider's discovery
 // document, so the provider must be reachable.
 func New(ctx context.Context, o Options) (*Auth, error) {
-	box, err := secret.New(o.Key)
+	box, err := secret.New(o.Key, o.OldKeys...)
 	if err != nil {
 		return nil, fmt.Errorf("signin: %w", err)
 	}

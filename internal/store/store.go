@@ -49,8 +49,9 @@ func (s *Store) Queries() int64 { return s.queries.Load() }
 
 // Connect connects to an existing database without changing its schema:
 // for processes that run as a role without DDL rights. key seals tokens;
-// nil leaves grant storage unusable.
-func Connect(ctx context.Context, databaseURL string, key []byte) (*Store, error) {
+// nil leaves grant storage unusable; old keys open tokens sealed before
+// a rotation.
+func Connect(ctx context.Context, databaseURL string, key []byte, old ...[]byte) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -63,7 +64,7 @@ func Connect(ctx context.Context, databaseURL string, key []byte) (*Store, error
 	}
 	s.pool = pool
 	if key != nil {
-		if s.box, err = secret.New(key); err != nil {
+		if s.box, err = secret.New(key, old...); err != nil {
 			pool.Close()
 			return nil, err
 		}
@@ -73,11 +74,11 @@ func Connect(ctx context.Context, databaseURL string, key []byte) (*Store, error
 
 // Open creates the database if it is missing, connects, and brings the
 // schema up to date (Migrate): the worker and `starter migrate`.
-func Open(ctx context.Context, databaseURL string, key []byte) (*Store, error) {
+func Open(ctx context.Context, databaseURL string, key []byte, old ...[]byte) (*Store, error) {
 	if err := EnsureDatabase(ctx, databaseURL); err != nil {
 		return nil, err
 	}
-	s, err := Connect(ctx, databaseURL, key)
+	s, err := Connect(ctx, databaseURL, key, old...)
 	if err != nil {
 		return nil, err
 	}

@@ -41,6 +41,11 @@ func Env(cfg config.Config, extra ...string) []string {
 	if len(cfg.EncryptionKey) > 0 {
 		set(config.EncryptionKey, base64.StdEncoding.EncodeToString(cfg.EncryptionKey))
 	}
+	var old []string
+	for _, k := range cfg.OldEncryptionKeys {
+		old = append(old, base64.StdEncoding.EncodeToString(k))
+	}
+	set(config.OldEncryptionKeys, strings.Join(old, ","))
 	set(config.SlackBotToken, cfg.SlackBotToken)
 	set(config.SlackAPIURL, cfg.SlackAPIURL)
 	set(config.SlackSigningSecret, cfg.SlackSigningSecret)
