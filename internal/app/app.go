@@ -159,7 +159,9 @@ func OAuth(cfg config.Config) *pkb.OAuthConfig {
 
 // Slack is the Slack Web API client.
 func Slack(cfg config.Config, m *metrics.Registry) *slackmsg.Client {
-	return slackmsg.NewCounted(cfg.SlackBotToken, cfg.SlackAPIURL, m.Handler())
+	c := slackmsg.NewCounted(cfg.SlackBotToken, cfg.SlackAPIURL, m.Handler())
+	c.Detail = cfg.SlackDetail
+	return c
 }
 
 // Metrics is a process's registry, with the read model's requests by

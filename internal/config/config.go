@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rebookhq/rebook/internal/signin"
+	"github.com/rebookhq/rebook/internal/slackmsg"
 )
 
 // The environment variables. Deployments and outside checks rely on these
@@ -58,6 +59,7 @@ const (
 	LocalUsers         = "REBOOK_LOCAL_USERS"
 	RetentionDays      = "REBOOK_RETENTION_DAYS"
 	OldEncryptionKeys  = "REBOOK_ENCRYPTION_OLD_KEYS"
+	SlackDetail        = "REBOOK_SLACK_DETAIL"
 )
 
 // Defaults suit a developer's machine; production sets every value.
@@ -77,6 +79,7 @@ var defaults = map[string]string{
 	OIDCRolesClaim:    "roles",
 	OIDCTeamsClaim:    "groups",
 	RetentionDays:     "90",
+	SlackDetail:       string(slackmsg.DetailAppointment),
 }
 
 // Config holds every setting. EncryptionKey is decoded; the rest are as set.
@@ -139,6 +142,8 @@ type Config struct {
 	// RetentionDays is how long after a request closes its patient
 	// identifiers and free text are kept in PostgreSQL.
 	RetentionDays int
+	// SlackDetail is how much a request's Slack card shows.
+	SlackDetail slackmsg.Detail
 }
 
 // Error names the variable at fault and why, never its value.
@@ -270,6 +275,9 @@ func Load(getenv func(string) string, need ...string) (Config, error) {
 	}
 	if c.FirstCheckAfter, err = time.ParseDuration(get(FirstCheckAfter)); err != nil || c.FirstCheckAfter < time.Second || c.FirstCheckAfter > 24*time.Hour {
 		return Config{}, &Error{FirstCheckAfter, "must be a duration from 1s to 24h, such as 5m"}
+	}
+	if c.SlackDetail, err = slackmsg.ParseDetail(get(SlackDetail)); err != nil {
+		return Config{}, &Error{SlackDetail, err.Error()}
 	}
 	if c.RetentionDays, err = strconv.Atoi(get(RetentionDays)); err != nil || c.RetentionDays < 1 || c.RetentionDays > 3650 {
 		return Config{}, &Error{RetentionDays, "must be a whole number of days from 1 to 3650"}

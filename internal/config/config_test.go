@@ -52,6 +52,7 @@ func TestMalformedValuesNameTheVariableNotTheValue(t *testing.T) {
 		{OIDCIssuer, "login.example/tenant", "config: REBOOK_OIDC_ISSUER must be an http:// or https:// URL"},
 		{LocalUsers, "dev:superuser:", "config: REBOOK_LOCAL_USERS user dev: role \"superuser\" is not staff, operator or admin"},
 		{EncryptionKey, "not base64 at all!", "config: REBOOK_ENCRYPTION_KEY must be 32 bytes written as base64 or 64 hex digits (make one with: openssl rand -base64 32)"},
+		{SlackDetail, "everything", "config: REBOOK_SLACK_DETAIL must be appointment or minimal"},
 		{RetentionDays, "-5", "config: REBOOK_RETENTION_DAYS must be a whole number of days from 1 to 3650"},
 		{RetentionDays, "ninety", "config: REBOOK_RETENTION_DAYS must be a whole number of days from 1 to 3650"},
 		{OldEncryptionKeys, "an-old-key-without-a-current-one", "config: REBOOK_ENCRYPTION_OLD_KEYS is set without REBOOK_ENCRYPTION_KEY"},

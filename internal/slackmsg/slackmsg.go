@@ -1,8 +1,9 @@
 // Package slackmsg posts and edits Rebook's Slack messages: one Block Kit
 // message per request in its team's channel, carrying the least a team
-// needs (request type, specialty, clinic, appointment time, an opaque
-// reference, age, a dashboard link) and the Claim / Done / Can't action
-// buttons. No NHS number, name or message text ever goes to Slack.
+// needs (at the default detail level: request type, specialty, clinic,
+// appointment time, an opaque reference, age, a dashboard link) and the
+// Claim / Done / Can't action buttons. No NHS number, name, patient id or
+// message text ever goes to Slack, at any level.
 package slackmsg
 
 import (
@@ -28,6 +29,32 @@ const (
 	ActionDone       = "rebook_done"
 	ActionCantAction = "rebook_cant_action"
 )
+
+// Detail is how much of a request its card shows (REBOOK_SLACK_DETAIL).
+// No level shows a patient identifier or the patient's words: those are
+// on the signed-in request page, where each view is audited.
+type Detail string
+
+const (
+	// DetailAppointment shows the specialty, clinic and appointment time:
+	// enough to find the booking in the PAS. The default.
+	DetailAppointment Detail = "appointment"
+	// DetailMinimal shows the reference, request type, age and status,
+	// and no staff note: for a workspace shared beyond the teams, or for
+	// specialties whose name alone says too much.
+	DetailMinimal Detail = "minimal"
+)
+
+// ParseDetail reads a detail level; empty is the default.
+func ParseDetail(v string) (Detail, error) {
+	switch d := Detail(strings.ToLower(strings.TrimSpace(v))); d {
+	case "":
+		return DetailAppointment, nil
+	case DetailAppointment, DetailMinimal:
+		return d, nil
+	}
+	return "", fmt.Errorf("must be %s or %s", DetailAppointment, DetailMinimal)
+}
 
 func orDash(s string) string {
 	if s == "" {
@@ -66,12 +93,15 @@ func title(c card.Card) string {
 
 // Text is the notification and fallback text; it carries the reference so
 // a lost post can be found again in the channel's history.
-func Text(c card.Card) string {
+func Text(c card.Card, d Detail) string {
+	if d == DetailMinimal {
+		return title(c) + " " + c.Ref
+	}
 	return fmt.Sprintf("%s %s: %s, %s", title(c), c.Ref, orDash(c.Specialty), orDash(c.Clinic))
 }
 
-// Blocks lays the card out.
-func Blocks(c card.Card, now time.Time) []slack.Block {
+// Blocks lays the card out at a detail level.
+func Blocks(c card.Card, now time.Time, d Detail) []slack.Block {
 	when := "—"
 	if !c.Start.IsZero() {
 		when = c.Start.In(subject.London()).Format("Mon 2 Jan 2006 15:04")
@@ -88,6 +118,10 @@ func Blocks(c card.Card, now time.Time) []slack.Block {
 		slack.NewTextBlockObject(slack.MarkdownType, "*Reference*\n"+c.Ref, false, false),
 		slack.NewTextBlockObject(slack.MarkdownType, "*Received*\n"+age(c.ReceivedAt, now), false, false),
 		slack.NewTextBlockObject(slack.MarkdownType, "*Status*\n"+state, false, false),
+	}
+	if d == DetailMinimal {
+		fields = fields[3:]
+		c.CloseNote = ""
 	}
 	bs := []slack.Block{
 		slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, title(c), false, false)),
@@ -135,6 +169,8 @@ type Client struct {
 	mu      sync.Mutex
 	ids     map[string]string // channel name -> id
 	members map[string]bool   // channel id -> the app is a member
+	// Detail is how much each card shows; the default when empty.
+	Detail Detail
 }
 
 // New makes a Client for token against apiURL (Slack's, or a fake's).
@@ -295,7 +331,7 @@ func (c *Client) FindText(ctx context.Context, channelID, threadTS, text string,
 // and a preview would show nothing useful or, for a page that later
 // changes, more than was meant.
 func (c *Client) Post(ctx context.Context, channelID string, cd card.Card, now time.Time) (string, string, error) {
-	ch, ts, err := c.api.PostMessageContext(ctx, channelID, slack.MsgOptionText(Text(cd), false), slack.MsgOptionBlocks(Blocks(cd, now)...),
+	ch, ts, err := c.api.PostMessageContext(ctx, channelID, slack.MsgOptionText(Text(cd, c.Detail), false), slack.MsgOptionBlocks(Blocks(cd, now, c.Detail)...),
 		slack.MsgOptionDisableLinkUnfurl(), slack.MsgOptionDisableMediaUnfurl())
 	if err != nil {
 		return "", "", fmt.Errorf("slack: chat.postMessage: %w", err)
@@ -305,7 +341,7 @@ func (c *Client) Post(ctx context.Context, channelID string, cd card.Card, now t
 
 // Update redraws a posted card.
 func (c *Client) Update(ctx context.Context, channelID, ts string, cd card.Card, now time.Time) error {
-	_, _, _, err := c.api.UpdateMessageContext(ctx, channelID, ts, slack.MsgOptionText(Text(cd), false), slack.MsgOptionBlocks(Blocks(cd, now)...))
+	_, _, _, err := c.api.UpdateMessageContext(ctx, channelID, ts, slack.MsgOptionText(Text(cd, c.Detail), false), slack.MsgOptionBlocks(Blocks(cd, now, c.Detail)...))
 	if err != nil {
 		return fmt.Errorf("slack: chat.update: %w", err)
 	}

@@ -48,6 +48,7 @@ func Env(cfg config.Config, extra ...string) []string {
 	set(config.OldEncryptionKeys, strings.Join(old, ","))
 	set(config.SlackBotToken, cfg.SlackBotToken)
 	set(config.SlackAPIURL, cfg.SlackAPIURL)
+	set(config.SlackDetail, string(cfg.SlackDetail))
 	set(config.SlackSigningSecret, cfg.SlackSigningSecret)
 	set(config.TriageChannel, cfg.TriageChannel)
 	set(config.AdminChannel, cfg.AdminChannel)
