@@ -69,11 +69,24 @@ type stack struct {
 // configuration before anything uses it.
 func start(t *testing.T, n int, tune ...func(*config.Config)) *stack {
 	t.Helper()
+	return startLogged(t, n, nil, tune...)
+}
+
+// startLogged is start with every log line of every level, from Rebook and
+// the Temporal SDK, also written to logs.
+func startLogged(t *testing.T, n int, logs io.Writer, tune ...func(*config.Config)) *stack {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("end to end: starts a Temporal dev server")
 	}
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if logs != nil {
+		log = slog.New(slog.NewMultiHandler(log.Handler(), slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+		was := slog.Default()
+		slog.SetDefault(log)
+		t.Cleanup(func() { slog.SetDefault(was) })
+	}
 	wd, _ := os.Getwd()
 	root, err := devserver.RepoRoot(wd)
 	require.NoError(t, err)

@@ -17,7 +17,6 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	workflowpb "go.temporal.io/api/workflow/v1"
 	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/rebookhq/rebook/internal/app"
 	"github.com/rebookhq/rebook/internal/codec"
@@ -28,34 +27,6 @@ import (
 	"github.com/rebookhq/rebook/internal/signin"
 	"github.com/rebookhq/rebook/internal/store"
 )
-
-// payloadsIn collects every payload a history event holds, at any depth.
-func payloadsIn(m protoreflect.Message, out *[]*commonpb.Payload) {
-	if p, ok := m.Interface().(*commonpb.Payload); ok {
-		*out = append(*out, p)
-		return
-	}
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		switch {
-		case fd.IsMap():
-			if fd.MapValue().Message() != nil {
-				v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
-					payloadsIn(mv.Message(), out)
-					return true
-				})
-			}
-		case fd.IsList():
-			if fd.Message() != nil {
-				for i := 0; i < v.List().Len(); i++ {
-					payloadsIn(v.List().Get(i).Message(), out)
-				}
-			}
-		case fd.Message() != nil:
-			payloadsIn(v.Message(), out)
-		}
-		return true
-	})
-}
 
 // The key is rotated while requests wait: the worker restarts with a new
 // REBOOK_ENCRYPTION_KEY and the old one in REBOOK_ENCRYPTION_OLD_KEYS,
