@@ -176,6 +176,9 @@ func runDev(ctx context.Context, args []string) error {
 	if err := app.RegisterSearchAttributes(ctx, tc, cfg.TemporalNamespace); err != nil {
 		return err
 	}
+	if _, err := app.Retention(ctx, tc, cfg.TemporalNamespace, app.TemporalRetention); err != nil {
+		return err
+	}
 	w, err := app.Worker(cfg, st, tc, app.WorkerOptions{Metrics: wm})
 	if err != nil {
 		return err

@@ -18,6 +18,7 @@ func runSchedule(ctx context.Context, args []string) error {
 	every := fs.Duration("every", 30*time.Second, "how often PollMessages reads new requests from PKB")
 	watch := fs.Duration("watch-every", 2*time.Minute, "how often WatchAppointments asks PKB for changed appointments")
 	attrs := fs.Bool("search-attributes", true, "register Rebook's search attributes in the namespace if missing")
+	retention := fs.Duration("retention", 0, "set how long the namespace keeps closed workflows' histories, such as 720h (Rebook's advice: "+app.TemporalRetention.String()+"); 0 leaves it as it is")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -35,6 +36,14 @@ func runSchedule(ctx context.Context, args []string) error {
 			return fmt.Errorf("%w (on Temporal Cloud, add them with tcld; see README)", err)
 		}
 	}
+	kept, err := app.Retention(ctx, tc, cfg.TemporalNamespace, *retention)
+	if err != nil {
+		return fmt.Errorf("%w (on Temporal Cloud, set the namespace's retention in its console or with tcld)", err)
+	}
+	fmt.Printf("namespace %s keeps closed workflows' histories for %s\n", cfg.TemporalNamespace, days(kept))
+	if kept > time.Duration(cfg.RetentionDays)*24*time.Hour {
+		fmt.Printf("note: that is longer than %s (%d days): the encrypted message facts in Temporal outlive the identifiers PostgreSQL keeps\n", config.RetentionDays, cfg.RetentionDays)
+	}
 	if err := schedules.Ensure(ctx, tc, *every, *watch); err != nil {
 		return err
 	}
@@ -45,4 +54,11 @@ func runSchedule(ctx context.Context, args []string) error {
 	fmt.Printf("schedules ready: %s every %s, %s every %s, %s every %s, %s every %s (overlaps skipped)\n", workflows.PollScheduleID, *every, workflows.WatchScheduleID, *watch,
 		workflows.ReconcileScheduleID, schedules.ReconcileEvery, workflows.RetentionScheduleID, schedules.RetentionEvery)
 	return nil
+}
+
+func days(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%d days", int(d.Hours()/24))
+	}
+	return d.String()
 }

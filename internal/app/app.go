@@ -18,10 +18,13 @@ import (
 	"time"
 
 	"go.temporal.io/api/enums/v1"
+	namespacepb "go.temporal.io/api/namespace/v1"
 	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/rebookhq/rebook/activities"
 	"github.com/rebookhq/rebook/internal/codec"
@@ -251,6 +254,34 @@ func RegisterSearchAttributes(ctx context.Context, c client.Client, namespace st
 		return fmt.Errorf("add search attributes: %w", err)
 	}
 	return nil
+}
+
+// TemporalRetention is how long Rebook asks Temporal to keep a closed
+// request's history: long enough for operators to look back at a month's
+// requests and replay them before a release, and shorter than
+// REBOOK_RETENTION_DAYS, so the encrypted message facts go before the
+// read model's identifiers do.
+const TemporalRetention = 30 * 24 * time.Hour
+
+// Retention says how long the namespace keeps closed workflows' histories
+// and, when set is not zero and differs, sets it first. Temporal Cloud
+// sets it in its own console or tcld; there the update is refused and the
+// error says so.
+func Retention(ctx context.Context, c client.Client, namespace string, set time.Duration) (time.Duration, error) {
+	ns, err := c.WorkflowService().DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: namespace})
+	if err != nil {
+		return 0, fmt.Errorf("describe namespace %s: %w", namespace, err)
+	}
+	have := ns.GetConfig().GetWorkflowExecutionRetentionTtl().AsDuration()
+	if set == 0 || set == have {
+		return have, nil
+	}
+	_, err = c.WorkflowService().UpdateNamespace(ctx, &workflowservice.UpdateNamespaceRequest{Namespace: namespace,
+		Config: &namespacepb.NamespaceConfig{WorkflowExecutionRetentionTtl: durationpb.New(set)}})
+	if err != nil {
+		return have, fmt.Errorf("set namespace %s retention to %s: %w", namespace, set, err)
+	}
+	return set, nil
 }
 
 // Worker makes a worker on Rebook's task queue with every workflow and
