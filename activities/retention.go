@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"go.temporal.io/sdk/temporal"
+
 	"github.com/rebookhq/rebook/internal/store"
 )
 
@@ -33,6 +35,10 @@ type RedactResult struct {
 // ago. The period is read here, not in the workflow, so a change of
 // setting applies from the next run without touching the Schedule.
 func (a *RetentionActivities) RedactClosed(ctx context.Context) (RedactResult, error) {
+	if a.Days < 1 {
+		// A period left at zero would redact every closed request at once.
+		return RedactResult{}, temporal.NewNonRetryableApplicationError("retention: the period is not set (REBOOK_RETENTION_DAYS must be 1 or more); nothing was redacted", "RetentionUnset", nil)
+	}
 	cutoff := time.Now().Add(-time.Duration(a.Days) * 24 * time.Hour)
 	n, err := a.Store.RedactClosed(ctx, cutoff, RedactBatch, a.Days)
 	if err != nil {

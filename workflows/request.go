@@ -553,8 +553,11 @@ func (r *request) tellCancelled(ctx workflow.Context) error {
 		return nil
 	}
 	r.waiting.ToldCancelled = true
-	return r.tell(ctx, "cancelled-not-rebooked", fmt.Sprintf("PKB shows the appointment for %s cancelled, not yet rebooked: the request stays open until a new %s booking appears.",
-		r.route.Ref, orUnknown(r.match.Specialty)))
+	// The note names no specialty: under REBOOK_SLACK_DETAIL=minimal the
+	// card does not either. Replay does not compare an activity's input,
+	// so the wording can change without a version.
+	return r.tell(ctx, "cancelled-not-rebooked", fmt.Sprintf("PKB shows the appointment for %s cancelled, not yet rebooked: the request stays open until a new booking in the same specialty appears.",
+		r.route.Ref))
 }
 
 // continueAsNew starts the wait's next run with what this one knows, once

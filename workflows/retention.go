@@ -4,6 +4,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/rebookhq/rebook/activities"
+	"github.com/rebookhq/rebook/internal/metrics"
 )
 
 // The retention workflow's name and its schedule's id.
@@ -39,5 +40,6 @@ func RedactClosedRequests(ctx workflow.Context) (RedactResult, error) {
 			break
 		}
 	}
+	workflow.GetMetricsHandler(ctx).Counter(metrics.RequestsRedacted).Inc(int64(res.Redacted))
 	return res, nil
 }

@@ -129,7 +129,7 @@ func startLogged(t *testing.T, n int, logs io.Writer, tune ...func(*config.Confi
 		// The simulator serves PKB's documented API: the watcher asks one
 		// patient at a time, here with a budget and first check that suit
 		// a test of seconds.
-		PKBCallsPerHour: 360_000, FirstCheckAfter: 2 * time.Second, TriageSLAHours: 24,
+		PKBCallsPerHour: 360_000, FirstCheckAfter: 2 * time.Second, TriageSLAHours: 24, RetentionDays: 90,
 	}
 	for _, f := range tune {
 		f(&s.cfg)
@@ -326,7 +326,35 @@ func TestTwoHundredRequestsEndToEnd(t *testing.T) {
 	// failed run.
 	assert.LessOrEqual(t, calls[pkbsim.CounterOrgWideRefused], int64(1))
 	assert.Zero(t, s.count(t, "WorkflowType = 'WatchAppointments' AND ExecutionStatus = 'Failed'"), "no watcher failure")
+
+	// The daily runs, triggered now rather than at midnight: the
+	// reconciliation finds nothing the poll missed, and retention nothing
+	// closed long enough ago.
+	var rec workflows.ReconcileResult
+	s.runSchedule(t, workflows.ReconcileScheduleID, &rec)
+	assert.Zero(t, rec.Started)
+	var red workflows.RedactResult
+	s.runSchedule(t, workflows.RetentionScheduleID, &red)
+	assert.Equal(t, workflows.RedactResult{Batches: 1}, red)
 	fmt.Fprintln(os.Stderr)
+}
+
+// runSchedule triggers a schedule's action now and waits for its result.
+func (s *stack) runSchedule(t *testing.T, id string, out any) {
+	t.Helper()
+	ctx := context.Background()
+	h := s.tc.ScheduleClient().GetHandle(ctx, id)
+	require.NoError(t, h.Trigger(ctx, client.ScheduleTriggerOptions{}))
+	var run *client.ScheduleWorkflowExecution
+	waitFor(t, id+" to start its workflow", limit(time.Minute), func() bool {
+		d, err := h.Describe(ctx)
+		require.NoError(t, err)
+		if n := len(d.Info.RecentActions); n > 0 {
+			run = d.Info.RecentActions[n-1].StartWorkflowResult
+		}
+		return run != nil
+	})
+	require.NoError(t, s.tc.GetWorkflow(ctx, run.WorkflowID, run.FirstExecutionRunID).Get(ctx, out))
 }
 
 // closeAll lets the trust's PAS act on every request it can and has staff

@@ -30,14 +30,17 @@ const (
 	// counter: requests the daily reconciliation started, which the poll
 	// had missed
 	RequestsReconciled = "rebook_requests_reconciled"
-	RequestsRouted     = "rebook_requests_routed"    // counter {type, specialty}: posted to a team
-	RequestsTriaged    = "rebook_requests_triaged"   // counter {type, specialty}: posted to triage
-	RequestsCompleted  = "rebook_requests_completed" // counter {type, specialty, state}: closed
-	MessageToPost      = "rebook_message_to_post"    // timer {type, specialty}: PKB message time to the Slack post
-	PostToClose        = "rebook_post_to_close"      // timer {type, specialty, state}: Slack post to close
-	PKBCalls           = "rebook_pkb_calls"          // counter {endpoint, outcome}
-	SlackCalls         = "rebook_slack_calls"        // counter {method, outcome}
-	SlackRateLimited   = "rebook_slack_rate_limited" // counter {method}: Slack answered 429
+	// counter: closed requests whose identifiers the retention run
+	// redacted
+	RequestsRedacted  = "rebook_requests_redacted"
+	RequestsRouted    = "rebook_requests_routed"    // counter {type, specialty}: posted to a team
+	RequestsTriaged   = "rebook_requests_triaged"   // counter {type, specialty}: posted to triage
+	RequestsCompleted = "rebook_requests_completed" // counter {type, specialty, state}: closed
+	MessageToPost     = "rebook_message_to_post"    // timer {type, specialty}: PKB message time to the Slack post
+	PostToClose       = "rebook_post_to_close"      // timer {type, specialty, state}: Slack post to close
+	PKBCalls          = "rebook_pkb_calls"          // counter {endpoint, outcome}
+	SlackCalls        = "rebook_slack_calls"        // counter {method, outcome}
+	SlackRateLimited  = "rebook_slack_rate_limited" // counter {method}: Slack answered 429
 )
 
 // Read at each scrape from the read model and the store.
@@ -360,7 +363,7 @@ func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { retur
 // Series are the names Prometheus shows for Rebook's own series, as a
 // dashboard queries them.
 var Series = []string{
-	RequestsStarted + "_total", RequestsReconciled + "_total", RequestsRouted + "_total", RequestsTriaged + "_total", RequestsCompleted + "_total",
+	RequestsStarted + "_total", RequestsReconciled + "_total", RequestsRedacted + "_total", RequestsRouted + "_total", RequestsTriaged + "_total", RequestsCompleted + "_total",
 	MessageToPost + "_seconds", PostToClose + "_seconds", PKBCalls + "_total", SlackCalls + "_total", SlackRateLimited + "_total",
 	grantHealthy, requestsNow, dbQueries,
 }
