@@ -291,20 +291,10 @@ func (d *dashboard) patient(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if req.RedactedAt != nil {
-		data, err := d.requestData(r.Context(), req, u)
-		if err != nil {
-			http.Error(w, "could not read the request's timeline; try again", http.StatusInternalServerError)
-			return
-		}
-		data["Problem"] = "This request's patient identifiers were removed on " + req.RedactedAt.In(subject.London()).Format("2 Jan 2006") +
-			", under the retention period after it closed, so its patient cannot be shown. Its timeline is kept."
-		d.render(w, "request", data)
-		return
-	}
 	// The view is recorded before the page is read, so its timeline shows
-	// it, and before PKB is asked, so no view goes unrecorded.
-	if d.Patients != nil {
+	// it, and before PKB is asked, so no view goes unrecorded. A redacted
+	// request shows no details, so there is no view to record.
+	if d.Patients != nil && req.RedactedAt == nil {
 		if err := d.Store.Audit(r.Context(), store.AuditEntry{Actor: u.Name, Action: ActionViewedPatient, Subject: req.WorkflowID,
 			Detail: map[string]string{"ref": req.Ref, "via": "web"}}); err != nil {
 			d.Log.Error("dashboard: audit a patient view", "err", err)
@@ -317,7 +307,13 @@ func (d *dashboard) patient(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "could not read the request's timeline; try again", http.StatusInternalServerError)
 		return
 	}
-	if d.Patients == nil {
+	switch {
+	case req.RedactedAt != nil:
+		data["Problem"] = "This request's patient identifiers were removed on " + req.RedactedAt.In(subject.London()).Format("2 Jan 2006") +
+			", under the retention period after it closed, so its patient cannot be shown. Its timeline is kept."
+		d.render(w, "request", data)
+		return
+	case d.Patients == nil:
 		data["Problem"] = "PKB is not configured here, so the patient's details cannot be read."
 		d.render(w, "request", data)
 		return
