@@ -27,7 +27,10 @@ const (
 )
 
 // Codec is a converter.PayloadCodec.
-type Codec struct{ box *secret.Box }
+type Codec struct {
+	box   *secret.Box
+	keyID []byte // the box's key id, as each payload's metadata carries it
+}
 
 // New makes a Codec that seals under key and opens under it or any old
 // key (each 32 bytes).
@@ -36,7 +39,7 @@ func New(key []byte, old ...[]byte) (*Codec, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Codec{box: b}, nil
+	return &Codec{box: b, keyID: []byte(b.KeyID())}, nil
 }
 
 // Encode seals each payload whole: its metadata (which names the original
@@ -52,7 +55,7 @@ func (c *Codec) Encode(in []*commonpb.Payload) ([]*commonpb.Payload, error) {
 		if err != nil {
 			return nil, err
 		}
-		out[i] = &commonpb.Payload{Metadata: map[string][]byte{metaKey: []byte(Encoding), KeyIDMeta: []byte(c.box.KeyID())}, Data: sealed}
+		out[i] = &commonpb.Payload{Metadata: map[string][]byte{metaKey: []byte(Encoding), KeyIDMeta: c.keyID}, Data: sealed}
 	}
 	return out, nil
 }

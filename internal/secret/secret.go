@@ -41,8 +41,13 @@ var ErrUnknownKey = fmt.Errorf("%w: it was sealed under a key that is not config
 // of it, in hex. It is what operators compare in logs, payload metadata
 // and `starter rotate-key`'s report.
 func KeyID(key []byte) string {
+	id := keyID(key)
+	return hex.EncodeToString(id[:])
+}
+
+func keyID(key []byte) [idLen]byte {
 	sum := sha256.Sum256(append([]byte("rebook key id\x00"), key...))
-	return hex.EncodeToString(sum[:idLen])
+	return [idLen]byte(sum[:idLen])
 }
 
 type keyed struct {
@@ -91,10 +96,7 @@ func newKeyed(key []byte) (keyed, error) {
 	if err != nil {
 		return keyed{}, err
 	}
-	k := keyed{aead: aead}
-	id, _ := hex.DecodeString(KeyID(key))
-	copy(k.id[:], id)
-	return k, nil
+	return keyed{id: keyID(key), aead: aead}, nil
 }
 
 // KeyID is the id of the key values are sealed under.
