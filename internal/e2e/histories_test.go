@@ -9,63 +9,28 @@ import (
 	"github.com/rebookhq/rebook/internal/codec"
 )
 
-// payloadsIn collects every payload a history event holds, at any depth.
-func payloadsIn(m protoreflect.Message, out *[]*commonpb.Payload) {
+// walk visits, at any depth of a message, each payload (not looking
+// inside it) and each other string or bytes value.
+func walk(m protoreflect.Message, payload func(*commonpb.Payload), text func([]byte)) {
 	if p, ok := m.Interface().(*commonpb.Payload); ok {
-		*out = append(*out, p)
-		return
-	}
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		switch {
-		case fd.IsMap():
-			if fd.MapValue().Message() != nil {
-				v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
-					payloadsIn(mv.Message(), out)
-					return true
-				})
-			}
-		case fd.IsList():
-			if fd.Message() != nil {
-				for i := 0; i < v.List().Len(); i++ {
-					payloadsIn(v.List().Get(i).Message(), out)
-				}
-			}
-		case fd.Message() != nil:
-			payloadsIn(v.Message(), out)
-		}
-		return true
-	})
-}
-
-// clearText writes every string a message holds in clear, at any depth:
-// ids, names, failure messages and stack traces, and the data of each
-// payload the codec did not seal (search attributes, memo, headers). It
-// is what anyone with read access to Temporal sees without the codec.
-func clearText(m protoreflect.Message, b *strings.Builder) {
-	if p, ok := m.Interface().(*commonpb.Payload); ok {
-		if string(p.GetMetadata()["encoding"]) != codec.Encoding {
-			b.Write(p.GetData())
-			b.WriteByte('\n')
-		}
+		payload(p)
 		return
 	}
 	value := func(kind protoreflect.Kind, v protoreflect.Value) {
-		switch {
-		case kind == protoreflect.MessageKind || kind == protoreflect.GroupKind:
-			clearText(v.Message(), b)
-		case kind == protoreflect.StringKind:
-			b.WriteString(v.String())
-			b.WriteByte('\n')
-		case kind == protoreflect.BytesKind:
-			b.Write(v.Bytes())
-			b.WriteByte('\n')
+		switch kind {
+		case protoreflect.MessageKind, protoreflect.GroupKind:
+			walk(v.Message(), payload, text)
+		case protoreflect.StringKind:
+			text([]byte(v.String()))
+		case protoreflect.BytesKind:
+			text(v.Bytes())
 		}
 	}
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
 		switch {
 		case fd.IsMap():
 			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
-				b.WriteString(k.String() + "\n")
+				text([]byte(k.String()))
 				value(fd.MapValue().Kind(), mv)
 				return true
 			})
@@ -78,4 +43,25 @@ func clearText(m protoreflect.Message, b *strings.Builder) {
 		}
 		return true
 	})
+}
+
+// payloadsIn collects every payload a history event holds, at any depth.
+func payloadsIn(m protoreflect.Message, out *[]*commonpb.Payload) {
+	walk(m, func(p *commonpb.Payload) { *out = append(*out, p) }, func([]byte) {})
+}
+
+// clearText writes every string a message holds in clear, at any depth:
+// ids, names, failure messages and stack traces, and the data of each
+// payload the codec did not seal (search attributes, memo, headers). It
+// is what anyone with read access to Temporal sees without the codec.
+func clearText(m protoreflect.Message, b *strings.Builder) {
+	line := func(s []byte) {
+		b.Write(s)
+		b.WriteByte('\n')
+	}
+	walk(m, func(p *commonpb.Payload) {
+		if string(p.GetMetadata()["encoding"]) != codec.Encoding {
+			line(p.GetData())
+		}
+	}, line)
 }
