@@ -61,18 +61,25 @@ func realEnv(r *testrig.Rig) *testsuite.TestWorkflowEnvironment {
 	return env
 }
 
+// runScheduled runs a workflow that takes no input, as its Schedule would,
+// to its end, and reads its result into out.
+func runScheduled(t *testing.T, r *testrig.Rig, wf string, out any) {
+	t.Helper()
+	env := realEnv(r)
+	env.ExecuteWorkflow(wf)
+	require.True(t, env.IsWorkflowCompleted())
+	require.NoError(t, env.GetWorkflowError())
+	require.NoError(t, env.GetWorkflowResult(out))
+}
+
 // Case 2: a message PKB stores late, with a timestamp the cursor has
 // passed or equal to the last one read, is still started.
 func TestHazardLateMessageBehindTheCursorIsStarted(t *testing.T) {
 	r := testrig.New(t)
 	r.Set.Poll.Overlap = 10 * time.Minute
 	poll := func() workflows.PollResult {
-		env := realEnv(r)
-		env.ExecuteWorkflow(workflows.PollMessagesWorkflow)
-		require.True(t, env.IsWorkflowCompleted())
-		require.NoError(t, env.GetWorkflowError())
 		var res workflows.PollResult
-		require.NoError(t, env.GetWorkflowResult(&res))
+		runScheduled(t, r, workflows.PollMessagesWorkflow, &res)
 		return res
 	}
 	first := poll()
@@ -104,16 +111,8 @@ func TestHazardLateMessageBehindTheCursorIsStarted(t *testing.T) {
 func TestHazardMessageLaterThanTheOverlapIsStartedByReconciliation(t *testing.T) {
 	r := testrig.New(t)
 	r.Set.Poll.Overlap = 10 * time.Minute
-	run := func(wf string, out any) {
-		t.Helper()
-		env := realEnv(r)
-		env.ExecuteWorkflow(wf)
-		require.True(t, env.IsWorkflowCompleted())
-		require.NoError(t, env.GetWorkflowError())
-		require.NoError(t, env.GetWorkflowResult(out))
-	}
 	var poll workflows.PollResult
-	run(workflows.PollMessagesWorkflow, &poll)
+	runScheduled(t, r, workflows.PollMessagesWorkflow, &poll)
 	require.Positive(t, poll.Started)
 
 	ds := r.Sim.Dataset()
@@ -128,12 +127,12 @@ func TestHazardMessageLaterThanTheOverlapIsStartedByReconciliation(t *testing.T)
 	ds.Messages = append(ds.Messages, late)
 	r.Sim.Load(ds)
 
-	run(workflows.PollMessagesWorkflow, &poll)
+	runScheduled(t, r, workflows.PollMessagesWorkflow, &poll)
 	assert.Zero(t, poll.Started, "two hours behind the cursor: past the overlap, the poll does not see it")
 	assert.False(t, r.Requests.Started[late.ID])
 
 	var rec workflows.ReconcileResult
-	run(workflows.ReconcileMessagesWorkflow, &rec)
+	runScheduled(t, r, workflows.ReconcileMessagesWorkflow, &rec)
 	assert.Equal(t, 1, rec.Started)
 	assert.True(t, r.Requests.Started[late.ID], "the reconciliation started it")
 	assert.Greater(t, rec.Read, rec.Started, "it read the window's known requests too")
@@ -142,7 +141,7 @@ func TestHazardMessageLaterThanTheOverlapIsStartedByReconciliation(t *testing.T)
 	assert.Contains(t, told[len(told)-1].Text, "1 of ")
 	assert.Contains(t, told[len(told)-1].Text, "missed by the poll")
 
-	run(workflows.ReconcileMessagesWorkflow, &rec)
+	runScheduled(t, r, workflows.ReconcileMessagesWorkflow, &rec)
 	assert.Zero(t, rec.Started, "run again, it starts nothing")
 	told = r.Slack.Roots("rebook-admin")
 	assert.Contains(t, told[len(told)-1].Text, "all already known")

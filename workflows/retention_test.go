@@ -123,12 +123,8 @@ func TestRetentionRedactsOldClosedRequestsAndKeepsTheirAuditTrail(t *testing.T) 
 	}
 
 	run := func() workflows.RedactResult {
-		env := realEnv(r)
-		env.ExecuteWorkflow(workflows.RedactClosedRequestsWorkflow)
-		require.True(t, env.IsWorkflowCompleted())
-		require.NoError(t, env.GetWorkflowError())
 		var res workflows.RedactResult
-		require.NoError(t, env.GetWorkflowResult(&res))
+		runScheduled(t, r, workflows.RedactClosedRequestsWorkflow, &res)
 		return res
 	}
 	assert.Equal(t, 2, run().Redacted)
