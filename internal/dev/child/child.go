@@ -64,6 +64,9 @@ func Env(cfg config.Config, extra ...string) []string {
 	if cfg.TriageSLAHours > 0 {
 		set(config.TriageSLAHours, strconv.Itoa(cfg.TriageSLAHours))
 	}
+	if cfg.RetentionDays > 0 {
+		set(config.RetentionDays, strconv.Itoa(cfg.RetentionDays))
+	}
 	return append(env, extra...)
 }
 
