@@ -17,6 +17,9 @@ import (
 // appointment and the patient's NHS number.
 type RequestActivities struct {
 	PKB PKB
+	// Digest is the store's keyed digest of an NHS number
+	// (store.PatientDigest); nil keeps none.
+	Digest func(nhs string) string
 }
 
 // FetchMessage reads the message and its subject. The subject and text go
@@ -112,28 +115,43 @@ func (a *RequestActivities) ResolveNationalID(ctx context.Context, patientID str
 	if id.Number == "" {
 		return NationalID{Status: NHSMissing, Reason: "the patient's record has no NHS number"}, nil
 	}
-	if _, err := nhsnumber.Normalize(id.Number); err != nil {
+	nhs, err := nhsnumber.Normalize(id.Number)
+	if err != nil {
 		return NationalID{Status: NHSInvalid, Reason: "the patient's NHS number fails the check (" + strings.TrimPrefix(err.Error(), "nhs number: ") + ")"}, nil
 	}
-	return NationalID{Status: NHSValid, Verified: id.Verified}, nil
+	n := NationalID{Status: NHSValid, Verified: id.Verified}
+	if a.Digest != nil {
+		n.Digest = a.Digest(nhs)
+	}
+	return n, nil
 }
 
 // PlacerID is the trust's appointment id among an Appointment's
 // identifiers: the one whose system names the placer, else the first.
 func PlacerID(ids []fhir.Identifier) string {
-	first := ""
+	id, _ := PlacerIdentifier(ids)
+	return id
+}
+
+// PlacerIdentifier is PlacerID with its system ("" when none is given).
+func PlacerIdentifier(ids []fhir.Identifier) (value, system string) {
+	found := false
 	for _, id := range ids {
 		if id.Value == nil || *id.Value == "" {
 			continue
 		}
-		if id.System != nil && strings.Contains(strings.ToLower(*id.System), "placer") {
-			return *id.Value
+		sys := ""
+		if id.System != nil {
+			sys = *id.System
 		}
-		if first == "" {
-			first = *id.Value
+		if strings.Contains(strings.ToLower(sys), "placer") {
+			return *id.Value, sys
+		}
+		if !found {
+			value, system, found = *id.Value, sys, true
 		}
 	}
-	return first
+	return value, system
 }
 
 func normalise(s string) string {
@@ -191,6 +209,11 @@ func describe(a fhir.Appointment) Match {
 			m.Clinic = *p.Actor.Display
 		}
 	}
-	m.PlacerID = PlacerID(a.Identifier)
+	m.PlacerID, m.PlacerSystem = PlacerIdentifier(a.Identifier)
+	if a.Meta != nil && a.Meta.LastUpdated != nil {
+		if t, err := time.Parse(time.RFC3339, *a.Meta.LastUpdated); err == nil {
+			m.UpdatedAt = t
+		}
+	}
 	return m
 }

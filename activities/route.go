@@ -34,6 +34,10 @@ type RouteActivities struct {
 	// FirstCheckAfter is REBOOK_FIRST_CHECK_AFTER: when a routed (or just
 	// claimed) request's patient is first asked about; 5 min if zero.
 	FirstCheckAfter time.Duration
+	// Pending applies the PAS feed's updates kept for a placer id before
+	// a request had it (feed.Feed.ApplyPending); nil in tests without a
+	// feed.
+	Pending func(ctx context.Context, placerID string) error
 }
 
 func (a *RouteActivities) firstCheck() time.Duration { return firstCheckOr(a.FirstCheckAfter) }
@@ -55,6 +59,13 @@ func (a *RouteActivities) RouteToTeam(ctx context.Context, in RouteInput) (Route
 	}
 	if r.ChannelID, r.TS, err = a.postOnce(ctx, in, r); err != nil {
 		if r, err = a.fallBack(ctx, in, r, err); err != nil {
+			return Route{}, err
+		}
+	}
+	if a.Pending != nil && in.PlacerID != "" {
+		// The PAS may have acted before the request was matched: its
+		// kept updates reach the request now, judged like any other.
+		if err := a.Pending(ctx, in.PlacerID); err != nil {
 			return Route{}, err
 		}
 	}
@@ -132,14 +143,18 @@ func (a *RouteActivities) state(r Route) string {
 
 // record writes the routed request to the read model.
 func (a *RouteActivities) record(ctx context.Context, in RouteInput, r Route) error {
-	var start *time.Time
+	var start, updated *time.Time
 	if !in.Start.IsZero() {
 		start = &in.Start
+	}
+	if !in.AppointmentUpdatedAt.IsZero() {
+		updated = &in.AppointmentUpdatedAt
 	}
 	err := a.Store.SaveRequest(ctx, store.Request{
 		MessageID: in.MessageID, WorkflowID: in.WorkflowID, Ref: r.Ref, State: a.state(r), RequestType: in.RequestType,
 		Specialty: in.Specialty, SpecialtyCode: in.SpecialtyCode, Clinic: in.Clinic, Team: r.Team,
 		AppointmentID: in.AppointmentID, AppointmentStart: start, PatientID: in.PatientID, PlacerID: in.PlacerID,
+		PlacerSystem: in.PlacerSystem, AppointmentUpdatedAt: updated, NHSDigest: in.NHSDigest,
 		Triage: r.Triage, Flags: strings.Join(in.Flags, "; "), Reason: r.Reason, ReceivedAt: in.ReceivedAt,
 	})
 	if err != nil {

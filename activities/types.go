@@ -51,8 +51,13 @@ type Match struct {
 	// match time: a booking not among them is new.
 	Known []string
 	// PlacerID is the trust's own id for the appointment (HL7 SCH-1), how
-	// a copy of the PAS's update finds the request.
-	PlacerID string
+	// a copy of the PAS's update finds the request; PlacerSystem its
+	// identifier system, where PKB gives one.
+	PlacerID     string
+	PlacerSystem string
+	// UpdatedAt is PKB's lastUpdated of the appointment when matched: a
+	// feed update older than it is stale.
+	UpdatedAt time.Time
 }
 
 // NationalID says whether the patient's NHS number can be relied on. The
@@ -61,6 +66,9 @@ type NationalID struct {
 	Status   string // valid, missing, invalid, no-patient
 	Verified bool
 	Reason   string
+	// Digest is a keyed digest of a valid number (never the number):
+	// what a feed update's NHS number must agree with.
+	Digest string
 }
 
 // National ID statuses.
@@ -83,8 +91,13 @@ type RouteInput struct {
 	Clinic        string
 	AppointmentID string
 	PlacerID      string
-	Start         time.Time
-	Triage        bool
+	PlacerSystem  string
+	// AppointmentUpdatedAt is PKB's lastUpdated of the appointment when
+	// matched; NHSDigest the patient's (NationalID.Digest).
+	AppointmentUpdatedAt time.Time
+	NHSDigest            string
+	Start                time.Time
+	Triage               bool
 	Reason        string
 	Flags         []string
 	// Card is the card to post, as the workflow builds it; routing adds
@@ -116,7 +129,15 @@ type AppointmentUpdate struct {
 	NewBooking    bool
 	SpecialtyCode string
 	Created       time.Time // zero when PKB does not say
+	// Via is ViaFeed when the PAS feed sent the update (PASTime is then
+	// the PAS's own time of it, which orders updates); empty when PKB
+	// showed it.
+	Via     string
+	PASTime time.Time
 }
+
+// ViaFeed marks an update the PAS feed sent.
+const ViaFeed = "feed"
 
 // CheckInput asks PKB about a waiting request's appointment.
 type CheckInput struct {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rebookhq/rebook/internal/app"
 	"github.com/rebookhq/rebook/internal/config"
+	"github.com/rebookhq/rebook/internal/feed"
 )
 
 func runServe(ctx context.Context, args []string) error {
@@ -61,12 +62,18 @@ func serveFrontDoor(ctx context.Context, cfg config.Config, ui string, log *slog
 	mctx, stopMLLP := context.WithCancel(ctx)
 	defer stopMLLP()
 	if cfg.MLLPAddr != "" {
-		ml, err := net.Listen("tcp", cfg.MLLPAddr)
+		ml, how, err := feed.ListenMLLP(cfg.MLLPAddr, feed.MLLPSecurity{
+			CertFile: cfg.MLLPTLSCert, KeyFile: cfg.MLLPTLSKey, ClientCAFile: cfg.MLLPClientCA, Plaintext: cfg.MLLPPlaintext,
+		})
 		if err != nil {
 			_ = l.Close()
 			return fmt.Errorf("listen on %s (%s): %w", cfg.MLLPAddr, config.MLLPAddr, err)
 		}
-		log.Info("PAS feed: HL7 v2 over MLLP", "addr", ml.Addr().String())
+		if cfg.MLLPTLSCert == "" {
+			log.Warn("PAS feed: HL7 v2 over MLLP without TLS", "addr", ml.Addr().String(), "security", how)
+		} else {
+			log.Info("PAS feed: HL7 v2 over MLLP", "addr", ml.Addr().String(), "security", how)
+		}
 		go func() { mllpDone <- fd.ServeMLLP(mctx, ml) }()
 	} else {
 		close(mllpDone)

@@ -36,6 +36,20 @@ var (
 // the workflow.
 var pkbLocal = workflow.LocalActivityOptions{StartToCloseTimeout: pkbCall.StartToCloseTimeout, RetryPolicy: pkbCall.RetryPolicy}
 
+// pkbQuickLocal is for intake's local reads since intake-fallback: a few
+// quick tries inside the workflow task, so a slow or refusing PKB never
+// holds it for long; then the read runs as an ordinary activity, whose
+// retries (Retry-After, the wait for a grant) are timers in Temporal.
+var pkbQuickLocal = workflow.LocalActivityOptions{
+	ScheduleToCloseTimeout: 10 * time.Second,
+	StartToCloseTimeout:    10 * time.Second,
+	RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 4 * time.Second},
+}
+
+func withQuickLocalPKB(ctx workflow.Context) workflow.Context {
+	return workflow.WithLocalActivityOptions(ctx, pkbQuickLocal)
+}
+
 func withLocalPKB(ctx workflow.Context) workflow.Context {
 	return workflow.WithLocalActivityOptions(ctx, pkbLocal)
 }

@@ -91,6 +91,11 @@ const (
 	changeContinueLater = "continue-later"
 	// Intake's three PKB reads run as local activities.
 	changeLocalIntake = "local-intake"
+	// Intake's local reads give up inside the workflow task after
+	// pkbQuickLocal's schedule-to-close and fall back to an ordinary
+	// activity, whose retries have no end: a PKB outage during intake
+	// pauses the request instead of failing it.
+	changeIntakeFallback = "intake-fallback"
 )
 
 // continueAfterEvents is the history length past which a waiting request
@@ -264,11 +269,22 @@ func (r *request) intake(ctx workflow.Context) error {
 	// server's work for a request (docs/performance.md). They are short
 	// reads that are safe to repeat, retried as before (PKB's
 	// Retry-After and the wait for a grant included).
-	read := func(fn, arg any) workflow.Future { return workflow.ExecuteActivity(withPKB(ctx), fn, arg) }
+	read := func(fn, arg, out any) error { return workflow.ExecuteActivity(withPKB(ctx), fn, arg).Get(ctx, out) }
 	if workflow.GetVersion(ctx, changeLocalIntake, workflow.DefaultVersion, 1) >= 1 {
-		read = func(fn, arg any) workflow.Future { return workflow.ExecuteLocalActivity(withLocalPKB(ctx), fn, arg) }
+		read = func(fn, arg, out any) error { return workflow.ExecuteLocalActivity(withLocalPKB(ctx), fn, arg).Get(ctx, out) }
 	}
-	err := read(requestActs.FetchMessage, r.ref).Get(ctx, &r.facts)
+	// Versioned: before it, a local read retried for its start-to-close
+	// (45 s) inside the task, and then the request failed.
+	if workflow.GetVersion(ctx, changeIntakeFallback, workflow.DefaultVersion, 1) >= 1 {
+		read = func(fn, arg, out any) error {
+			err := workflow.ExecuteLocalActivity(withQuickLocalPKB(ctx), fn, arg).Get(ctx, out)
+			if _, berr := business(err, ""); err == nil || berr == nil {
+				return err // done, or PKB's refusal: the caller triages
+			}
+			return workflow.ExecuteActivity(withPKB(ctx), fn, arg).Get(ctx, out)
+		}
+	}
+	err := read(requestActs.FetchMessage, r.ref, &r.facts)
 	if err != nil {
 		reason, err := business(err, "reading the message from PKB")
 		if err != nil {
@@ -286,7 +302,7 @@ func (r *request) intake(ctx workflow.Context) error {
 	case !r.facts.Readable:
 		r.reasons = append(r.reasons, "subject not understood: "+r.facts.Reason)
 	default:
-		err := read(requestActs.MatchAppointment, activities.MatchInput{PatientID: r.facts.PatientID, Start: r.facts.Start, Subject: r.facts.Subject, ReceivedAt: r.facts.ReceivedAt}).Get(ctx, &r.match)
+		err := read(requestActs.MatchAppointment, activities.MatchInput{PatientID: r.facts.PatientID, Start: r.facts.Start, Subject: r.facts.Subject, ReceivedAt: r.facts.ReceivedAt}, &r.match)
 		if err != nil {
 			reason, err := business(err, "searching PKB's appointments")
 			if err != nil {
@@ -298,7 +314,7 @@ func (r *request) intake(ctx workflow.Context) error {
 		}
 	}
 	if r.facts.PatientID != "" {
-		err := read(requestActs.ResolveNationalID, r.facts.PatientID).Get(ctx, &r.natID)
+		err := read(requestActs.ResolveNationalID, r.facts.PatientID, &r.natID)
 		switch {
 		case err != nil:
 			reason, err := business(err, "reading the patient's record from PKB")
@@ -316,7 +332,8 @@ func (r *request) intake(ctx workflow.Context) error {
 	in := activities.RouteInput{
 		MessageID: r.ref.ID, WorkflowID: r.wfID, ReceivedAt: r.facts.ReceivedAt, PatientID: r.facts.PatientID,
 		RequestType: r.facts.Type, Specialty: r.match.Specialty, SpecialtyCode: r.match.SpecialtyCode, Clinic: r.match.Clinic,
-		AppointmentID: r.match.AppointmentID, PlacerID: r.match.PlacerID, Start: r.facts.Start, Triage: len(r.reasons) > 0,
+		AppointmentID: r.match.AppointmentID, PlacerID: r.match.PlacerID, PlacerSystem: r.match.PlacerSystem,
+		AppointmentUpdatedAt: r.match.UpdatedAt, NHSDigest: r.natID.Digest, Start: r.facts.Start, Triage: len(r.reasons) > 0,
 		Reason: strings.Join(r.reasons, "; "), Flags: r.flags,
 	}
 	if r.match.Found {
@@ -366,9 +383,13 @@ func (r *request) apply(ctx workflow.Context, updates []activities.AppointmentUp
 	} else {
 		for _, u := range updates {
 			i := slices.IndexFunc(r.seen, func(s activities.AppointmentUpdate) bool { return s.AppointmentID == u.AppointmentID })
-			if i < 0 {
+			switch {
+			case i < 0:
 				r.seen = append(r.seen, u)
-			} else {
+			case u.Via == activities.ViaFeed && r.seen[i].Via == activities.ViaFeed && u.PASTime.Before(r.seen[i].PASTime):
+				// Two feed updates signalled out of the PAS's order: the
+				// older one changes nothing (the feed audits staleness).
+			default:
 				r.seen[i] = u
 			}
 		}
@@ -381,10 +402,23 @@ func (r *request) apply(ctx workflow.Context, updates []activities.AppointmentUp
 	switch v.Kind {
 	case activities.VerdictActioned:
 		r.outcome = r.actioned(v.How)
+		if r.ownSeen().Via == activities.ViaFeed {
+			r.outcome.Note = "The PAS feed shows the appointment " + v.How
+		}
 	case activities.VerdictEnded:
 		r.outcome = &Outcome{State: StateEnded, Note: "Ended without the requested change: the appointment " + v.How + "."}
 	}
 	r.cancelledNotRebooked = v.CancelledNotRebooked
+}
+
+// ownSeen is the latest seen of the request's own appointment.
+func (r *request) ownSeen() activities.AppointmentUpdate {
+	for _, u := range r.seen {
+		if u.AppointmentID == r.match.AppointmentID {
+			return u
+		}
+	}
+	return activities.AppointmentUpdate{}
 }
 
 // applyLatched is how requests started before close-on-evidence fold
@@ -556,8 +590,12 @@ func (r *request) tellCancelled(ctx workflow.Context) error {
 	// The note names no specialty: under REBOOK_SLACK_DETAIL=minimal the
 	// card does not either. Replay does not compare an activity's input,
 	// so the wording can change without a version.
-	return r.tell(ctx, "cancelled-not-rebooked", fmt.Sprintf("PKB shows the appointment for %s cancelled, not yet rebooked: the request stays open until a new booking in the same specialty appears.",
-		r.route.Ref))
+	source := "PKB shows"
+	if r.ownSeen().Via == activities.ViaFeed {
+		source = "The PAS feed shows"
+	}
+	return r.tell(ctx, "cancelled-not-rebooked", fmt.Sprintf("%s the appointment for %s cancelled, not yet rebooked: the request stays open until a new booking in the same specialty appears.",
+		source, r.route.Ref))
 }
 
 // continueAsNew starts the wait's next run with what this one knows, once
@@ -624,10 +662,19 @@ func (r *request) close(ctx workflow.Context) error {
 			return err
 		}
 	}
-	err := r.record(ctx, activities.StateInput{
+	in := activities.StateInput{
 		State: r.state, Actor: orRebook(r.outcome.ClosedBy), Action: r.state,
 		ClosedBy: r.outcome.ClosedBy, CloseNote: r.outcome.Note, Closed: true,
-	})
+	}
+	if r.outcome.ClosedBy == "" && r.match.Found {
+		// What the closing evidence was, and where it came from.
+		own := r.ownSeen()
+		in.Detail = map[string]string{"via": "pkb", "status": own.Status}
+		if own.Via == activities.ViaFeed {
+			in.Detail["via"], in.Detail["pas_time"] = "pas-feed", own.PASTime.UTC().Format(time.RFC3339)
+		}
+	}
+	err := r.record(ctx, in)
 	if err != nil {
 		return err
 	}

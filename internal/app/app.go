@@ -213,11 +213,15 @@ func Activities(cfg config.Config, st *store.Store, tc client.Client, o WorkerOp
 	p := activities.PKB{Client: pc, GrantRetryDelay: o.GrantRetryDelay, Forbidden: tokens.Forbidden}
 	slack, links, wf := Slack(cfg, o.Metrics), activities.Links{PublicURL: cfg.PublicURL}, wfclient.Client{Temporal: tc}
 	notices := &activities.NoticeActivities{Slack: slack, Store: st, TriageChannel: cfg.TriageChannel, AdminChannel: cfg.AdminChannel, Links: links}
+	// The feed's updates kept for a request not yet routed are applied
+	// by the routing that gives the request its placer id.
+	kept := &feed.Feed{Store: st, Requests: wf, Log: slog.Default()}
 	return activities.Set{
 		Poll:    &activities.PollActivities{PKB: p, Store: st, Requests: wf, States: workflows.ReadModelStates, Overlap: cfg.PollOverlap},
-		Request: &activities.RequestActivities{PKB: p},
+		Request: &activities.RequestActivities{PKB: p, Digest: st.PatientDigest},
 		Route: &activities.RouteActivities{Store: st, Slack: slack, TriageChannel: cfg.TriageChannel, TriageSLAHours: cfg.TriageSLAHours,
-			Links: links, States: workflows.ReadModelStates, Notices: notices, AdminChannel: cfg.AdminChannel, FirstCheckAfter: cfg.FirstCheckAfter},
+			Links: links, States: workflows.ReadModelStates, Notices: notices, AdminChannel: cfg.AdminChannel, FirstCheckAfter: cfg.FirstCheckAfter,
+			Pending: kept.ApplyPending},
 		Appointments: &activities.AppointmentActivities{PKB: p, Store: st, Requests: wf, CallsPerHour: cfg.PKBCallsPerHour, FirstCheckAfter: cfg.FirstCheckAfter},
 		Notices:      notices,
 		Grant:        &activities.GrantActivities{Store: st, OAuth: OAuth(cfg), Notices: notices, AdminChannel: cfg.AdminChannel, Links: links, PKB: pc},
@@ -308,14 +312,11 @@ func Worker(cfg config.Config, st *store.Store, tc client.Client, o WorkerOption
 }
 
 // Feed applies the PAS's copies of appointment updates to waiting
-// requests; with PKB configured it can find an update's appointment in
-// PKB when its placer id matches no request.
+// requests, as evidence where they are, and counts them.
 func Feed(cfg config.Config, st *store.Store, tc client.Client, log *slog.Logger, m *metrics.Registry) *feed.Feed {
 	f := &feed.Feed{Store: st, Requests: wfclient.Client{Temporal: tc}, Log: log}
-	if cfg.PKBBaseURL != "" && cfg.PKBFHIRBaseURL != "" {
-		if pc, _, err := PKB(cfg, st, tc, m); err == nil {
-			f.PKB = pc
-		}
+	if m != nil {
+		f.Metrics = m.Handler()
 	}
 	return f
 }

@@ -49,6 +49,10 @@ const (
 	WorkflowCache      = "REBOOK_WORKFLOW_CACHE"
 	FirstCheckAfter    = "REBOOK_FIRST_CHECK_AFTER"
 	MLLPAddr           = "REBOOK_MLLP_ADDR"
+	MLLPTLSCert        = "REBOOK_MLLP_TLS_CERT"
+	MLLPTLSKey         = "REBOOK_MLLP_TLS_KEY"
+	MLLPClientCA       = "REBOOK_MLLP_CLIENT_CA"
+	MLLPPlaintext      = "REBOOK_MLLP_PLAINTEXT"
 	FeedToken          = "REBOOK_FEED_TOKEN"
 	OIDCIssuer         = "REBOOK_OIDC_ISSUER"
 	OIDCClientID       = "REBOOK_OIDC_CLIENT_ID"
@@ -128,6 +132,11 @@ type Config struct {
 	// /feed/fhir/Appointment (off when empty).
 	MLLPAddr  string
 	FeedToken string
+	// The MLLP listener's TLS: its certificate and key (PEM files), and
+	// the CA whose client certificates it requires; MLLPPlaintext accepts
+	// plain MLLP off loopback on purpose.
+	MLLPTLSCert, MLLPTLSKey, MLLPClientCA string
+	MLLPPlaintext                         bool
 	// Sign-in for the web pages: the trust's OpenID Connect provider, the
 	// claims that carry roles and teams, the audience of access tokens
 	// the Temporal Web UI forwards to the codec; or, on a developer's
@@ -189,6 +198,9 @@ func Load(getenv func(string) string, need ...string) (Config, error) {
 		TemporalAPIKey:     get(TemporalAPIKey),
 		MLLPAddr:           get(MLLPAddr),
 		FeedToken:          get(FeedToken),
+		MLLPTLSCert:        get(MLLPTLSCert),
+		MLLPTLSKey:         get(MLLPTLSKey),
+		MLLPClientCA:       get(MLLPClientCA),
 		OIDCIssuer:         strings.TrimRight(get(OIDCIssuer), "/"),
 		OIDCClientID:       get(OIDCClientID),
 		OIDCClientSecret:   get(OIDCClientSecret),
@@ -206,10 +218,24 @@ func Load(getenv func(string) string, need ...string) (Config, error) {
 	if c.FeedToken != "" && len(c.FeedToken) < 16 {
 		return Config{}, &Error{FeedToken, "must be at least 16 characters (a random secret)"}
 	}
+	switch v := get(MLLPPlaintext); v {
+	case "", "0", "false":
+	case "1", "true":
+		c.MLLPPlaintext = true
+	default:
+		return Config{}, &Error{MLLPPlaintext, "must be 1 (accept plain MLLP off loopback) or 0"}
+	}
+	if (c.MLLPTLSCert == "") != (c.MLLPTLSKey == "") {
+		return Config{}, &Error{MLLPTLSKey, "and " + MLLPTLSCert + " must be set together"}
+	}
+	if c.MLLPClientCA != "" && c.MLLPTLSCert == "" {
+		return Config{}, &Error{MLLPClientCA, "needs " + MLLPTLSCert + " and " + MLLPTLSKey + ": client certificates are asked for over TLS"}
+	}
 	if (c.TemporalTLSCert == "") != (c.TemporalTLSKey == "") {
 		return Config{}, &Error{TemporalTLSKey, "and " + TemporalTLSCert + " must be set together"}
 	}
-	for _, f := range []struct{ name, path string }{{TemporalTLSCert, c.TemporalTLSCert}, {TemporalTLSKey, c.TemporalTLSKey}, {TemporalTLSCA, c.TemporalTLSCA}} {
+	for _, f := range []struct{ name, path string }{{TemporalTLSCert, c.TemporalTLSCert}, {TemporalTLSKey, c.TemporalTLSKey}, {TemporalTLSCA, c.TemporalTLSCA},
+		{MLLPTLSCert, c.MLLPTLSCert}, {MLLPTLSKey, c.MLLPTLSKey}, {MLLPClientCA, c.MLLPClientCA}} {
 		if f.path == "" {
 			continue
 		}

@@ -3,9 +3,13 @@ package feed
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -48,6 +52,18 @@ func (f *Feed) serveConn(ctx context.Context, conn net.Conn) {
 	defer func() { _ = conn.Close() }()
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Now()) })
 	defer stop()
+	from := sender{addr: conn.RemoteAddr().String()}
+	if tc, ok := conn.(*tls.Conn); ok {
+		_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			f.Log.Warn("feed: MLLP TLS handshake refused", "peer", from.addr, "err", err)
+			return
+		}
+		if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
+			from.client = certs[0].Subject.String()
+		}
+		_ = conn.SetDeadline(time.Time{})
+	}
 	r := bufio.NewReader(conn)
 	for {
 		_ = conn.SetReadDeadline(time.Now().Add(idleTimeout))
@@ -59,7 +75,7 @@ func (f *Feed) serveConn(ctx context.Context, conn net.Conn) {
 			}
 			return
 		}
-		ack := f.answer(ctx, raw)
+		ack := f.answer(ctx, raw, from)
 		_ = conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
 		if _, err := conn.Write(hl7.Frame(ack)); err != nil {
 			return
@@ -67,8 +83,11 @@ func (f *Feed) serveConn(ctx context.Context, conn net.Conn) {
 	}
 }
 
+// sender is who is on the other end of an MLLP connection.
+type sender struct{ addr, client string }
+
 // answer applies one message and returns its ACK.
-func (f *Feed) answer(ctx context.Context, raw []byte) []byte {
+func (f *Feed) answer(ctx context.Context, raw []byte, from sender) []byte {
 	now := time.Now()
 	msg, err := hl7.Parse(raw)
 	if err != nil {
@@ -78,9 +97,89 @@ func (f *Feed) answer(ctx context.Context, raw []byte) []byte {
 	if err != nil {
 		return hl7.Ack(msg, hl7.AckReject, err.Error(), now)
 	}
-	if _, err := f.Apply(ctx, Update{PlacerID: s.PlacerID, Status: s.Status, Start: s.Start, NHSNumber: s.NHSNumber}); err != nil {
+	u := Update{PlacerID: s.PlacerID, PlacerSystem: s.PlacerNamespace, Status: s.Status, Start: s.Start, NHSNumber: s.NHSNumber,
+		Source: SourceMLLP, Peer: from.addr, Client: from.client, ControlID: s.ControlID, At: s.At}
+	if _, err := f.Apply(ctx, u); err != nil {
 		f.Log.Error("feed: could not deliver an update", "err", err)
 		return hl7.Ack(msg, hl7.AckError, "not delivered; send it again", now)
 	}
 	return hl7.Ack(msg, hl7.AckAccept, "", now)
+}
+
+// MLLPSecurity is how the MLLP listener knows the PAS's integration
+// engine: REBOOK_MLLP_TLS_CERT and REBOOK_MLLP_TLS_KEY (TLS 1.2 or later),
+// REBOOK_MLLP_CLIENT_CA (a client certificate signed by it is required),
+// and REBOOK_MLLP_PLAINTEXT (plain MLLP off loopback, on purpose).
+type MLLPSecurity struct {
+	CertFile, KeyFile, ClientCAFile string
+	Plaintext                       bool
+}
+
+// ListenMLLP listens for MLLP on addr as sec says, and describes how, for
+// the log. Plain MLLP, which anyone who reaches the port could use to
+// close requests, is refused off loopback unless sec.Plaintext.
+func ListenMLLP(addr string, sec MLLPSecurity) (net.Listener, string, error) {
+	if sec.CertFile == "" {
+		if !loopback(addr) && !sec.Plaintext {
+			return nil, "", fmt.Errorf("MLLP on %s is not a loopback address: set REBOOK_MLLP_TLS_CERT and REBOOK_MLLP_TLS_KEY (and REBOOK_MLLP_CLIENT_CA for client certificates), or REBOOK_MLLP_PLAINTEXT=1 to accept plain, unauthenticated MLLP on purpose", addr)
+		}
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, "", err
+		}
+		how := "plain MLLP, loopback only"
+		if !loopback(addr) {
+			how = "plain MLLP, unauthenticated (REBOOK_MLLP_PLAINTEXT=1): anyone who reaches the port can send updates"
+		}
+		return l, how, nil
+	}
+	cfg, err := TLSConfig(sec)
+	if err != nil {
+		return nil, "", err
+	}
+	l, err := tls.Listen("tcp", addr, cfg)
+	if err != nil {
+		return nil, "", err
+	}
+	how := "MLLP over TLS, no client certificate asked for"
+	if cfg.ClientCAs != nil {
+		how = "MLLP over TLS, client certificate required (REBOOK_MLLP_CLIENT_CA)"
+	}
+	return l, how, nil
+}
+
+// TLSConfig is the MLLP listener's TLS: 1.2 or later, and mutual when a
+// client CA is given.
+func TLSConfig(sec MLLPSecurity) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(sec.CertFile, sec.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("REBOOK_MLLP_TLS_CERT and REBOOK_MLLP_TLS_KEY: %w", err)
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	if sec.ClientCAFile != "" {
+		pem, err := os.ReadFile(sec.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("REBOOK_MLLP_CLIENT_CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, errors.New("REBOOK_MLLP_CLIENT_CA: no PEM certificate in the file")
+		}
+		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
+}
+
+// loopback says whether addr (host:port) listens on a loopback address
+// only; an empty host means every interface.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -11,6 +11,9 @@ import (
 type Schedule struct {
 	Event    string // S12 new booking, S13 rescheduled, S14 modified, S15 cancelled, S26 did not attend
 	PlacerID string // SCH-1: the trust's appointment id, as PKB's identifier carries it
+	// PlacerNamespace is SCH-1's assigning authority (namespace id, else
+	// universal id); "" when not given.
+	PlacerNamespace string
 	FillerID string // SCH-2
 	Status   string // the FHIR status it means: booked, cancelled or noshow
 	Start    time.Time
@@ -18,6 +21,10 @@ type Schedule struct {
 	// assigning authority NHS); "" when absent. It is used to find the
 	// appointment in PKB when SCH-1 finds no request, and kept nowhere.
 	NHSNumber string
+	// ControlID is MSH-10; At the PAS's time of the event: EVN-2 where
+	// present, else MSH-7.
+	ControlID string
+	At        time.Time
 }
 
 // statusOf is the FHIR appointment status each SIU event means.
@@ -40,6 +47,22 @@ func ReadSIU(m *Message, loc *time.Location) (Schedule, error) {
 	s := Schedule{Event: event, Status: status, PlacerID: strings.TrimSpace(m.Field("SCH", 1, 1)), FillerID: strings.TrimSpace(m.Field("SCH", 2, 1))}
 	if s.PlacerID == "" {
 		return Schedule{}, errors.New("SCH-1 (the placer appointment id) is empty")
+	}
+	s.PlacerNamespace = strings.TrimSpace(m.Field("SCH", 1, 2))
+	if s.PlacerNamespace == "" {
+		s.PlacerNamespace = strings.TrimSpace(m.Field("SCH", 1, 3))
+	}
+	s.ControlID = strings.TrimSpace(m.Field("MSH", 10, 1))
+	for _, at := range []struct{ field, v string }{{"EVN-2", m.Field("EVN", 2, 1)}, {"MSH-7", m.Field("MSH", 7, 1)}} {
+		if at.v == "" {
+			continue
+		}
+		t, err := ParseTime(at.v, loc)
+		if err != nil {
+			return Schedule{}, fmt.Errorf("%s (the time of the event): %w", at.field, err)
+		}
+		s.At = t
+		break
 	}
 	// The start: TQ1-7 in v2.5 and later, SCH-11.4 before it.
 	start := m.Field("TQ1", 7, 1)

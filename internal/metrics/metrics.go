@@ -41,6 +41,10 @@ const (
 	PKBCalls          = "rebook_pkb_calls"          // counter {endpoint, outcome}
 	SlackCalls        = "rebook_slack_calls"        // counter {method, outcome}
 	SlackRateLimited  = "rebook_slack_rate_limited" // counter {method}: Slack answered 429
+	// counter {outcome}: PAS feed updates applied as evidence, stale,
+	// only bringing a PKB check forward (hint), or kept for a request not
+	// yet routed
+	FeedUpdates = "rebook_feed_updates"
 )
 
 // Read at each scrape from the read model and the store.

@@ -10,6 +10,7 @@ package secret
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -53,6 +54,7 @@ func keyID(key []byte) [idLen]byte {
 type keyed struct {
 	id   [idLen]byte
 	aead cipher.AEAD
+	mac  []byte // the key for Digest, derived from the sealing key
 }
 
 // Box seals under one key and opens under it or any old key.
@@ -96,7 +98,31 @@ func newKeyed(key []byte) (keyed, error) {
 	if err != nil {
 		return keyed{}, err
 	}
-	return keyed{id: keyID(key), aead: aead}, nil
+	mac := sha256.Sum256(append([]byte("rebook digest key\x00"), key...))
+	return keyed{id: keyID(key), aead: aead, mac: mac[:]}, nil
+}
+
+// Digest is a keyed digest of value for place, under the current key: a
+// value that can be compared but not read back or guessed by hashing
+// candidates (an NHS number has only a billion).
+func (b *Box) Digest(place, value string) string { return digest(b.current.mac, place, value) }
+
+// Digests are value's digests under every key, the current first: what a
+// digest stored before a rotation may equal.
+func (b *Box) Digests(place, value string) []string {
+	out := make([]string, len(b.all))
+	for i, k := range b.all {
+		out[i] = digest(k.mac, place, value)
+	}
+	return out
+}
+
+func digest(key []byte, place, value string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(place))
+	m.Write([]byte{0})
+	m.Write([]byte(value))
+	return hex.EncodeToString(m.Sum(nil)[:16])
 }
 
 // KeyID is the id of the key values are sealed under.

@@ -97,3 +97,18 @@ func TestVersionOneValuesStillOpen(t *testing.T) {
 	_, err = only.Open(v1Sealed, "p")
 	assert.ErrorIs(t, err, ErrOpen)
 }
+
+func TestDigestSurvivesRotation(t *testing.T) {
+	oldKey, newKey := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	before, err := New(oldKey)
+	require.NoError(t, err)
+	after, err := New(newKey, oldKey)
+	require.NoError(t, err)
+	d := before.Digest("nhs", "9434765919")
+	assert.Len(t, d, 32)
+	assert.NotEqual(t, d, before.Digest("nhs", "9434765870"), "another value")
+	assert.NotEqual(t, d, before.Digest("other", "9434765919"), "another place")
+	assert.NotEqual(t, d, after.Digest("nhs", "9434765919"), "another key")
+	assert.Contains(t, after.Digests("nhs", "9434765919"), d, "a digest stored before the rotation still compares")
+	assert.NotContains(t, after.Digests("nhs", "9434765919"), "9434765919")
+}

@@ -44,16 +44,29 @@ type Request struct {
 	// RedactedAt is when retention removed the request's patient
 	// identifiers and free text (read only: RedactClosed writes it).
 	RedactedAt *time.Time
+	// NHSDigest is a keyed digest of the patient's NHS number
+	// (PatientDigest): what a feed update's number must agree with.
+	NHSDigest string
+	// PlacerSystem is the placer id's identifier system, where PKB gives
+	// one; AppointmentUpdatedAt is PKB's lastUpdated of the appointment
+	// when the request was matched.
+	PlacerSystem         string
+	AppointmentUpdatedAt *time.Time
+	// FeedAt is the PAS's time of the last feed update applied (read
+	// only: AdvanceFeed writes it).
+	FeedAt *time.Time
 }
 
 const requestColumns = `message_id, workflow_id, ref, state, request_type, specialty, specialty_code, clinic, team,
 	slack_channel, slack_ts, appointment_id, appointment_start, patient_id, triage, flags, reason,
-	claimed_by, closed_by, close_note, received_at, updated_at, closed_at, placer_id, due_at, redacted_at`
+	claimed_by, closed_by, close_note, received_at, updated_at, closed_at, placer_id, due_at, redacted_at,
+	nhs_digest, placer_system, appointment_updated_at, feed_at`
 
 func requestDest(r *Request) []any {
 	return []any{&r.MessageID, &r.WorkflowID, &r.Ref, &r.State, &r.RequestType, &r.Specialty, &r.SpecialtyCode, &r.Clinic, &r.Team,
 		&r.SlackChannel, &r.SlackTS, &r.AppointmentID, &r.AppointmentStart, &r.PatientID, &r.Triage, &r.Flags, &r.Reason,
-		&r.ClaimedBy, &r.ClosedBy, &r.CloseNote, &r.ReceivedAt, &r.UpdatedAt, &r.ClosedAt, &r.PlacerID, &r.DueAt, &r.RedactedAt}
+		&r.ClaimedBy, &r.ClosedBy, &r.CloseNote, &r.ReceivedAt, &r.UpdatedAt, &r.ClosedAt, &r.PlacerID, &r.DueAt, &r.RedactedAt,
+		&r.NHSDigest, &r.PlacerSystem, &r.AppointmentUpdatedAt, &r.FeedAt}
 }
 
 func scanRequest(row pgx.Row) (Request, error) {
@@ -68,8 +81,9 @@ func (s *Store) SaveRequest(ctx context.Context, r Request) error {
 	_, err := s.pool.Exec(ctx, `
 		INSERT INTO requests (message_id, workflow_id, state, request_type, specialty, specialty_code, clinic, team,
 		                      appointment_id, appointment_start, patient_id, triage, flags, reason,
-		                      claimed_by, closed_by, close_note, received_at, closed_at, ref, placer_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)
+		                      claimed_by, closed_by, close_note, received_at, closed_at, ref, placer_id,
+		                      nhs_digest, placer_system, appointment_updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)
 		ON CONFLICT (message_id) DO UPDATE SET
 		    ref = EXCLUDED.ref, state = EXCLUDED.state, request_type = EXCLUDED.request_type, specialty = EXCLUDED.specialty,
 		    specialty_code = EXCLUDED.specialty_code, clinic = EXCLUDED.clinic, team = EXCLUDED.team,
@@ -77,10 +91,13 @@ func (s *Store) SaveRequest(ctx context.Context, r Request) error {
 		    patient_id = EXCLUDED.patient_id, triage = EXCLUDED.triage, flags = EXCLUDED.flags,
 		    reason = EXCLUDED.reason, claimed_by = EXCLUDED.claimed_by, closed_by = EXCLUDED.closed_by,
 		    close_note = EXCLUDED.close_note, closed_at = EXCLUDED.closed_at, placer_id = EXCLUDED.placer_id,
+		    nhs_digest = EXCLUDED.nhs_digest, placer_system = EXCLUDED.placer_system,
+		    appointment_updated_at = EXCLUDED.appointment_updated_at,
 		    state_seq = 0, seen_digest = '', redacted_at = NULL, updated_at = now()`,
 		r.MessageID, r.WorkflowID, r.State, r.RequestType, r.Specialty, r.SpecialtyCode, r.Clinic, r.Team,
 		r.AppointmentID, r.AppointmentStart, r.PatientID, r.Triage, r.Flags, r.Reason,
-		r.ClaimedBy, r.ClosedBy, r.CloseNote, r.ReceivedAt, r.ClosedAt, r.Ref, r.PlacerID)
+		r.ClaimedBy, r.ClosedBy, r.CloseNote, r.ReceivedAt, r.ClosedAt, r.Ref, r.PlacerID,
+		r.NHSDigest, r.PlacerSystem, r.AppointmentUpdatedAt)
 	if err != nil {
 		return fmt.Errorf("store: save request: %w", err)
 	}

@@ -33,7 +33,7 @@ func (s *Store) RedactClosed(ctx context.Context, cutoff time.Time, limit int, a
 			    WHERE closed_at < $1 AND redacted_at IS NULL
 			    ORDER BY closed_at LIMIT $2 FOR UPDATE SKIP LOCKED)
 			UPDATE requests r SET patient_id = '', appointment_id = '', placer_id = '', appointment_start = NULL, close_note = '',
-			    seen_digest = '', next_check_at = NULL, redacted_at = now()
+			    seen_digest = '', next_check_at = NULL, nhs_digest = '', redacted_at = now()
 			FROM picked WHERE r.message_id = picked.message_id
 			RETURNING r.workflow_id`, cutoff, limit)
 		if err != nil {

@@ -36,6 +36,9 @@ type Requests struct {
 	// Forward, if set, passes each watcher snapshot on, as the signal to
 	// the request's workflow would.
 	Forward func(workflowID string, seen []activities.AppointmentUpdate)
+	// ForwardChanged, if set, passes each single update on (the PAS
+	// feed's, the org-wide watcher's).
+	ForwardChanged func(workflowID string, u activities.AppointmentUpdate)
 }
 
 func (f *Requests) Start(_ context.Context, ref activities.MessageRef) (string, bool, error) {
@@ -54,8 +57,12 @@ func (f *Requests) Start(_ context.Context, ref activities.MessageRef) (string, 
 
 func (f *Requests) AppointmentChanged(_ context.Context, workflowID string, u activities.AppointmentUpdate) error {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.Signals[workflowID] = append(f.Signals[workflowID], u)
+	forward := f.ForwardChanged
+	f.mu.Unlock()
+	if forward != nil {
+		forward(workflowID, u)
+	}
 	return nil
 }
 
@@ -113,7 +120,7 @@ func New(t testing.TB) *Rig {
 	notices := &activities.NoticeActivities{Slack: sl, Store: st, TriageChannel: "rebook-triage", AdminChannel: "rebook-admin", Links: links}
 	r.Set = activities.Set{
 		Poll:    &activities.PollActivities{PKB: p, Store: st, Requests: r.Requests, States: workflows.ReadModelStates},
-		Request: &activities.RequestActivities{PKB: p},
+		Request: &activities.RequestActivities{PKB: p, Digest: st.PatientDigest},
 		Route: &activities.RouteActivities{Store: st, Slack: sl, TriageChannel: "rebook-triage", Links: links, States: workflows.ReadModelStates,
 			Notices: notices, AdminChannel: "rebook-admin"},
 		Appointments: &activities.AppointmentActivities{PKB: p, Store: st, Requests: r.Requests},
