@@ -103,6 +103,9 @@ type Requests interface {
 	// AppointmentsSeen tells a waiting request what one search of its
 	// patient's appointments shows, its own appointment first.
 	AppointmentsSeen(ctx context.Context, workflowID string, seen []AppointmentUpdate) error
+	// CheckRefused tells a waiting request that PKB refuses to show its
+	// patient's appointments, and why: it goes to triage.
+	CheckRefused(ctx context.Context, workflowID, reason string) error
 }
 
 // States are the request states the read model records, as the request

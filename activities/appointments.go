@@ -6,14 +6,17 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/samply/golang-fhir-models/fhir-models/fhir"
 
+	"github.com/rebookhq/rebook/internal/metrics"
 	"github.com/rebookhq/rebook/internal/pkb"
 	"github.com/rebookhq/rebook/internal/store"
 )
@@ -32,6 +35,9 @@ type AppointmentActivities struct {
 	FirstCheckAfter time.Duration
 	// Now is the clock (time.Now if nil); benchmarks run it faster.
 	Now func() time.Time
+	// Notices tells the admins of requests the watcher is not reaching;
+	// nil tells nobody.
+	Notices *NoticeActivities
 }
 
 // CheckAppointment asks PKB, once, how a waiting request's appointment
@@ -111,6 +117,7 @@ const maxCheckEvery = 4 * time.Hour
 type WatchResult struct {
 	Mode      string
 	Patients  int // patients asked about
+	Failed    int // patients whose search failed (backed off; not charged)
 	Signalled int // requests told what PKB shows
 	Budget    int // calls the budget allowed this run
 }
@@ -157,25 +164,149 @@ func (a *AppointmentActivities) WatchAppointments(ctx context.Context) (WatchRes
 		res.Signalled, err = a.watchOrgWide(ctx)
 		return res, err
 	}
+	if err := a.tellOverdue(ctx, now); err != nil {
+		return res, err
+	}
 	budget, budgetAt, err := a.spend(ctx, now)
 	if err != nil || budget == 0 {
 		return res, err
 	}
 	res.Budget = budget
+	err = a.checkDue(ctx, now, budget, &res)
+	// Calls not made, or that failed, stay in the budget for the next run.
+	if rerr := a.refund(ctx, budgetAt, budget-res.Patients); err == nil {
+		err = rerr
+	}
+	return res, err
+}
+
+// maxTransientInARow is how many patients in a row may fail for a reason
+// of PKB's own (5xx, a timeout, no answer) before a run stops: PKB is
+// down, not the patients.
+const maxTransientInARow = 3
+
+// checkDue checks the patients due, each on their own: one whose search
+// PKB refuses or garbles backs off and the run goes on, and a refusal of
+// the patient's record (403) sends their requests to triage. Only a
+// grant-wide refusal, PKB asking to slow down, PKB failing for several
+// patients in a row, or the store stops the run.
+func (a *AppointmentActivities) checkDue(ctx context.Context, now time.Time, budget int, res *WatchResult) error {
 	patients, err := a.Store.DuePatients(ctx, now, budget)
 	if err != nil {
-		return res, err
+		return err
 	}
+	inARow := 0
 	for _, p := range patients {
 		n, err := a.checkPatient(ctx, p, now)
-		if err != nil {
-			return res, err
+		var pe *pkb.Error
+		if err == nil || !errors.As(err, &pe) {
+			if err != nil {
+				return err // the store, or a signal: retried
+			}
+			res.Patients++
+			res.Signalled += n
+			inARow = 0
+			continue
 		}
-		res.Patients++
-		res.Signalled += n
+		res.Failed++
+		a.countFailure(ctx, pe)
+		if berr := a.backOff(ctx, p, now); berr != nil {
+			return berr
+		}
+		switch {
+		case pe.Kind == pkb.KindForbidden:
+			// Asked again of a call that names no patient: refused too,
+			// the grant itself is gone and all work pauses.
+			if werr := a.PKB.err(ctx, err); !isForbiddenPatient(werr) {
+				return werr
+			}
+			if rerr := a.refuse(ctx, p, "PKB refused access to this patient's record (HTTP 403): Rebook cannot check the appointment"); rerr != nil {
+				return rerr
+			}
+		case pe.Kind == pkb.KindRateLimited || pe.Kind == pkb.KindUnauthorized:
+			return a.PKB.err(ctx, err)
+		case pe.Retryable():
+			if inARow++; inARow >= maxTransientInARow {
+				return a.PKB.err(ctx, err)
+			}
+		}
 	}
-	// Calls not made stay in the budget for the next run.
-	return res, a.refund(ctx, budgetAt, budget-res.Patients)
+	return nil
+}
+
+// isForbiddenPatient says whether PKB.err judged a 403 this patient's
+// alone (a non-retryable refusal), not the grant's.
+func isForbiddenPatient(err error) bool {
+	var ae *temporal.ApplicationError
+	return errors.As(err, &ae) && ae.Type() == "PKB:"+string(pkb.KindForbidden) && ae.NonRetryable()
+}
+
+// backOff puts a failed patient's next check further off, as a check
+// that found nothing would, so the others come first in the next run.
+func (a *AppointmentActivities) backOff(ctx context.Context, patientID string, now time.Time) error {
+	waiting, err := a.Store.WaitingOf(ctx, patientID)
+	if err != nil {
+		return err
+	}
+	for _, w := range waiting {
+		every := a.nextEvery(w, now)
+		if err := a.Store.ScheduleCheck(ctx, w.MessageID, now.Add(every), every, time.Time{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// refuse tells a patient's waiting requests that PKB will not show their
+// appointments: each goes to triage with the reason, once.
+func (a *AppointmentActivities) refuse(ctx context.Context, patientID, reason string) error {
+	waiting, err := a.Store.WaitingOf(ctx, patientID)
+	if err != nil {
+		return err
+	}
+	for _, w := range waiting {
+		if err := a.Requests.CheckRefused(ctx, w.WorkflowID, reason); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *AppointmentActivities) countFailure(ctx context.Context, pe *pkb.Error) {
+	if activity.IsActivity(ctx) {
+		activity.GetMetricsHandler(ctx).WithTags(map[string]string{"kind": string(pe.Kind)}).Counter(metrics.WatchPatientFailures).Inc(1)
+	}
+}
+
+// OverdueNoticeKey is the once-only key of the admins' notice that a
+// request is not being checked.
+func OverdueNoticeKey(workflowID string) string { return "check-overdue/" + workflowID }
+
+// overdueAfter is how far past its due check a waiting request may go
+// before the admins are told.
+const overdueAfter = 24 * time.Hour
+
+// tellOverdue tells the admins, once a request, of waiting requests not
+// checked for more than a day past their due check: the watcher is not
+// reaching them.
+func (a *AppointmentActivities) tellOverdue(ctx context.Context, now time.Time) error {
+	if a.Notices == nil {
+		return nil
+	}
+	late, err := a.Store.OverdueChecks(ctx, now.Add(-overdueAfter), 20)
+	if err != nil {
+		return err
+	}
+	for _, r := range late {
+		text := fmt.Sprintf(":warning: %s has not been checked in PKB for more than a day past its due check: Rebook cannot see whether its appointment has changed. Check PKB by hand, and the watcher's runs in Temporal.", r.Ref)
+		if err := a.Notices.Notify(ctx, NotifyInput{Text: text, ToAdmins: true, Key: OverdueNoticeKey(r.WorkflowID)}); err != nil {
+			return err
+		}
+		if activity.IsActivity(ctx) {
+			activity.GetMetricsHandler(ctx).Counter(metrics.ChecksOverdue).Inc(1)
+		}
+	}
+	return nil
 }
 
 // The budget: calls accrue at a steady rate and at most watchCarry's
@@ -254,7 +385,7 @@ func (a *AppointmentActivities) orgWideAllowed(ctx context.Context, now time.Tim
 func (a *AppointmentActivities) checkPatient(ctx context.Context, patientID string, now time.Time) (int, error) {
 	found, err := a.PKB.search(ctx, pkb.AppointmentQuery{PatientID: patientID, Count: 100})
 	if err != nil {
-		return 0, a.PKB.err(ctx, err)
+		return 0, err // judged by checkDue, patient by patient
 	}
 	updates := make([]AppointmentUpdate, 0, len(found))
 	for _, ap := range found {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"go.temporal.io/sdk/temporal"
+
 	"github.com/rebookhq/rebook/internal/slackmsg"
 	"github.com/rebookhq/rebook/internal/store"
 )
@@ -25,12 +27,30 @@ type NoticeActivities struct {
 func (a *NoticeActivities) UpdateCard(ctx context.Context, in CardInput) error {
 	c := in.Card
 	c.DashboardURL = a.Links.Request(c.Ref)
-	return a.Slack.Update(ctx, in.ChannelID, in.TS, c, time.Now())
+	return undeliverable(a.Slack.Update(ctx, in.ChannelID, in.TS, c, time.Now()))
+}
+
+// SlackUndeliverable is the error type of a post or edit Slack refuses
+// for the channel itself (not found, archived, the app not in it): a
+// workflow that bounds its tries stops at once on it.
+const SlackUndeliverable = "Slack:undeliverable"
+
+// undeliverable names Slack's refusal of the channel by its type, still
+// retryable for callers that retry without bounds.
+func undeliverable(err error) error {
+	if code, ok := slackmsg.Undeliverable(err); ok {
+		return temporal.NewApplicationErrorWithCause(code, SlackUndeliverable, err)
+	}
+	return err
 }
 
 // Notify posts a reminder or an escalation; no channel means the triage
 // channel.
 func (a *NoticeActivities) Notify(ctx context.Context, in NotifyInput) error {
+	return undeliverable(a.notify(ctx, in))
+}
+
+func (a *NoticeActivities) notify(ctx context.Context, in NotifyInput) error {
 	if in.Channel == "" && in.ToAdmins && a.AdminChannel != "" {
 		in.Channel = a.AdminChannel
 	}

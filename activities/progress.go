@@ -59,6 +59,10 @@ type Evidence struct {
 	// Known are the ids of the patient's appointments in the specialty
 	// when the request was matched; nil when they were not recorded.
 	Known []string
+	// ChangeOutlivesAppointment: a change request whose appointment
+	// passes, is attended or is missed stays open (StillNeeded), for the
+	// patient still needs a new one. Requests before wait-safely ended.
+	ChangeOutlivesAppointment bool
 }
 
 // Verdict kinds.
@@ -90,7 +94,10 @@ type Verdict struct {
 	// CancelledNotRebooked: a change request's appointment is cancelled
 	// and no new booking has appeared yet.
 	CancelledNotRebooked bool
-	Progress             Progress
+	// StillNeeded: a change request's appointment passed, was attended or
+	// was missed, and the patient still needs a new one.
+	StillNeeded bool
+	Progress    Progress
 }
 
 // held: the appointment is booked, or took place, at the time it shows.
@@ -152,6 +159,9 @@ func (e Evidence) Judge(seen []AppointmentUpdate, now time.Time) Verdict {
 		// The team still owes the patient a new appointment.
 		v.CancelledNotRebooked = true
 	case orig.Status == statusCancelled:
+	case e.RequestType == "change" && e.ChangeOutlivesAppointment && (orig.Status == statusNoShow || orig.Status == statusFulfilled ||
+		!e.Start.IsZero() && now.After(e.Start.Add(PassedGrace))):
+		v.StillNeeded = true
 	case orig.Status == statusNoShow:
 		v.Kind, v.How = VerdictEnded, "was marked did not attend"
 	case orig.Status == statusFulfilled:

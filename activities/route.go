@@ -217,6 +217,6 @@ func (a *RouteActivities) RecordState(ctx context.Context, in StateInput) error 
 	}
 	return a.Store.ChangeState(ctx, store.StateChange{
 		MessageID: in.MessageID, State: in.State, ClaimedBy: in.ClaimedBy, ClosedBy: in.ClosedBy, CloseNote: in.CloseNote, Closed: in.Closed,
-		Seq: in.Seq,
+		Seq: in.Seq, TriageReason: in.TriageReason,
 	}, audit)
 }

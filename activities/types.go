@@ -98,8 +98,8 @@ type RouteInput struct {
 	NHSDigest            string
 	Start                time.Time
 	Triage               bool
-	Reason        string
-	Flags         []string
+	Reason               string
+	Flags                []string
 	// Card is the card to post, as the workflow builds it; routing adds
 	// the reference's link and any triage it decides.
 	Card card.Card
@@ -168,6 +168,9 @@ type StateInput struct {
 	Seq int64
 	// CheckSoon brings the request's next check forward: staff just acted.
 	CheckSoon bool
+	// TriageReason, when set, marks the request triaged with this reason
+	// (all its reasons so far) in the read model.
+	TriageReason string
 }
 
 // CardInput redraws a request's Slack message. The activity fills in the

@@ -5,6 +5,8 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/rebookhq/rebook/activities"
 )
 
 // One set of activity options per kind of call. PKB's own errors say when
@@ -57,6 +59,20 @@ func withLocalPKB(ctx workflow.Context) workflow.Context {
 func withPKB(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, pkbCall)
 }
+
+// boundedSlack is for Slack calls while a request waits or closes (since
+// wait-safely): about two minutes of tries, none for a channel Slack
+// refuses; then the request goes on without the post.
+var boundedSlack = workflow.ActivityOptions{
+	StartToCloseTimeout: slackCall.StartToCloseTimeout,
+	RetryPolicy: &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
+		MaximumAttempts: 6, NonRetryableErrorTypes: []string{activities.SlackUndeliverable}},
+}
+
+func withBoundedSlack(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, boundedSlack)
+}
+
 func withSlack(ctx workflow.Context) workflow.Context {
 	return workflow.WithActivityOptions(ctx, slackCall)
 }

@@ -20,8 +20,11 @@ const (
 	AppointmentRequestWorkflow = "AppointmentRequest"
 	SignalAppointmentChanged   = "appointment-changed"
 	SignalAppointmentsSeen     = "appointments-seen"
-	UpdateStaffAction          = "staff-action"
-	QueryState                 = "state"
+	// SignalCheckRefused: PKB refuses to show the patient's appointments
+	// (the watcher's search of the patient was refused); carries why.
+	SignalCheckRefused = "check-refused"
+	UpdateStaffAction  = "staff-action"
+	QueryState         = "state"
 
 	requestIDPrefix = "appointment-request-"
 )
@@ -96,6 +99,12 @@ const (
 	// activity, whose retries have no end: a PKB outage during intake
 	// pauses the request instead of failing it.
 	changeIntakeFallback = "intake-fallback"
+	// A waiting request never stops behind Slack or PKB: notices and card
+	// edits try a bounded number of times and a channel Slack refuses
+	// sends the request to triage; PKB refusing the request's own check
+	// (403) or no longer having its appointment (404) sends it to triage;
+	// a change request whose appointment passes or is missed stays open.
+	changeWaitSafely = "wait-safely"
 )
 
 // continueAfterEvents is the history length past which a waiting request
@@ -152,6 +161,13 @@ type request struct {
 	cancelledNotRebooked bool
 	seq                  int64 // numbers the read-model writes
 	seenCh               workflow.ReceiveChannel
+	refusals             []string // CheckRefused reasons not yet acted on
+
+	// safely: since wait-safely (set at the start of each run's wait).
+	safely bool
+	// stillNeeded: a change request's appointment passed or was missed,
+	// and the patient still needs a new one.
+	stillNeeded bool
 
 	// Since close-on-evidence: the latest of each appointment seen, and
 	// what the wait has done.
@@ -182,6 +198,9 @@ type Carried struct {
 	Reminded      bool
 	Escalated     bool
 	ToldCancelled bool // the team was told "cancelled, not yet rebooked"
+	// ToldStillNeeded: the team was told a change request's appointment
+	// passed and the patient still needs one.
+	ToldStillNeeded bool
 }
 
 // AppointmentRequest takes one patient request from PKB to its end:
@@ -211,6 +230,14 @@ func AppointmentRequest(ctx workflow.Context, ref activities.MessageRef, carried
 			var u activities.AppointmentUpdate
 			signals.Receive(ctx, &u)
 			r.updates = append(r.updates, u)
+		}
+	})
+	refused := workflow.GetSignalChannel(ctx, SignalCheckRefused)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var reason string
+			refused.Receive(ctx, &reason)
+			r.refusals = append(r.refusals, reason)
 		}
 	})
 	r.seenCh = workflow.GetSignalChannel(ctx, SignalAppointmentsSeen)
@@ -271,7 +298,9 @@ func (r *request) intake(ctx workflow.Context) error {
 	// Retry-After and the wait for a grant included).
 	read := func(fn, arg, out any) error { return workflow.ExecuteActivity(withPKB(ctx), fn, arg).Get(ctx, out) }
 	if workflow.GetVersion(ctx, changeLocalIntake, workflow.DefaultVersion, 1) >= 1 {
-		read = func(fn, arg, out any) error { return workflow.ExecuteLocalActivity(withLocalPKB(ctx), fn, arg).Get(ctx, out) }
+		read = func(fn, arg, out any) error {
+			return workflow.ExecuteLocalActivity(withLocalPKB(ctx), fn, arg).Get(ctx, out)
+		}
 	}
 	// Versioned: before it, a local read retried for its start-to-close
 	// (45 s) inside the task, and then the request failed.
@@ -368,7 +397,7 @@ func (r *request) resume(c Carried) {
 // evidenceOf is what closing the request needs PKB to show.
 func (r *request) evidenceOf() activities.Evidence {
 	return activities.Evidence{RequestType: r.facts.Type, AppointmentID: r.match.AppointmentID, Start: r.match.Start,
-		SpecialtyCode: r.match.SpecialtyCode, ReceivedAt: r.facts.ReceivedAt, Known: r.match.Known}
+		SpecialtyCode: r.match.SpecialtyCode, ReceivedAt: r.facts.ReceivedAt, Known: r.match.Known, ChangeOutlivesAppointment: r.safely}
 }
 
 // apply takes in what PKB shows: a check's whole answer (snapshot), which
@@ -409,6 +438,7 @@ func (r *request) apply(ctx workflow.Context, updates []activities.AppointmentUp
 		r.outcome = &Outcome{State: StateEnded, Note: "Ended without the requested change: the appointment " + v.How + "."}
 	}
 	r.cancelledNotRebooked = v.CancelledNotRebooked
+	r.stillNeeded = v.StillNeeded
 }
 
 // ownSeen is the latest seen of the request's own appointment.
@@ -451,23 +481,130 @@ func (r *request) check(ctx workflow.Context) error {
 		RequestType: r.facts.Type, ReceivedAt: r.facts.ReceivedAt, Known: r.match.Known,
 	}).Get(ctx, &updates)
 	if err != nil {
-		if _, berr := business(err, "checking the appointment"); berr == nil {
-			return nil // the safety net tries again later
+		if _, berr := business(err, "checking the appointment"); berr != nil {
+			return err
 		}
-		return err
+		var ae *temporal.ApplicationError
+		if r.safely && errors.As(err, &ae) {
+			switch ae.Type() {
+			case "PKB:forbidden":
+				return r.toTriage(ctx, "PKB refused access to this patient's record (HTTP 403): Rebook cannot check the appointment")
+			case "PKB:not-found":
+				return r.toTriage(ctx, "PKB no longer has this appointment")
+			}
+		}
+		return nil // the safety net tries again later
 	}
 	r.apply(ctx, updates, true)
 	return nil
 }
 
-// tell posts a line in the card's thread, once for its key.
+// toTriage sends a waiting request to triage with the reason, once for
+// each reason: PKB cannot show its appointment, or its team's channel
+// cannot take Rebook's posts. The triage team is told; the card, where it
+// can be edited, shows why.
+func (r *request) toTriage(ctx workflow.Context, reason string) error {
+	if r.outcome != nil || strings.Contains(r.route.Reason, reason) {
+		return nil
+	}
+	r.route.Triage = true
+	if r.route.Reason == "" {
+		r.route.Reason = reason
+	} else {
+		r.route.Reason += "; " + reason
+	}
+	if r.claimed == "" {
+		r.state = StateTriaged
+	}
+	err := r.record(ctx, activities.StateInput{State: r.state, Actor: "rebook", Action: "moved-to-triage", TriageReason: r.route.Reason,
+		Detail: map[string]string{"reason": reason}})
+	if err != nil {
+		return err
+	}
+	text := fmt.Sprintf(":warning: %s (%s) needs a person: %s. It stays open until someone acts on it and presses Done on its card.",
+		r.route.Ref, r.route.Team, reason)
+	r.say(ctx, activities.NotifyInput{Text: text, Key: r.wfID + "#triage/" + shortKey(reason)})
+	if !strings.Contains(reason, "Slack") {
+		r.sayInThread(ctx, "triage/"+shortKey(reason), r.route.Ref+" is now with triage: "+reason+".")
+		r.redrawOrReport(ctx)
+	}
+	return workflow.UpsertTypedSearchAttributes(ctx, RequestStateKey.ValueSet(r.state))
+}
+
+// shortKey names a reason in a notice's once-only key.
+func shortKey(reason string) string {
+	h := uint32(2166136261)
+	for i := 0; i < len(reason); i++ {
+		h = (h ^ uint32(reason[i])) * 16777619
+	}
+	return fmt.Sprintf("%08x", h)
+}
+
+// say posts a notice, trying a bounded number of times; a notice that
+// cannot be posted is logged (ids only) and the request goes on.
+func (r *request) say(ctx workflow.Context, in activities.NotifyInput) {
+	if err := workflow.ExecuteActivity(withBoundedSlack(ctx), noticeActs.Notify, in).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Warn("a notice could not be posted", "request", r.route.Ref, "err", err)
+	}
+}
+
+// sayInThread posts in the card's thread, once for its key, within
+// bounds: a channel Slack refuses sends the request to triage.
+func (r *request) sayInThread(ctx workflow.Context, key, text string) {
+	in := activities.NotifyInput{Channel: r.route.ChannelID, ThreadTS: r.route.TS, Text: text, Key: r.wfID + "#" + key}
+	if err := workflow.ExecuteActivity(withBoundedSlack(ctx), noticeActs.Notify, in).Get(ctx, nil); err != nil {
+		r.channelFailed(ctx, err)
+	}
+}
+
+// channelFailed takes a failed post or edit in the team's channel: the
+// request goes to triage with the reason, and the admins are told once
+// per channel.
+func (r *request) channelFailed(ctx workflow.Context, err error) {
+	code := "it kept failing"
+	var ae *temporal.ApplicationError
+	if errors.As(err, &ae) && ae.Type() == activities.SlackUndeliverable {
+		code = ae.Error()
+	}
+	reason := fmt.Sprintf("Slack would not take Rebook's posts in #%s (%s)", strings.TrimPrefix(r.route.Channel, "#"), code)
+	if r.route.Triage && r.route.Team == activities.TriageTeam {
+		workflow.GetLogger(ctx).Warn("the triage channel refuses posts", "request", r.route.Ref, "err", err)
+		return
+	}
+	r.say(ctx, activities.NotifyInput{ToAdmins: true, Key: "undeliverable-channel/" + r.route.Channel,
+		Text: fmt.Sprintf(":warning: Rebook cannot post to #%s (%s): its waiting requests go to triage until the channel is fixed.", strings.TrimPrefix(r.route.Channel, "#"), code)})
+	if terr := r.toTriage(ctx, reason); terr != nil {
+		workflow.GetLogger(ctx).Warn("could not record the move to triage", "request", r.route.Ref, "err", terr)
+	}
+}
+
+// redrawOrReport edits the card within bounds; an edit that fails is
+// reported to the admins, and the request goes on.
+func (r *request) redrawOrReport(ctx workflow.Context) {
+	in := activities.CardInput{ChannelID: r.route.ChannelID, TS: r.route.TS, Card: r.card()}
+	if err := workflow.ExecuteActivity(withBoundedSlack(ctx), noticeActs.UpdateCard, in).Get(ctx, nil); err != nil {
+		r.say(ctx, activities.NotifyInput{ToAdmins: true, Key: r.wfID + "#card-edit/" + r.state,
+			Text: fmt.Sprintf(":warning: Rebook could not update the card of %s in #%s to show it %s; the dashboard shows it as it stands.",
+				r.route.Ref, strings.TrimPrefix(r.route.Channel, "#"), r.state)})
+	}
+}
+
+// tell posts a line in the card's thread, once for its key. Since
+// wait-safely it tries a bounded number of times and never fails the
+// request.
 func (r *request) tell(ctx workflow.Context, key, text string) error {
+	if r.safely {
+		r.sayInThread(ctx, key, text)
+		return nil
+	}
 	in := activities.NotifyInput{Channel: r.route.ChannelID, ThreadTS: r.route.TS, Text: text, Key: r.wfID + "#" + key}
 	return workflow.ExecuteActivity(withSlack(ctx), noticeActs.Notify, in).Get(ctx, nil)
 }
 
 func (r *request) wait(ctx workflow.Context, signals workflow.ReceiveChannel) error {
 	w := &r.waiting
+	// Versioned, in every run.
+	r.safely = workflow.GetVersion(ctx, changeWaitSafely, workflow.DefaultVersion, 1) >= 1
 	// Versioned, in every run: runs written before it continued at 20.
 	continueAt := legacyContinueAfterEvents
 	if workflow.GetVersion(ctx, changeContinueLater, workflow.DefaultVersion, 1) >= 1 {
@@ -531,7 +668,8 @@ func (r *request) wait(ctx workflow.Context, signals workflow.ReceiveChannel) er
 			}
 		}
 		cond := func() bool {
-			return r.outcome != nil || len(r.updates) > 0 || len(r.seenSets) > 0 || r.cancelledNotRebooked && !w.ToldCancelled
+			return r.outcome != nil || len(r.updates) > 0 || len(r.seenSets) > 0 || r.cancelledNotRebooked && !w.ToldCancelled ||
+				len(r.refusals) > 0 || r.stillNeeded && !w.ToldStillNeeded
 		}
 		if next.IsZero() {
 			if err := workflow.Await(ctx, cond); err != nil {
@@ -555,6 +693,16 @@ func (r *request) wait(ctx workflow.Context, signals workflow.ReceiveChannel) er
 		if r.outcome != nil {
 			break
 		}
+		for len(r.refusals) > 0 {
+			reason := r.refusals[0]
+			r.refusals = r.refusals[1:]
+			if err := r.toTriage(ctx, reason); err != nil {
+				return err
+			}
+		}
+		if err := r.tellStillNeeded(ctx); err != nil {
+			return err
+		}
 		now = workflow.Now(ctx)
 		if r.match.Found && !now.Before(nextCheck) {
 			if err := r.check(ctx); err != nil {
@@ -572,7 +720,10 @@ func (r *request) wait(ctx workflow.Context, signals workflow.ReceiveChannel) er
 		if !w.Escalated && !now.Before(escalateAt) && r.outcome == nil {
 			w.Escalated = true
 			text := fmt.Sprintf(":rotating_light: Overdue: %s for %s has passed its %d h SLA and is still open.", r.route.Ref, r.route.Team, r.route.SLAHours)
-			if err := workflow.ExecuteActivity(withSlack(ctx), noticeActs.Notify, activities.NotifyInput{Text: text, Key: r.wfID + "#overdue"}).Get(ctx, nil); err != nil {
+			in := activities.NotifyInput{Text: text, Key: r.wfID + "#overdue"}
+			if r.safely {
+				r.say(ctx, in)
+			} else if err := workflow.ExecuteActivity(withSlack(ctx), noticeActs.Notify, in).Get(ctx, nil); err != nil {
 				return err
 			}
 		}
@@ -596,6 +747,18 @@ func (r *request) tellCancelled(ctx workflow.Context) error {
 	}
 	return r.tell(ctx, "cancelled-not-rebooked", fmt.Sprintf("%s the appointment for %s cancelled, not yet rebooked: the request stays open until a new booking in the same specialty appears.",
 		source, r.route.Ref))
+}
+
+// tellStillNeeded tells the team, once, that a change request's
+// appointment passed or was missed: the patient still needs a new one,
+// and the request stays open until it is booked.
+func (r *request) tellStillNeeded(ctx workflow.Context) error {
+	if !r.stillNeeded || r.waiting.ToldStillNeeded || r.outcome != nil {
+		return nil
+	}
+	r.waiting.ToldStillNeeded = true
+	return r.tell(ctx, "still-needed", fmt.Sprintf("The appointment for %s has passed or was missed without the change the patient asked for: the patient still needs a new appointment. The request stays open until one is booked.",
+		r.route.Ref))
 }
 
 // continueAsNew starts the wait's next run with what this one knows, once
@@ -678,7 +841,10 @@ func (r *request) close(ctx workflow.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := r.redraw(ctx); err != nil {
+	if r.safely {
+		// A card that cannot be edited does not keep the request open.
+		r.redrawOrReport(ctx)
+	} else if err := r.redraw(ctx); err != nil {
 		return err
 	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx, RequestStateKey.ValueSet(r.state)); err != nil {

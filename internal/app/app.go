@@ -222,10 +222,11 @@ func Activities(cfg config.Config, st *store.Store, tc client.Client, o WorkerOp
 		Route: &activities.RouteActivities{Store: st, Slack: slack, TriageChannel: cfg.TriageChannel, TriageSLAHours: cfg.TriageSLAHours,
 			Links: links, States: workflows.ReadModelStates, Notices: notices, AdminChannel: cfg.AdminChannel, FirstCheckAfter: cfg.FirstCheckAfter,
 			Pending: kept.ApplyPending},
-		Appointments: &activities.AppointmentActivities{PKB: p, Store: st, Requests: wf, CallsPerHour: cfg.PKBCallsPerHour, FirstCheckAfter: cfg.FirstCheckAfter},
-		Notices:      notices,
-		Grant:        &activities.GrantActivities{Store: st, OAuth: OAuth(cfg), Notices: notices, AdminChannel: cfg.AdminChannel, Links: links, PKB: pc},
-		Retention:    &activities.RetentionActivities{Store: st, Days: cfg.RetentionDays},
+		Appointments: &activities.AppointmentActivities{PKB: p, Store: st, Requests: wf, CallsPerHour: cfg.PKBCallsPerHour, FirstCheckAfter: cfg.FirstCheckAfter,
+			Notices: notices},
+		Notices:   notices,
+		Grant:     &activities.GrantActivities{Store: st, OAuth: OAuth(cfg), Notices: notices, AdminChannel: cfg.AdminChannel, Links: links, PKB: pc},
+		Retention: &activities.RetentionActivities{Store: st, Days: cfg.RetentionDays},
 	}, nil
 }
 

@@ -14,9 +14,9 @@ type Schedule struct {
 	// PlacerNamespace is SCH-1's assigning authority (namespace id, else
 	// universal id); "" when not given.
 	PlacerNamespace string
-	FillerID string // SCH-2
-	Status   string // the FHIR status it means: booked, cancelled or noshow
-	Start    time.Time
+	FillerID        string // SCH-2
+	Status          string // the FHIR status it means: booked, cancelled or noshow
+	Start           time.Time
 	// NHSNumber is the patient's, from PID-3 (identifier type NH or
 	// assigning authority NHS); "" when absent. It is used to find the
 	// appointment in PKB when SCH-1 finds no request, and kept nowhere.

@@ -45,6 +45,12 @@ const (
 	// only bringing a PKB check forward (hint), or kept for a request not
 	// yet routed
 	FeedUpdates = "rebook_feed_updates"
+	// counter {kind}: patients whose search failed in a watcher run
+	// (backed off; the run went on)
+	WatchPatientFailures = "rebook_watch_patient_failures"
+	// counter: waiting requests not checked for more than a day past
+	// their due check (the admins were told)
+	ChecksOverdue = "rebook_checks_overdue"
 )
 
 // Read at each scrape from the read model and the store.

@@ -335,6 +335,8 @@ type StateChange struct {
 	// Seq is the writer's sequence number: the request's workflow numbers
 	// its writes.
 	Seq int64
+	// TriageReason, when set, marks the request triaged with this reason.
+	TriageReason string
 }
 
 // ChangeState records a transition in the read model and the audit log,
@@ -350,8 +352,10 @@ func (s *Store) ChangeState(ctx context.Context, c StateChange, audit AuditEntry
 			    close_note = CASE WHEN $5 <> '' THEN $5 ELSE close_note END,
 			    closed_at = CASE WHEN $6 THEN COALESCE(closed_at, now()) ELSE closed_at END,
 			    state_seq = GREATEST(state_seq, $7),
+			    triage = triage OR $8 <> '',
+			    reason = CASE WHEN $8 <> '' THEN $8 ELSE reason END,
 			    updated_at = now()
-			WHERE message_id = $1 AND ($7 = 0 OR state_seq < $7)`, c.MessageID, c.State, c.ClaimedBy, c.ClosedBy, c.CloseNote, c.Closed, c.Seq)
+			WHERE message_id = $1 AND ($7 = 0 OR state_seq < $7)`, c.MessageID, c.State, c.ClaimedBy, c.ClosedBy, c.CloseNote, c.Closed, c.Seq, c.TriageReason)
 		if err != nil {
 			return fmt.Errorf("store: change state: %w", err)
 		}

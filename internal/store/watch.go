@@ -92,3 +92,13 @@ func (s *Store) CountRequests(ctx context.Context) (int, error) {
 	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM requests`).Scan(&n)
 	return n, err
 }
+
+// OverdueChecks are waiting, matched requests whose next check was due
+// before cutoff and whose admins' notice (key check-overdue/<workflow id>)
+// has not been posted, at most limit.
+func (s *Store) OverdueChecks(ctx context.Context, cutoff time.Time, limit int) ([]Request, error) {
+	return s.requests(ctx, "overdue checks", `
+		WHERE closed_at IS NULL AND appointment_id <> '' AND next_check_at < $1
+		  AND NOT EXISTS (SELECT 1 FROM slack_notices n WHERE n.key = 'check-overdue/' || requests.workflow_id AND n.ts <> '')
+		ORDER BY next_check_at LIMIT $2`, cutoff, limit)
+}

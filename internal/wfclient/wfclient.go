@@ -51,6 +51,12 @@ func (c Client) AppointmentChanged(ctx context.Context, workflowID string, u act
 	return c.signalRequest(ctx, workflowID, workflows.SignalAppointmentChanged, u)
 }
 
+// CheckRefused tells a waiting request that PKB refuses to show its
+// patient's appointments.
+func (c Client) CheckRefused(ctx context.Context, workflowID, reason string) error {
+	return c.signalRequest(ctx, workflowID, workflows.SignalCheckRefused, reason)
+}
+
 // signalRequest signals a request; one that has ended is not an error.
 func (c Client) signalRequest(ctx context.Context, workflowID, name string, arg any) error {
 	err := c.Temporal.SignalWorkflow(ctx, workflowID, "", name, arg)

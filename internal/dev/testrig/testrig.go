@@ -39,6 +39,24 @@ type Requests struct {
 	// ForwardChanged, if set, passes each single update on (the PAS
 	// feed's, the org-wide watcher's).
 	ForwardChanged func(workflowID string, u activities.AppointmentUpdate)
+	// Refused are the CheckRefused reasons told to each request;
+	// ForwardRefused, if set, passes each on.
+	Refused        map[string][]string
+	ForwardRefused func(workflowID, reason string)
+}
+
+func (f *Requests) CheckRefused(_ context.Context, workflowID, reason string) error {
+	f.mu.Lock()
+	if f.Refused == nil {
+		f.Refused = map[string][]string{}
+	}
+	f.Refused[workflowID] = append(f.Refused[workflowID], reason)
+	forward := f.ForwardRefused
+	f.mu.Unlock()
+	if forward != nil {
+		forward(workflowID, reason)
+	}
+	return nil
 }
 
 func (f *Requests) Start(_ context.Context, ref activities.MessageRef) (string, bool, error) {
@@ -123,7 +141,7 @@ func New(t testing.TB) *Rig {
 		Request: &activities.RequestActivities{PKB: p, Digest: st.PatientDigest},
 		Route: &activities.RouteActivities{Store: st, Slack: sl, TriageChannel: "rebook-triage", Links: links, States: workflows.ReadModelStates,
 			Notices: notices, AdminChannel: "rebook-admin"},
-		Appointments: &activities.AppointmentActivities{PKB: p, Store: st, Requests: r.Requests},
+		Appointments: &activities.AppointmentActivities{PKB: p, Store: st, Requests: r.Requests, Notices: notices},
 		Notices:      notices,
 		Grant:        &activities.GrantActivities{Store: st, OAuth: oauth, Notices: notices, AdminChannel: "rebook-admin", Links: links, PKB: client},
 	}
