@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/rebookhq/rebook/internal/config"
 	"github.com/rebookhq/rebook/internal/reprocess"
+	"github.com/rebookhq/rebook/internal/store"
+	"github.com/rebookhq/rebook/workflows"
 )
 
 // runReprocess is `starter reprocess`: put failed request workflows back
@@ -38,6 +41,8 @@ func reprocessCmd(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	dry := fs.Bool("dry-run", false, "list what would be done, and do nothing")
 	perSecond := fs.Float64("rate", 2, "at most this many resets or restarts a second")
 	limit := fs.Int("limit", 0, "at most this many workflows (0: all selected)")
+	reopen := fs.Bool("reopen", false, "also reprocess requests the read model shows closed (audited); with --mode restart, only those named by --ids")
+	ids := fs.String("ids", "", "comma-separated request workflow ids: only these")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -46,6 +51,15 @@ func reprocessCmd(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	}
 	if *mode != reprocess.Reset && *mode != reprocess.Restart {
 		return fmt.Errorf("--mode %q: use %s or %s", *mode, reprocess.Reset, reprocess.Restart)
+	}
+	var named []string
+	for _, id := range strings.Split(*ids, ",") {
+		if id = strings.TrimSpace(id); id != "" {
+			named = append(named, id)
+		}
+	}
+	if *reopen && *mode == reprocess.Restart && len(named) == 0 {
+		return errors.New("--reopen with --mode restart starts closed requests again from their PKB message: name each one with --ids")
 	}
 	q := *query
 	if q == "" {
@@ -66,6 +80,13 @@ func reprocessCmd(ctx context.Context, args []string, stdout, stderr io.Writer, 
 			return fmt.Errorf("--status: %w", err)
 		}
 	}
+	if len(named) > 0 {
+		var or []string
+		for _, id := range named {
+			or = append(or, "WorkflowId = '"+strings.ReplaceAll(id, "'", `\'`)+"'")
+		}
+		q = "(" + q + ") AND (" + strings.Join(or, " OR ") + ")"
+	}
 	if cfg == nil {
 		c, err := config.FromEnv(config.EncryptionKey)
 		if err != nil {
@@ -78,7 +99,28 @@ func reprocessCmd(ctx context.Context, args []string, stdout, stderr io.Writer, 
 		return err
 	}
 	defer tc.Close()
-	o := reprocess.Options{Namespace: cfg.TemporalNamespace, Failure: *failure, Limit: *limit, Mode: *mode, PerSecond: *perSecond}
+	// The read model says which requests have closed: a run of one is
+	// left alone unless --reopen.
+	st, err := store.Connect(ctx, cfg.DatabaseURL, nil)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	o := reprocess.Options{Namespace: cfg.TemporalNamespace, Failure: *failure, Limit: *limit, Mode: *mode, PerSecond: *perSecond, Reopen: *reopen,
+		Closed: func(ctx context.Context, workflowID string) (bool, string, error) {
+			id, ok := workflows.MessageIDFromWorkflowID(workflowID)
+			if !ok {
+				return false, "", nil
+			}
+			r, err := st.Request(ctx, id)
+			if errors.Is(err, store.ErrNotFound) {
+				return false, "", nil
+			}
+			if err != nil {
+				return false, "", err
+			}
+			return r.ClosedAt != nil, r.State, nil
+		}}
 	fmt.Fprintf(stderr, "selecting: %s\n", q)
 	cands, err := reprocess.Select(ctx, tc, q, o)
 	if err != nil {
@@ -95,18 +137,35 @@ func reprocessCmd(ctx context.Context, args []string, stdout, stderr io.Writer, 
 	bar := progressbar.NewOptions(len(cands), progressbar.OptionSetWriter(stderr), progressbar.OptionSetDescription(*mode),
 		progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish())
 	var failed []reprocess.Outcome
+	var auditErr error
 	sum, err := reprocess.Run(ctx, tc, dc, cands, o, func(out reprocess.Outcome) {
 		_ = bar.Add(1)
 		if out.Err != nil {
 			failed = append(failed, out)
+		}
+		if out.Err == nil && out.Done != "" && out.ClosedAs != "" {
+			e := store.AuditEntry{Actor: "starter reprocess", Action: "reopened", Subject: out.WorkflowID,
+				Detail: map[string]string{"mode": *mode, "was": out.ClosedAs, "run": out.NewRun}}
+			if aerr := st.Audit(ctx, e); aerr != nil && auditErr == nil {
+				auditErr = aerr
+			}
 		}
 	})
 	_ = bar.Finish()
 	for _, f := range failed {
 		fmt.Fprintf(stdout, "FAILED %s run %s: %v\n", f.WorkflowID, f.RunID, f.Err)
 	}
-	fmt.Fprintf(stdout, "%d selected: %d reset, %d restarted, %d skipped (already reprocessed or nothing to reset to), %d failed\n",
+	fmt.Fprintf(stdout, "%d selected: %d reset, %d restarted, %d skipped (already reprocessed, closed or nothing to reset to), %d failed\n",
 		len(cands), sum.Reset, sum.Restarted, sum.Skipped, sum.Failed)
+	if sum.Closed > 0 {
+		fmt.Fprintf(stdout, "%d skipped because the read model shows the request closed (--reopen to reprocess them)\n", sum.Closed)
+	}
+	if sum.Reopened > 0 {
+		fmt.Fprintf(stdout, "%d closed request(s) reopened on purpose (audited)\n", sum.Reopened)
+	}
+	if err == nil {
+		err = auditErr
+	}
 	if err != nil {
 		return err
 	}

@@ -564,7 +564,7 @@ func (r *request) channelFailed(ctx workflow.Context, err error) {
 	code := "it kept failing"
 	var ae *temporal.ApplicationError
 	if errors.As(err, &ae) && ae.Type() == activities.SlackUndeliverable {
-		code = ae.Error()
+		code = ae.Message()
 	}
 	reason := fmt.Sprintf("Slack would not take Rebook's posts in #%s (%s)", strings.TrimPrefix(r.route.Channel, "#"), code)
 	if r.route.Triage && r.route.Team == activities.TriageTeam {

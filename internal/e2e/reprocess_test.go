@@ -23,6 +23,7 @@ import (
 	"github.com/rebookhq/rebook/internal/app"
 	"github.com/rebookhq/rebook/internal/dev/devserver"
 	"github.com/rebookhq/rebook/internal/slackmsg"
+	"github.com/rebookhq/rebook/internal/store"
 	"github.com/rebookhq/rebook/workflows"
 )
 
@@ -55,6 +56,80 @@ func (i *brokenIn) ExecuteActivity(ctx context.Context, in *interceptor.ExecuteA
 	return nil, temporal.NewNonRetryableApplicationError(i.b.name+" broke in this build", "BadBuild", nil)
 }
 
+// reprocessCLI builds `starter` and returns a runner of `starter
+// reprocess` against the stack, which fails the test when it fails.
+func (s *stack) reprocessCLI(t *testing.T) func(args ...string) string {
+	run := s.reprocessCmd(t)
+	return func(args ...string) string {
+		out, err := run(args...)
+		require.NoError(t, err, "starter reprocess %v: %s", args, out)
+		return out
+	}
+}
+
+// reprocessCmd is reprocessCLI that returns the command's error.
+func (s *stack) reprocessCmd(t *testing.T) func(args ...string) (string, error) {
+	wd, _ := os.Getwd()
+	root, err := devserver.RepoRoot(wd)
+	require.NoError(t, err)
+	bin := filepath.Join(t.TempDir(), "starter")
+	build := exec.Command("go", "build", "-o", bin, "./starter")
+	build.Dir = root
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, string(out))
+	return func(args ...string) (string, error) {
+		cmd := exec.Command(bin, append([]string{"reprocess"}, args...)...)
+		cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+s.cfg.TemporalAddress, "TEMPORAL_NAMESPACE=default",
+			"REBOOK_ENCRYPTION_KEY="+base64.StdEncoding.EncodeToString(s.key), "DATABASE_URL="+s.dbURL)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+}
+
+// Issue 22, case 7: a request whose workflow an operator terminated after
+// the read model had closed it is not reopened by `starter reprocess
+// --mode restart`: it is skipped and the summary says why. --reopen with
+// --mode restart is refused unless the request is named, and then it is
+// done and audited.
+func TestHazardReprocessNeverReopensAClosedRequest(t *testing.T) {
+	s := start(t, 2)
+	ctx := context.Background()
+	run := s.reprocessCmd(t)
+	require.NoError(t, s.startSchedules(ctx))
+	waitFor(t, "both routed", limit(2*time.Minute), func() bool { return len(s.cards()) >= 2 })
+	closedID := s.ds.Expect[0].MessageID
+	wid := workflows.RequestWorkflowID(closedID)
+	// The request closed in the read model; its workflow then stuck (say,
+	// on a card edit) and an operator terminated it.
+	require.NoError(t, s.st.ChangeState(ctx, store.StateChange{MessageID: closedID, State: workflows.StateCompleted, Closed: true, CloseNote: "PKB shows the appointment cancelled"},
+		store.AuditEntry{Actor: "rebook", Action: workflows.StateCompleted, Subject: wid}))
+	require.NoError(t, s.tc.TerminateWorkflow(ctx, wid, "", "stuck on a card edit"))
+
+	out, err := run("--status", "Terminated", "--mode", "restart")
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "1 selected: 0 reset, 0 restarted, 1 skipped", out)
+	assert.Contains(t, out, "1 skipped because the read model shows the request closed", out)
+	row, err := s.st.Request(ctx, closedID)
+	require.NoError(t, err)
+	assert.NotNil(t, row.ClosedAt, "still closed")
+	assert.Zero(t, s.count(t, "WorkflowId = '"+wid+"' AND ExecutionStatus = 'Running'"), "no new run")
+
+	out, err = run("--status", "Terminated", "--mode", "restart", "--reopen")
+	require.Error(t, err, "reopening by restart needs the requests named")
+	assert.Contains(t, out, "--ids")
+	out, err = run("--status", "Terminated", "--mode", "restart", "--reopen", "--ids", wid)
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "1 restarted", out)
+	assert.Contains(t, out, "1 closed request(s) reopened on purpose", out)
+	trail, err := s.st.AuditTrail(ctx, wid)
+	require.NoError(t, err)
+	reopened := false
+	for _, e := range trail {
+		reopened = reopened || e.Action == "reopened" && e.Actor == "starter reprocess" && e.Detail["was"] == workflows.StateCompleted
+	}
+	assert.True(t, reopened, "the reopening is audited")
+}
+
 // A bad build fails every request at route-to-team, half of them after
 // the card was posted (a partial success). After the fix is deployed,
 // `starter reprocess --dry-run` lists each failed request; two are
@@ -65,14 +140,7 @@ func TestReprocessFailedRequests(t *testing.T) {
 	const n = 8
 	s := start(t, n)
 	ctx := context.Background()
-	wd, _ := os.Getwd()
-	root, err := devserver.RepoRoot(wd)
-	require.NoError(t, err)
-	bin := filepath.Join(t.TempDir(), "starter")
-	build := exec.Command("go", "build", "-o", bin, "./starter")
-	build.Dir = root
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, string(out))
+	cli := s.reprocessCLI(t)
 
 	// The bad build.
 	s.worker.Stop()
@@ -103,14 +171,6 @@ func TestReprocessFailedRequests(t *testing.T) {
 	require.NoError(t, good.Start())
 	s.worker = good
 
-	cli := func(args ...string) string {
-		cmd := exec.Command(bin, append([]string{"reprocess"}, args...)...)
-		cmd.Env = append(os.Environ(), "TEMPORAL_ADDRESS="+s.cfg.TemporalAddress, "TEMPORAL_NAMESPACE=default",
-			"REBOOK_ENCRYPTION_KEY="+base64.StdEncoding.EncodeToString(s.key))
-		out, err := cmd.Output()
-		require.NoError(t, err, "starter reprocess %v: %s", args, out)
-		return string(out)
-	}
 	dry := cli("--dry-run", "--failure", "BadBuild")
 	t.Logf("dry run:\n%s", dry)
 	for _, e := range s.ds.Expect {

@@ -101,6 +101,8 @@ type Candidate struct {
 	Step    string
 	// Skip says why the run is left alone.
 	Skip string
+	// ClosedAs is the read model's state of a request it shows closed.
+	ClosedAs string
 	// input is what the run was started with, from the history Select
 	// read, for a restart.
 	input *commonpb.Payloads
@@ -116,6 +118,12 @@ type Options struct {
 	Mode    string
 	// PerSecond caps resets or restarts per second; 2 if zero.
 	PerSecond float64
+	// Closed says whether the read model shows a request closed, and in
+	// what state: such a run is skipped unless Reopen, for a reset or a
+	// restart would open a request the team has seen close. Nil checks
+	// nothing.
+	Closed func(ctx context.Context, workflowID string) (closed bool, state string, err error)
+	Reopen bool
 }
 
 // Select lists the runs query selects, with each one's failure and reset
@@ -146,6 +154,18 @@ func Select(ctx context.Context, tc client.Client, query string, o Options) ([]C
 		}
 		if cur := d.GetWorkflowExecutionInfo().GetExecution().GetRunId(); cur != c.RunID {
 			c.Skip = "already reprocessed: run " + cur + " is " + status(d.GetWorkflowExecutionInfo().GetStatus())
+		}
+		if o.Closed != nil && c.Skip == "" {
+			closed, state, err := o.Closed(ctx, c.WorkflowID)
+			if err != nil {
+				return false, fmt.Errorf("read model of %s: %w", c.WorkflowID, err)
+			}
+			if closed {
+				c.ClosedAs = state
+				if !o.Reopen {
+					c.Skip = "closed in the read model (" + state + "): --reopen to reprocess it anyway"
+				}
+			}
 		}
 		out = append(out, c)
 		return o.Limit > 0 && len(out) >= o.Limit, nil
@@ -211,6 +231,9 @@ type Outcome struct {
 // Summary counts a run.
 type Summary struct {
 	Reset, Restarted, Skipped, Failed int
+	// Closed are the skipped runs whose request the read model shows
+	// closed; Reopened those reprocessed anyway (Options.Reopen).
+	Closed, Reopened int
 }
 
 // Run resets or restarts each candidate not marked skipped, at most
@@ -230,6 +253,9 @@ func Run(ctx context.Context, tc client.Client, dc converter.DataConverter, cand
 		switch {
 		case c.Skip != "":
 			sum.Skipped++
+			if c.ClosedAs != "" {
+				sum.Closed++
+			}
 		case o.Mode == Reset && c.ResetTo == 0:
 			out.Skip = "no workflow task completed to reset to: use --mode restart"
 			sum.Skipped++
@@ -256,6 +282,9 @@ func Run(ctx context.Context, tc client.Client, dc converter.DataConverter, cand
 				sum.Reset++
 			default:
 				sum.Restarted++
+			}
+			if out.Err == nil && out.Done != "" && c.ClosedAs != "" {
+				sum.Reopened++
 			}
 		}
 		if each != nil {

@@ -42,9 +42,46 @@ func (s *Server) Garble(match, body string) {
 	s.garbled[match] = body
 }
 
+// WithdrawSharing makes PKB refuse (403) every FHIR call that names this
+// patient by public id, as when the patient withdraws sharing with the
+// organisation; an empty id restores every patient.
+func (s *Server) WithdrawSharing(patientID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if patientID == "" {
+		s.withdrawn = nil
+		return
+	}
+	if s.withdrawn == nil {
+		s.withdrawn = map[string]bool{}
+	}
+	s.withdrawn[patientID] = true
+}
+
+// namesWithdrawn says whether a call names a patient who withdrew sharing.
+// Called under the lock.
+func (s *Server) namesWithdrawn(r *http.Request) bool {
+	if len(s.withdrawn) == 0 || !strings.HasPrefix(r.URL.Path, "/fhir/") {
+		return false
+	}
+	for _, vs := range r.URL.Query() {
+		for _, v := range vs {
+			if _, id, ok := strings.Cut(v, "|"); ok && s.withdrawn[id] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func (s *Server) faulty(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
+		if s.namesWithdrawn(r) && r.Header.Get("Authorization") != "" {
+			s.mu.Unlock()
+			writeOutcome(w, http.StatusForbidden, "forbidden", "the patient does not share their record with this organisation")
+			return
+		}
 		for match, body := range s.garbled {
 			if strings.Contains(r.URL.RequestURI(), match) && r.Header.Get("Authorization") != "" {
 				s.mu.Unlock()

@@ -65,16 +65,18 @@ type Server struct {
 	pasTurn   int
 	seq       int
 
-	codes    map[string]*authCode
-	grants   map[string]*grant
-	access   map[string]*accessToken
-	refresh  map[string]*refreshToken
-	faults   Faults
-	garbled  map[string]string // request URI substring -> raw answer (Garble)
-	dice     *mrand.Rand
-	counters map[string]int64
-	holdFrom int64       // messages stamped from here are not served yet
-	feed     chan []byte // the PAS's copies, for the feed
+	codes   map[string]*authCode
+	grants  map[string]*grant
+	access  map[string]*accessToken
+	refresh map[string]*refreshToken
+	faults  Faults
+	// withdrawn are the patients who withdrew sharing (WithdrawSharing).
+	withdrawn map[string]bool
+	garbled   map[string]string // request URI substring -> raw answer (Garble)
+	dice      *mrand.Rand
+	counters  map[string]int64
+	holdFrom  int64       // messages stamped from here are not served yet
+	feed      chan []byte // the PAS's copies, for the feed
 }
 
 // New makes a simulator serving ds.

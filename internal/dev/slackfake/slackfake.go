@@ -89,8 +89,9 @@ func (s *Server) channel(v string) string {
 	return id
 }
 
-// RefuseIn makes every post to channel (name or id) fail with Slack's
-// error code, posting nothing; an empty code lifts it.
+// RefuseIn makes every post to channel (name or id), and every edit of a
+// message there, fail with Slack's error code, changing nothing; an empty
+// code lifts it.
 func (s *Server) RefuseIn(channel, code string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -220,6 +221,11 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	id := s.channel(r.FormValue("channel"))
+	if code, ok := s.refuse[ChannelID(r.FormValue("channel"))]; ok {
+		s.mu.Unlock()
+		fail(w, code)
+		return
+	}
 	var found *Message
 	for _, m := range s.msgs {
 		if m.Channel == id && m.TS == r.FormValue("ts") && !m.Ephemeral {

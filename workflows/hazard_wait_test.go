@@ -1,0 +1,185 @@
+package workflows_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/client"
+
+	"github.com/rebookhq/rebook/activities"
+	"github.com/rebookhq/rebook/internal/dev/pkbsim"
+	"github.com/rebookhq/rebook/internal/dev/testrig"
+	"github.com/rebookhq/rebook/internal/store"
+	"github.com/rebookhq/rebook/internal/subject"
+	"github.com/rebookhq/rebook/workflows"
+)
+
+// routeThenStop runs a request's workflow through intake to its wait and
+// stops it there: its row is routed and waiting, as the real activities
+// left it.
+func routeThenStop(t *testing.T, r *testrig.Rig, m pkbsim.Message) {
+	t.Helper()
+	env := realEnv(r)
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.RequestWorkflowID(m.ID)})
+	status := stopAt(t, env, time.Minute)
+	env.ExecuteWorkflow(workflows.AppointmentRequestWorkflow, activities.MessageRef{ID: m.ID, Timestamp: m.Timestamp})
+	require.NotEmpty(t, status.Team, "routed")
+}
+
+// Issue 22, case 5: one patient whose record PKB refuses (sharing
+// withdrawn: 403) and one whose search PKB garbles do not stop the
+// watcher's run: every other due patient is checked in the same run, the
+// failing patients back off behind them, their failed calls are given
+// back to the budget, and the refused patient's request is told to go to
+// triage. A request told so goes to triage with the reason and the triage
+// team hears of it.
+func TestHazardOneRefusedPatientDoesNotStarveTheWatcher(t *testing.T) {
+	r := testrig.New(t)
+	var msgs []pkbsim.Message
+	patients := map[string]bool{}
+	// The first is a cancel request, which closes once PKB shows it
+	// cancelled.
+	for _, cancelFirst := range []bool{true, false} {
+		for _, e := range r.DS.Expect {
+			m := r.Message(e.MessageID)
+			if e.Kind == pkbsim.KindRoutable && !patients[m.PatientID] && len(msgs) < 5 && (!cancelFirst || e.RequestType == subject.Cancel) {
+				patients[m.PatientID] = true
+				msgs = append(msgs, m)
+				break
+			}
+		}
+	}
+	for _, e := range r.DS.Expect {
+		m := r.Message(e.MessageID)
+		if e.Kind == pkbsim.KindRoutable && !patients[m.PatientID] && len(msgs) < 5 {
+			patients[m.PatientID] = true
+			msgs = append(msgs, m)
+		}
+	}
+	require.Len(t, msgs, 5)
+	for _, m := range msgs {
+		routeThenStop(t, r, m)
+	}
+	refused, garbled := msgs[0].PatientID, msgs[1].PatientID
+	r.Sim.WithdrawSharing(refused)
+	r.Sim.Garble(garbled, `{"resourceType": "Bundle", "entry": "not a list"}`)
+
+	clock := time.Now().Add(10 * time.Minute) // every first check is due
+	r.Set.Appointments.Now = func() time.Time { return clock }
+	r.Set.Appointments.CallsPerHour = 3600
+	res, err := r.Set.Appointments.WatchAppointments(context.Background())
+	require.NoError(t, err, "one patient's failure does not fail the run")
+	assert.Equal(t, 2, res.Failed)
+	assert.Equal(t, 3, res.Patients, "every other due patient was checked in the same run")
+	for _, m := range msgs[2:] {
+		assert.NotEmpty(t, r.Requests.Seen[workflows.RequestWorkflowID(m.ID)], "%s was checked", m.ID)
+	}
+	wRefused := workflows.RequestWorkflowID(msgs[0].ID)
+	require.Len(t, r.Requests.Refused[wRefused], 1)
+	assert.Contains(t, r.Requests.Refused[wRefused][0], "HTTP 403")
+	assert.Empty(t, r.Requests.Refused[workflows.RequestWorkflowID(msgs[1].ID)], "a garbled answer backs off, it does not triage")
+	for _, p := range []string{refused, garbled} {
+		ws, err := r.Store.WaitingOf(context.Background(), p)
+		require.NoError(t, err)
+		for _, w := range ws {
+			assert.True(t, w.NextCheckAt.After(clock), "the failing patient backs off")
+		}
+	}
+	// The failed calls went back to the budget: its clock stands 3 calls
+	// past the run's start (the 5-minute carry), not 5.
+	at, err := r.Store.Cursor(context.Background(), "pkb-watch-budget-at")
+	require.NoError(t, err)
+	per := (time.Hour + 5*time.Minute) / 3600
+	assert.InDelta(t, clock.Add(-5*time.Minute+3*per).UnixMilli(), at, 10, "only the 3 answered calls are charged")
+
+	// The refused patient's request, running: told, it goes to triage.
+	r.Sim.WithdrawSharing("")
+	r.Set.Appointments.Now = nil
+	c := &chain{t: t, r: r}
+	var told workflows.RequestStatus
+	c.at(time.Hour, func() { c.env.SignalWorkflow(workflows.SignalCheckRefused, r.Requests.Refused[wRefused][0]) })
+	c.at(2*time.Hour, func() {
+		told = c.status()
+		_ = r.Sim.Cancel(appointmentOf(r, msgs[0].ID))
+		edit(r, func(ds *pkbsim.Dataset) {})
+	})
+	c.watchBetween(3*time.Hour, time.Hour, 6*time.Hour)
+	o, _ := c.run(activities.MessageRef{ID: msgs[0].ID, Timestamp: msgs[0].Timestamp}, time.Now())
+	assert.True(t, told.Triage)
+	assert.Equal(t, workflows.StateTriaged, told.State)
+	assert.Contains(t, told.Reason, "PKB refused access to this patient's record")
+	row, err := r.Store.Request(context.Background(), msgs[0].ID)
+	require.NoError(t, err)
+	assert.True(t, row.Triage, "the read model shows it triaged")
+	assert.Contains(t, row.Reason, "refused access")
+	triageTold := 0
+	for _, m := range r.Slack.Roots("rebook-triage") {
+		if strings.Contains(m.Text, "needs a person") && strings.Contains(m.Text, "refused access") {
+			triageTold++
+		}
+	}
+	assert.Equal(t, 1, triageTold, "the triage team is told once")
+	assert.Equal(t, workflows.StateTriagedThenCompleted, o.State, "it still closes when PKB shows it done")
+}
+
+func appointmentOf(r *testrig.Rig, messageID string) string {
+	for _, e := range r.DS.Expect {
+		if e.MessageID == messageID {
+			return e.AppointmentID
+		}
+	}
+	return ""
+}
+
+// Issue 22, case 6: the team's channel is archived after the request was
+// routed. The 3/4-SLA reminder is tried a bounded number of times and the
+// request goes to triage with Slack's reason; the admins hear of the
+// channel once; the escalation still comes at the SLA; and when PKB shows
+// the appointment cancelled the request closes although its card cannot
+// be edited, and the admins are told of the failed edit.
+func TestHazardArchivedChannelStopsNoWaitingRequest(t *testing.T) {
+	r := testrig.New(t)
+	require.NoError(t, r.Store.ReplaceRules(context.Background(), []store.Rule{{Team: "Cardiology bookings", SlackChannel: "rebook-cardiology", SLAHours: 48}}))
+	msg, a := routable(t, r, subject.Cancel)
+	require.True(t, a.Start.After(time.Now().Add(4*24*time.Hour)), "the appointment does not pass during the test")
+	c := &chain{t: t, r: r}
+	var atSLA workflows.RequestStatus
+	c.at(time.Hour, func() { r.Slack.RefuseIn("rebook-cardiology", "is_archived") })
+	c.at(49*time.Hour, func() {
+		atSLA = c.status()
+		require.NoError(t, r.Sim.Cancel(a.ID))
+	})
+	c.watchBetween(50*time.Hour, time.Hour, 52*time.Hour)
+	start := time.Now()
+	o, closedAt := c.run(activities.MessageRef{ID: msg.ID, Timestamp: msg.Timestamp}, start)
+
+	assert.True(t, atSLA.Triage, "in triage once Slack refused the reminder")
+	assert.Contains(t, atSLA.Reason, "#rebook-cardiology (is_archived)")
+	assert.Equal(t, workflows.StateTriagedThenCompleted, o.State)
+	assert.Less(t, closedAt.Sub(start), 53*time.Hour, "it closed: nothing held it")
+	overdue, admin := 0, 0
+	for _, m := range r.Slack.Roots("rebook-triage") {
+		if strings.Contains(m.Text, "Overdue") {
+			overdue++
+		}
+	}
+	for _, m := range r.Slack.Roots("rebook-admin") {
+		if strings.Contains(m.Text, "#rebook-cardiology") && strings.Contains(m.Text, "cannot post") {
+			admin++
+		}
+	}
+	assert.Equal(t, 1, overdue, "the escalation came at the SLA")
+	assert.Equal(t, 1, admin, "the admins are told of the channel once")
+	editFailed := false
+	for _, m := range r.Slack.Roots("rebook-admin") {
+		editFailed = editFailed || strings.Contains(m.Text, "could not update the card")
+	}
+	assert.True(t, editFailed, "the failed card edit is reported")
+	row, err := r.Store.Request(context.Background(), msg.ID)
+	require.NoError(t, err)
+	assert.NotNil(t, row.ClosedAt)
+}
