@@ -242,9 +242,16 @@ func (r *rig) routedRequest(t *testing.T) (pkbsim.Expectation, pkbsim.Message, s
 	e := r.Expect(pkbsim.KindRoutable)
 	m := r.Message(e.MessageID)
 	wid := workflows.RequestWorkflowID(m.ID)
+	// As matching records it: PKB's lastUpdated of the appointment.
+	var updated *time.Time
+	for _, a := range r.DS.Appointments {
+		if a.ID == e.AppointmentID {
+			updated = &a.LastUpdated
+		}
+	}
 	require.NoError(t, r.Store.SaveRequest(context.Background(), store.Request{MessageID: m.ID, WorkflowID: wid, Ref: activities.Ref(m.ID),
 		State: workflows.StateRouted, RequestType: string(e.RequestType), AppointmentID: e.AppointmentID, PatientID: m.PatientID,
-		ReceivedAt: time.UnixMilli(m.Timestamp)}))
+		ReceivedAt: time.UnixMilli(m.Timestamp), AppointmentUpdatedAt: updated}))
 	return e, m, wid
 }
 

@@ -353,9 +353,12 @@ func (a *AppointmentActivities) refund(ctx context.Context, at int64, n int) err
 	return a.Store.SetCursor(ctx, watchBudgetAt, at-(time.Duration(n)*a.perCall()).Milliseconds())
 }
 
-// orgWideAllowed says whether PKB answered the last probe of a search
-// naming no patient, probing again once a day. A refusal is recorded, not
-// a failure: the watcher carries on patient by patient.
+// orgWideAllowed says whether PKB answers a search naming no patient,
+// probing again once a day. A probe counts as allowed only when it proves
+// itself: the answer holds the appointment of a waiting request that
+// Rebook knows was updated in the window it asks for. An empty or
+// incomplete answer, or a refusal, keeps the watcher patient by patient;
+// a switch either way is told to the admins.
 func (a *AppointmentActivities) orgWideAllowed(ctx context.Context, now time.Time) (bool, error) {
 	last, err := a.Store.Cursor(ctx, watchOrgWide)
 	if err != nil {
@@ -365,18 +368,63 @@ func (a *AppointmentActivities) orgWideAllowed(ctx context.Context, now time.Tim
 	if last != 0 && now.Sub(probed) < orgWideProbeEvery {
 		return last > 0, nil
 	}
-	_, err = a.PKB.Client.SearchAppointments(ctx, pkb.AppointmentQuery{UpdatedAfter: now.Add(-time.Minute), Count: 1})
+	allowed, why, err := a.probeOrgWide(ctx)
+	if err != nil {
+		return false, err
+	}
+	if allowed != (last > 0) && (allowed || last > 0) {
+		a.tellMode(ctx, allowed, why)
+	}
+	at := now.UnixMilli()
+	if !allowed {
+		at = -at
+	}
+	return allowed, a.Store.SetCursor(ctx, watchOrgWide, at)
+}
+
+// probeOrgWide asks PKB for the appointments changed since a known
+// appointment was, naming no patient, and says whether the answer held
+// it, and if not why.
+func (a *AppointmentActivities) probeOrgWide(ctx context.Context) (bool, string, error) {
+	known, err := a.Store.KnownAppointment(ctx)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, "no waiting request's appointment to prove the answer with", nil
+	}
+	if err != nil {
+		return false, "", err
+	}
+	page, err := a.PKB.Client.SearchAppointments(ctx, pkb.AppointmentQuery{UpdatedAfter: known.UpdatedAt.Add(-time.Millisecond), SortByLastUpdated: true, Count: 100})
 	var pe *pkb.Error
 	switch {
 	case err == nil:
-		return true, a.Store.SetCursor(ctx, watchOrgWide, now.UnixMilli())
-	case errors.As(err, &pe) && (pe.Kind == pkb.KindBadRequest || pe.Kind == pkb.KindForbidden || pe.Kind == pkb.KindNotFound):
-		if last >= 0 && activity.IsActivity(ctx) {
-			activity.GetLogger(ctx).Info("PKB refuses an appointment search that names no patient: watching patient by patient", "status", pe.Status)
-		}
-		return false, a.Store.SetCursor(ctx, watchOrgWide, -now.UnixMilli())
+	case errors.As(err, &pe) && (pe.Kind == pkb.KindBadRequest || pe.Kind == pkb.KindForbidden || pe.Kind == pkb.KindNotFound || pe.Kind == pkb.KindMalformed):
+		return false, fmt.Sprintf("PKB refuses an appointment search that names no patient (%s)", pe.Kind), nil
+	default:
+		return false, "", a.PKB.err(ctx, err)
 	}
-	return false, a.PKB.err(ctx, err)
+	for _, ap := range page.Appointments {
+		if ap.Id != nil && *ap.Id == known.AppointmentID {
+			return true, "", nil
+		}
+	}
+	return false, fmt.Sprintf("PKB answered an appointment search that names no patient with %d appointments, without one Rebook knows was updated in that window", len(page.Appointments)), nil
+}
+
+// tellMode tells the admins the watcher changed how it asks PKB.
+func (a *AppointmentActivities) tellMode(ctx context.Context, orgWide bool, why string) {
+	text := ":information_source: The appointment watcher now asks PKB about all patients at once (PKB proved it answers such a search)."
+	if !orgWide {
+		text = ":warning: The appointment watcher now asks PKB patient by patient: " + why + "."
+	}
+	if activity.IsActivity(ctx) {
+		activity.GetLogger(ctx).Info("appointment watcher mode changed", "org_wide", orgWide)
+	}
+	if a.Notices != nil {
+		key := fmt.Sprintf("watch-mode/%t/%d", orgWide, a.now().UnixMilli())
+		if err := a.Notices.Notify(ctx, NotifyInput{ToAdmins: true, Text: text, Key: key}); err != nil && activity.IsActivity(ctx) {
+			activity.GetLogger(ctx).Warn("could not tell the admins of the watcher's mode", "err", err)
+		}
+	}
 }
 
 // checkPatient makes one search for a patient and tells each of the

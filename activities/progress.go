@@ -161,7 +161,13 @@ func (e Evidence) Judge(seen []AppointmentUpdate, now time.Time) Verdict {
 	case orig.Status == statusCancelled:
 	case e.RequestType == "change" && e.ChangeOutlivesAppointment && (orig.Status == statusNoShow || orig.Status == statusFulfilled ||
 		!e.Start.IsZero() && now.After(e.Start.Add(PassedGrace))):
-		v.StillNeeded = true
+		// The patient still needs the new appointment they asked for: a
+		// new booking is it.
+		if rebooked {
+			v.Kind, v.How = VerdictActioned, "rebooked after the original appointment passed"
+		} else {
+			v.StillNeeded = true
+		}
 	case orig.Status == statusNoShow:
 		v.Kind, v.How = VerdictEnded, "was marked did not attend"
 	case orig.Status == statusFulfilled:

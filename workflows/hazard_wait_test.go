@@ -183,3 +183,133 @@ func TestHazardArchivedChannelStopsNoWaitingRequest(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotNil(t, row.ClosedAt)
 }
+
+// Issue 22, case 11: a change request whose appointment is missed (or
+// passes) stays open, the team is told once that the patient still needs
+// a new appointment, it escalates at its SLA, and it closes when the new
+// booking appears. An appointment PKB no longer has (404) sends the
+// request to triage with that reason.
+func TestHazardEndingsSayWhatIsTrue(t *testing.T) {
+	t.Run("change request outlives a missed appointment", func(t *testing.T) {
+		r := testrig.New(t)
+		msg, a := routable(t, r, subject.Change)
+		c := &chain{t: t, r: r}
+		c.watch(time.Hour, 60*time.Hour)
+		var afterMissed workflows.RequestStatus
+		c.at(time.Hour, func() {
+			edit(r, func(ds *pkbsim.Dataset) {
+				for i := range ds.Appointments {
+					if ds.Appointments[i].ID == a.ID {
+						ds.Appointments[i].Status, ds.Appointments[i].LastUpdated = "noshow", time.Now()
+					}
+				}
+			})
+		})
+		c.at(50*time.Hour, func() {
+			afterMissed = c.status()
+			edit(r, func(ds *pkbsim.Dataset) {
+				n := a
+				n.ID, n.PlacerID, n.Status = a.ID+"-new", a.PlacerID+"-new", "booked"
+				n.Start, n.End = a.Start.AddDate(0, 0, 21), a.End.AddDate(0, 0, 21)
+				n.Created, n.LastUpdated = c.env.Now(), c.env.Now()
+				ds.Appointments = append(ds.Appointments, n)
+			})
+		})
+		start := time.Now()
+		o, closedAt := c.run(activities.MessageRef{ID: msg.ID, Timestamp: msg.Timestamp}, start)
+		assert.Contains(t, []string{workflows.StateRouted, workflows.StateTriaged}, afterMissed.State, "still open after the missed appointment")
+		assert.Contains(t, []string{workflows.StateCompleted, workflows.StateTriagedThenCompleted}, o.State)
+		assert.Contains(t, o.Note, "rebooked")
+		assert.Greater(t, closedAt.Sub(start), 50*time.Hour)
+		still, overdue := 0, 0
+		for _, text := range thread(r) {
+			if strings.Contains(text, "still needs a new appointment") {
+				still++
+			}
+		}
+		for _, m := range r.Slack.Messages() {
+			if strings.Contains(m.Text, "Overdue") {
+				overdue++
+			}
+		}
+		assert.Equal(t, 1, still, "the team is told once")
+		assert.Equal(t, 1, overdue, "it escalated at its SLA")
+	})
+	t.Run("appointment PKB no longer has", func(t *testing.T) {
+		r := testrig.New(t)
+		msg, a := routable(t, r, subject.Cancel)
+		c := &chain{t: t, r: r}
+		var gone workflows.RequestStatus
+		c.at(time.Hour, func() {
+			edit(r, func(ds *pkbsim.Dataset) {
+				for i := range ds.Appointments {
+					if ds.Appointments[i].ID == a.ID {
+						ds.Appointments = append(ds.Appointments[:i], ds.Appointments[i+1:]...)
+						break
+					}
+				}
+			})
+		})
+		c.at(26*time.Hour, func() {
+			gone = c.status()
+			c.env.CancelWorkflow()
+		})
+		env := realEnv(r)
+		c.env = env
+		c.count = func(int) {}
+		for _, e := range c.events {
+			e := e
+			env.RegisterDelayedCallback(e.do, e.after)
+		}
+		env.ExecuteWorkflow(workflows.AppointmentRequestWorkflow, activities.MessageRef{ID: msg.ID, Timestamp: msg.Timestamp})
+		assert.True(t, gone.Triage)
+		assert.Contains(t, gone.Reason, "PKB no longer has this appointment")
+	})
+}
+
+// Issue 22, case 8: the daily probe of a search that names no patient
+// counts as allowed only when PKB's answer holds a waiting request's
+// appointment Rebook knows was updated in the window asked for. A 200
+// with an empty Bundle keeps the watcher patient by patient, and each
+// switch of mode is told to the admins.
+func TestHazardOrgWideProbeMustProveItself(t *testing.T) {
+	r := testrig.New(t)
+	msg, _ := routable(t, r, subject.Cancel)
+	routeThenStop(t, r, msg)
+	clock := time.Now().Add(10 * time.Minute)
+	r.Set.Appointments.Now = func() time.Time { return clock }
+	r.Set.Appointments.CallsPerHour = 3600
+	watch := func() activities.WatchResult {
+		res, err := r.Set.Appointments.WatchAppointments(context.Background())
+		require.NoError(t, err)
+		return res
+	}
+	told := func(s string) int {
+		n := 0
+		for _, m := range r.Slack.Roots("rebook-admin") {
+			if strings.Contains(m.Text, s) {
+				n++
+			}
+		}
+		return n
+	}
+
+	r.Sim.SetOrgWideSearchEmpty(true)
+	res := watch()
+	assert.Equal(t, activities.WatchPatientScoped, res.Mode, "an empty 200 proves nothing")
+	assert.Equal(t, 1, res.Patients, "the request's patient is still checked")
+
+	r.Sim.SetOrgWideSearchEmpty(false)
+	r.Sim.SetOrgWideSearch(true)
+	clock = clock.Add(25 * time.Hour)
+	assert.Equal(t, activities.WatchOrgWide, watch().Mode, "an answer holding the known appointment proves it")
+	assert.Equal(t, 1, told("all patients at once"))
+
+	r.Sim.SetOrgWideSearch(false)
+	r.Sim.SetOrgWideSearchEmpty(true)
+	clock = clock.Add(25 * time.Hour)
+	res = watch()
+	assert.Equal(t, activities.WatchPatientScoped, res.Mode, "back to patient by patient when the answer stops proving itself")
+	assert.Equal(t, 1, told("patient by patient"))
+	assert.Equal(t, 1, res.Patients)
+}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -101,4 +102,27 @@ func (s *Store) OverdueChecks(ctx context.Context, cutoff time.Time, limit int) 
 		WHERE closed_at IS NULL AND appointment_id <> '' AND next_check_at < $1
 		  AND NOT EXISTS (SELECT 1 FROM slack_notices n WHERE n.key = 'check-overdue/' || requests.workflow_id AND n.ts <> '')
 		ORDER BY next_check_at LIMIT $2`, cutoff, limit)
+}
+
+// Known is an appointment Rebook knows PKB holds, and when PKB last
+// updated it as Rebook saw.
+type Known struct {
+	AppointmentID string
+	UpdatedAt     time.Time
+}
+
+// KnownAppointment is the waiting request's appointment PKB updated most
+// recently as Rebook saw it at match time; ErrNotFound when none.
+func (s *Store) KnownAppointment(ctx context.Context) (Known, error) {
+	var k Known
+	err := s.pool.QueryRow(ctx, `SELECT appointment_id, appointment_updated_at FROM requests
+		WHERE closed_at IS NULL AND appointment_id <> '' AND appointment_updated_at IS NOT NULL
+		ORDER BY appointment_updated_at DESC LIMIT 1`).Scan(&k.AppointmentID, &k.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Known{}, ErrNotFound
+	}
+	if err != nil {
+		return Known{}, fmt.Errorf("store: known appointment: %w", err)
+	}
+	return k, nil
 }

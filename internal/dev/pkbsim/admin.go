@@ -307,6 +307,15 @@ func (s *Server) adminPAS(action string) http.HandlerFunc {
 	}
 }
 
+// SetOrgWideSearchEmpty makes an Appointment search that names no patient
+// answer 200 with an empty Bundle, as a proxy or a misconfigured server
+// might: for the tests of the org-wide probe.
+func (s *Server) SetOrgWideSearchEmpty(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.orgWideEmpty = on
+}
+
 // Load replaces everything the simulator serves.
 func (s *Server) Load(ds Dataset) {
 	s.mu.Lock()

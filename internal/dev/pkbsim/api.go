@@ -237,8 +237,14 @@ func (s *Server) searchAppointments(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mu.Lock()
-	orgWide := s.cfg.OrgWideSearch
+	orgWide, empty := s.cfg.OrgWideSearch, s.orgWideEmpty
 	s.mu.Unlock()
+	if !hasPatient && empty {
+		// Not PKB's documented behaviour: a proxy or a server that ignores
+		// the search and answers an empty page.
+		writeJSON(w, http.StatusOK, map[string]any{"resourceType": "Bundle", "type": "searchset", "total": 0})
+		return
+	}
 	if !hasPatient && !orgWide {
 		// PKB documents the patient as required in every Appointment search.
 		s.count(CounterOrgWideRefused)

@@ -72,11 +72,13 @@ type Server struct {
 	faults  Faults
 	// withdrawn are the patients who withdrew sharing (WithdrawSharing).
 	withdrawn map[string]bool
-	garbled   map[string]string // request URI substring -> raw answer (Garble)
-	dice      *mrand.Rand
-	counters  map[string]int64
-	holdFrom  int64       // messages stamped from here are not served yet
-	feed      chan []byte // the PAS's copies, for the feed
+	// orgWideEmpty answers patient-less searches with an empty page.
+	orgWideEmpty bool
+	garbled      map[string]string // request URI substring -> raw answer (Garble)
+	dice         *mrand.Rand
+	counters     map[string]int64
+	holdFrom     int64       // messages stamped from here are not served yet
+	feed         chan []byte // the PAS's copies, for the feed
 }
 
 // New makes a simulator serving ds.
