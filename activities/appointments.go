@@ -75,13 +75,21 @@ func (a *AppointmentActivities) CheckAppointment(ctx context.Context, in CheckIn
 		u := updateOf(ap)
 		own = &u
 	}
+	if in.PatientID != "" && a.Store != nil {
+		waiting, err := a.Store.WaitingOf(ctx, in.PatientID)
+		if err != nil {
+			return nil, err
+		}
+		own.Competing = competing(waiting, in.AppointmentID, in.SpecialtyCode)
+	}
 	return append([]AppointmentUpdate{*own}, others...), nil
 }
 
 // updateOf is what an update says of a FHIR appointment.
 func updateOf(ap fhir.Appointment) AppointmentUpdate {
 	d := describe(ap)
-	u := AppointmentUpdate{AppointmentID: d.AppointmentID, Status: d.Status, Start: d.Start, SpecialtyCode: d.SpecialtyCode}
+	u := AppointmentUpdate{AppointmentID: d.AppointmentID, Status: d.Status, Start: d.Start, SpecialtyCode: d.SpecialtyCode,
+		Updated: d.UpdatedAt, Clinic: d.Clinic}
 	if ap.Created != nil {
 		if t, err := time.Parse(time.RFC3339, *ap.Created); err == nil {
 			u.Created = t
@@ -448,6 +456,7 @@ func (a *AppointmentActivities) checkPatient(ctx context.Context, patientID stri
 		var seen []AppointmentUpdate
 		for _, u := range updates {
 			if u.AppointmentID == w.AppointmentID {
+				u.Competing = competing(waiting, w.AppointmentID, w.SpecialtyCode)
 				seen = append([]AppointmentUpdate{u}, seen...)
 			} else if u.SpecialtyCode == w.SpecialtyCode {
 				seen = append(seen, u)
@@ -474,12 +483,30 @@ func (a *AppointmentActivities) checkPatient(ctx context.Context, patientID stri
 	return signalled, nil
 }
 
+// competing counts a patient's other waiting requests (not about
+// appointmentID) in the same specialty: a new booking could be theirs.
+func competing(waiting []store.Waiting, appointmentID, specialtyCode string) int {
+	n := 0
+	for _, w := range waiting {
+		if w.AppointmentID != appointmentID && w.SpecialtyCode == specialtyCode {
+			n++
+		}
+	}
+	return n
+}
+
 // digest identifies a snapshot: the request's appointment, then the
 // others in PKB's order, which a search need not keep, so sorted.
 func digest(seen []AppointmentUpdate) string {
 	rest := slices.Clone(seen[1:])
 	slices.SortFunc(rest, func(a, b AppointmentUpdate) int { return strings.Compare(a.AppointmentID, b.AppointmentID) })
-	b, _ := json.Marshal(append([]AppointmentUpdate{seen[0]}, rest...))
+	all := append([]AppointmentUpdate{seen[0]}, rest...)
+	for i := range all {
+		// An edit PKB makes that changes nothing the request judges (a
+		// comment) is not news.
+		all[i].Updated = time.Time{}
+	}
+	b, _ := json.Marshal(all)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:12])
 }

@@ -61,8 +61,14 @@ func (a *NoticeActivities) notify(ctx context.Context, in NotifyInput) error {
 	if err != nil {
 		return err
 	}
+	say := func() (string, error) {
+		if in.Question != nil {
+			return a.Slack.Ask(ctx, ch, in.ThreadTS, in.Text, *in.Question)
+		}
+		return a.Slack.Say(ctx, ch, in.ThreadTS, in.Text)
+	}
 	if in.Key == "" || a.Store == nil {
-		_, err = a.Slack.Say(ctx, ch, in.ThreadTS, in.Text)
+		_, err = say()
 		return err
 	}
 	before, err := a.Store.StartNotice(ctx, in.Key, ch)
@@ -80,7 +86,7 @@ func (a *NoticeActivities) notify(ctx context.Context, in NotifyInput) error {
 		}
 	}
 	if ts == "" {
-		if ts, err = a.Slack.Say(ctx, ch, in.ThreadTS, in.Text); err != nil {
+		if ts, err = say(); err != nil {
 			return err
 		}
 	}

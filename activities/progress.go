@@ -1,6 +1,9 @@
 package activities
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Progress is what a waiting request has seen of its appointment.
 type Progress struct {
@@ -63,6 +66,13 @@ type Evidence struct {
 	// passes, is attended or is missed stays open (StillNeeded), for the
 	// patient still needs a new one. Requests before wait-safely ended.
 	ChangeOutlivesAppointment bool
+	// OneBookingOneRequest (since wait-safely): a new booking closes a
+	// request by itself only when it can be no other's rebooking; else
+	// Verdict.Ask names it for staff to confirm. Confirmed is the booking
+	// staff said is the rebooking; Rejected those they said are not.
+	OneBookingOneRequest bool
+	Confirmed            string
+	Rejected             []string
 }
 
 // Verdict kinds.
@@ -98,6 +108,11 @@ type Verdict struct {
 	// was missed, and the patient still needs a new one.
 	StillNeeded bool
 	Progress    Progress
+	// Ask is a new booking that could be this request's rebooking but
+	// could as well be another's: staff are asked; AskWhy says why Rebook
+	// cannot tell.
+	Ask    *AppointmentUpdate
+	AskWhy string
 }
 
 // held: the appointment is booked, or took place, at the time it shows.
@@ -132,16 +147,59 @@ func (e Evidence) IsNewBooking(u AppointmentUpdate) bool {
 	return !u.Created.IsZero() && u.Created.After(e.ReceivedAt)
 }
 
+// ambiguity says why a new booking for the patient could be another
+// request's rebooking as well as this one's, or "" when it cannot: the
+// specialty is not coded, another request of the patient in the
+// specialty is waiting, or another of the patient's appointments in the
+// specialty was cancelled since the request.
+func (e Evidence) ambiguity(orig AppointmentUpdate, seen []AppointmentUpdate) string {
+	if e.SpecialtyCode == "" {
+		return "the appointment has no specialty code"
+	}
+	if orig.Competing > 0 {
+		return "another request of this patient in this specialty is waiting"
+	}
+	for _, u := range seen {
+		if u.AppointmentID != e.AppointmentID && u.SpecialtyCode == e.SpecialtyCode && u.Status == statusCancelled &&
+			!u.Updated.IsZero() && u.Updated.After(e.ReceivedAt) {
+			return "another of the patient's appointments in this specialty was cancelled since the request"
+		}
+	}
+	return ""
+}
+
 // Judge says whether the latest of each appointment (seen) shows the
 // request done, ended another way, or still open, at now.
 func (e Evidence) Judge(seen []AppointmentUpdate, now time.Time) Verdict {
 	orig := AppointmentUpdate{AppointmentID: e.AppointmentID, Start: e.Start}
 	rebooked := false
+	var candidates []AppointmentUpdate
+	confirmed := false
 	for _, u := range seen {
-		if u.AppointmentID == e.AppointmentID {
+		switch {
+		case u.AppointmentID == e.AppointmentID:
 			orig = u
-		} else if e.IsNewBooking(u) {
+		case e.OneBookingOneRequest && u.AppointmentID == e.Confirmed && u.AppointmentID != "" && held(u.Status):
+			confirmed = true
+		case e.IsNewBooking(u):
+			if !e.OneBookingOneRequest {
+				rebooked = true
+			} else if !slices.Contains(e.Rejected, u.AppointmentID) {
+				candidates = append(candidates, u)
+			}
+		}
+	}
+	var ask *AppointmentUpdate
+	askWhy := ""
+	if e.OneBookingOneRequest {
+		askWhy = e.ambiguity(orig, seen)
+		switch {
+		case confirmed:
 			rebooked = true
+		case len(candidates) > 0 && askWhy == "":
+			rebooked = true
+		case len(candidates) > 0:
+			ask = &candidates[0]
 		}
 	}
 	moved := held(orig.Status) && !orig.Start.IsZero() && !orig.Start.Equal(e.Start)
@@ -158,6 +216,7 @@ func (e Evidence) Judge(seen []AppointmentUpdate, now time.Time) Verdict {
 	case e.RequestType == "change" && orig.Status == statusCancelled:
 		// The team still owes the patient a new appointment.
 		v.CancelledNotRebooked = true
+		v.Ask, v.AskWhy = ask, askWhy
 	case orig.Status == statusCancelled:
 	case e.RequestType == "change" && e.ChangeOutlivesAppointment && (orig.Status == statusNoShow || orig.Status == statusFulfilled ||
 		!e.Start.IsZero() && now.After(e.Start.Add(PassedGrace))):
@@ -167,6 +226,7 @@ func (e Evidence) Judge(seen []AppointmentUpdate, now time.Time) Verdict {
 			v.Kind, v.How = VerdictActioned, "rebooked after the original appointment passed"
 		} else {
 			v.StillNeeded = true
+			v.Ask, v.AskWhy = ask, askWhy
 		}
 	case orig.Status == statusNoShow:
 		v.Kind, v.How = VerdictEnded, "was marked did not attend"

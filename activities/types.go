@@ -129,6 +129,14 @@ type AppointmentUpdate struct {
 	NewBooking    bool
 	SpecialtyCode string
 	Created       time.Time // zero when PKB does not say
+	// Updated is PKB's lastUpdated (zero when not given); Clinic the
+	// appointment's location, for a question to staff.
+	Updated time.Time
+	Clinic  string
+	// Competing, on the request's own appointment, counts the other
+	// waiting requests of the same patient in the same specialty: a new
+	// booking could be any of theirs.
+	Competing int
 	// Via is ViaFeed when the PAS feed sent the update (PASTime is then
 	// the PAS's own time of it, which orders updates); empty when PKB
 	// showed it.
@@ -193,4 +201,6 @@ type NotifyInput struct {
 	// ToAdmins sends a notice that names no channel to the admins'
 	// channel instead of triage.
 	ToAdmins bool
+	// Question, when set, puts its Yes and No buttons under the text.
+	Question *card.Question
 }

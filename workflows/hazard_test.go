@@ -258,6 +258,7 @@ func (c *chain) run(ref activities.MessageRef, start time.Time) (workflows.Outco
 		env := realEnv(c.r)
 		c.env = env
 		env.SetStartTime(now)
+		env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.RequestWorkflowID(ref.ID)})
 		n := 0
 		count := func(k int) { n += k; c.total += k; env.SetCurrentHistoryLength(n) }
 		c.count = count

@@ -9,10 +9,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/testsuite"
 
 	"github.com/rebookhq/rebook/activities"
 	"github.com/rebookhq/rebook/internal/dev/pkbsim"
 	"github.com/rebookhq/rebook/internal/dev/testrig"
+	"github.com/rebookhq/rebook/internal/slackmsg"
 	"github.com/rebookhq/rebook/internal/store"
 	"github.com/rebookhq/rebook/internal/subject"
 	"github.com/rebookhq/rebook/workflows"
@@ -27,7 +29,7 @@ func routeThenStop(t *testing.T, r *testrig.Rig, m pkbsim.Message) {
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.RequestWorkflowID(m.ID)})
 	status := stopAt(t, env, time.Minute)
 	env.ExecuteWorkflow(workflows.AppointmentRequestWorkflow, activities.MessageRef{ID: m.ID, Timestamp: m.Timestamp})
-	require.NotEmpty(t, status.Team, "routed")
+	require.NotEmpty(t, status.Team, "it went to a team")
 }
 
 // Issue 22, case 5: one patient whose record PKB refuses (sharing
@@ -312,4 +314,102 @@ func TestHazardOrgWideProbeMustProveItself(t *testing.T) {
 	assert.Equal(t, activities.WatchPatientScoped, res.Mode, "back to patient by patient when the answer stops proving itself")
 	assert.Equal(t, 1, told("patient by patient"))
 	assert.Equal(t, 1, res.Patients)
+}
+
+// press answers through the staff-action update, as a Slack button or
+// the web page would; the answer or the refusal lands in said and refused
+// once the workflow has handled it.
+func (c *chain) press(a workflows.StaffAction, said *string, refused *error) {
+	c.env.UpdateWorkflow(workflows.UpdateStaffAction, a.Action+a.Candidate, &testsuite.TestUpdateCallback{
+		OnReject:   func(err error) { *refused = err },
+		OnAccept:   func() {},
+		OnComplete: func(res any, err error) { *said, _ = res.(string); *refused = err },
+	}, a)
+}
+
+// Issue 22, case 4: the team cancels a change request's appointment
+// meaning to rebook later, while the PAS moves the patient's other
+// appointment in the specialty by cancel-and-book. The new booking could
+// be either's, so the request does not close: the team is asked in the
+// thread "Is this the rebooking?". No keeps it open and the booking is
+// not asked about again; the next new booking is asked about, and Yes
+// closes the request.
+func TestHazardOneBookingIsNotEveryRequestsRebooking(t *testing.T) {
+	r := testrig.New(t)
+	msg, a := routable(t, r, subject.Change)
+	other := a
+	other.ID, other.PlacerID, other.Status = "appt-other-series", "placer-other-series", "booked"
+	other.Start, other.End = a.Start.AddDate(0, 1, 0), a.End.AddDate(0, 1, 0)
+	other.Created, other.LastUpdated = a.Created.AddDate(0, -1, 0), a.Created.AddDate(0, -1, 0)
+	edit(r, func(ds *pkbsim.Dataset) { ds.Appointments = append(ds.Appointments, other) })
+
+	c := &chain{t: t, r: r}
+	c.watch(30*time.Minute, 12*time.Hour)
+	var asked, afterNo, askedAgain workflows.RequestStatus
+	var noSaid, yesSaid string
+	var noErr, yesErr, staleErr error
+	var firstNew, secondNew string
+	c.at(time.Hour, func() {
+		require.NoError(t, r.Sim.Cancel(a.ID))
+		var err error
+		firstNew, err = r.Sim.Rebook(other.ID, other.Start.AddDate(0, 0, 7))
+		require.NoError(t, err)
+	})
+	c.at(2*time.Hour, func() {
+		asked = c.status()
+		var staleSaid string
+		c.press(workflows.StaffAction{Action: workflows.ActionRebookingYes, User: "U1", Candidate: "appt-not-asked"}, &staleSaid, &staleErr)
+		c.press(workflows.StaffAction{Action: workflows.ActionRebookingNo, User: "U1", Candidate: firstNew}, &noSaid, &noErr)
+	})
+	c.at(3*time.Hour, func() {
+		afterNo = c.status()
+		edit(r, func(ds *pkbsim.Dataset) {
+			n := a
+			n.ID, n.PlacerID, n.Status = "appt-team-rebooked", "placer-team-rebooked", "booked"
+			n.Start, n.End = a.Start.AddDate(0, 0, 14), a.End.AddDate(0, 0, 14)
+			n.Created, n.LastUpdated = c.env.Now(), c.env.Now()
+			ds.Appointments = append(ds.Appointments, n)
+			secondNew = n.ID
+		})
+	})
+	c.at(5*time.Hour, func() {
+		askedAgain = c.status()
+		c.press(workflows.StaffAction{Action: workflows.ActionRebookingYes, User: "U2", Candidate: secondNew}, &yesSaid, &yesErr)
+	})
+	start := time.Now()
+	o, closedAt := c.run(activities.MessageRef{ID: msg.ID, Timestamp: msg.Timestamp}, start)
+
+	require.NotNil(t, asked.Asking, "the team is asked about the PAS's new booking")
+	assert.Equal(t, firstNew, asked.Asking.AppointmentID)
+	assert.Contains(t, []string{workflows.StateRouted, workflows.StateTriaged}, asked.State, "open while asked")
+	assert.Error(t, staleErr, "an answer about a booking not asked about is refused")
+	require.NoError(t, noErr)
+	assert.Contains(t, noSaid, "stays open")
+	assert.Nil(t, afterNo.Asking)
+	assert.Contains(t, []string{workflows.StateRouted, workflows.StateTriaged}, afterNo.State, "No keeps it open")
+	require.NotNil(t, askedAgain.Asking, "the team's own rebooking is asked about")
+	assert.Equal(t, secondNew, askedAgain.Asking.AppointmentID)
+	require.NoError(t, yesErr)
+	assert.Contains(t, yesSaid, "closed as rebooked")
+	assert.Contains(t, []string{workflows.StateCompleted, workflows.StateTriagedThenCompleted}, o.State)
+	assert.Contains(t, o.Note, "confirmed the rebooking")
+	assert.Equal(t, "U2", o.ClosedBy)
+	assert.WithinDuration(t, start.Add(5*time.Hour), closedAt, time.Minute)
+	questions := 0
+	for _, m := range r.Slack.Messages() {
+		if strings.Contains(m.Text, "Is this the rebooking?") {
+			questions++
+			assert.NotEmpty(t, m.Button(slackmsg.ActionRebookingYes), "the question has a Yes button")
+		}
+	}
+	assert.Equal(t, 2, questions, "each booking is asked about once")
+	trail, err := r.Store.AuditTrail(context.Background(), workflows.RequestWorkflowID(msg.ID))
+	require.NoError(t, err)
+	answers := map[string]string{}
+	for _, e := range trail {
+		if e.Action == workflows.ActionRebookingYes || e.Action == workflows.ActionRebookingNo {
+			answers[e.Detail["appointment"]] = e.Action + " by " + e.Actor
+		}
+	}
+	assert.Equal(t, map[string]string{firstNew: "rebooking-no by U1", secondNew: "rebooking-yes by U2"}, answers, "each answer is audited")
 }

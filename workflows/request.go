@@ -12,6 +12,7 @@ import (
 
 	"github.com/rebookhq/rebook/activities"
 	"github.com/rebookhq/rebook/internal/card"
+	"github.com/rebookhq/rebook/internal/subject"
 )
 
 // AppointmentRequest's names: its type, its messages, and its id, which
@@ -62,13 +63,23 @@ const (
 	ActionClaim      = "claim"
 	ActionDone       = "done"
 	ActionCantAction = "cant-action"
+	// The answers to "Is this the rebooking?" about StaffAction.Candidate.
+	ActionRebookingYes = "rebooking-yes"
+	ActionRebookingNo  = "rebooking-no"
 )
+
+// AuditRebookingAsked is the audit action of a question to staff; its
+// detail names the booking (appointment), its time (when), clinic and why
+// Rebook asks, which the web request page shows.
+const AuditRebookingAsked = "rebooking-asked"
 
 // StaffAction is a button press: what, and who (a Slack user id).
 type StaffAction struct {
 	Action string
 	User   string
 	Note   string
+	// Candidate is the booking a rebooking answer is about.
+	Candidate string
 }
 
 // Outcome is how a request ended.
@@ -140,6 +151,9 @@ type RequestStatus struct {
 	ClosedBy    string
 	Progress    activities.Progress
 	RequestType string
+	// Asking is the booking staff are asked about ("Is this the
+	// rebooking?"), nil when none.
+	Asking *activities.AppointmentUpdate
 }
 
 type request struct {
@@ -168,6 +182,10 @@ type request struct {
 	// stillNeeded: a change request's appointment passed or was missed,
 	// and the patient still needs a new one.
 	stillNeeded bool
+	// ask is a new booking that could be this request's rebooking or
+	// another's; askWhy says why Rebook cannot tell.
+	ask    *activities.AppointmentUpdate
+	askWhy string
 
 	// Since close-on-evidence: the latest of each appointment seen, and
 	// what the wait has done.
@@ -201,6 +219,11 @@ type Carried struct {
 	// ToldStillNeeded: the team was told a change request's appointment
 	// passed and the patient still needs one.
 	ToldStillNeeded bool
+	// Asked is the booking staff were last asked about; Confirmed the one
+	// they said is the rebooking; Rejected those they said are not.
+	Asked     string
+	Confirmed string
+	Rejected  []string
 }
 
 // AppointmentRequest takes one patient request from PKB to its end:
@@ -268,6 +291,9 @@ func (r *request) status() (RequestStatus, error) {
 		ClaimedBy: r.claimed, Progress: r.progress, RequestType: r.facts.Type}
 	if r.outcome != nil {
 		s.ClosedBy = r.outcome.ClosedBy
+	}
+	if r.ask != nil && r.ask.AppointmentID == r.waiting.Asked {
+		s.Asking = r.ask
 	}
 	return s, nil
 }
@@ -397,7 +423,8 @@ func (r *request) resume(c Carried) {
 // evidenceOf is what closing the request needs PKB to show.
 func (r *request) evidenceOf() activities.Evidence {
 	return activities.Evidence{RequestType: r.facts.Type, AppointmentID: r.match.AppointmentID, Start: r.match.Start,
-		SpecialtyCode: r.match.SpecialtyCode, ReceivedAt: r.facts.ReceivedAt, Known: r.match.Known, ChangeOutlivesAppointment: r.safely}
+		SpecialtyCode: r.match.SpecialtyCode, ReceivedAt: r.facts.ReceivedAt, Known: r.match.Known, ChangeOutlivesAppointment: r.safely,
+		OneBookingOneRequest: r.safely, Confirmed: r.waiting.Confirmed, Rejected: r.waiting.Rejected}
 }
 
 // apply takes in what PKB shows: a check's whole answer (snapshot), which
@@ -419,6 +446,11 @@ func (r *request) apply(ctx workflow.Context, updates []activities.AppointmentUp
 				// Two feed updates signalled out of the PAS's order: the
 				// older one changes nothing (the feed audits staleness).
 			default:
+				if u.Competing == 0 {
+					// A single update does not know the patient's other
+					// requests; the last snapshot did.
+					u.Competing = r.seen[i].Competing
+				}
 				r.seen[i] = u
 			}
 		}
@@ -439,6 +471,7 @@ func (r *request) apply(ctx workflow.Context, updates []activities.AppointmentUp
 	}
 	r.cancelledNotRebooked = v.CancelledNotRebooked
 	r.stillNeeded = v.StillNeeded
+	r.ask, r.askWhy = v.Ask, v.AskWhy
 }
 
 // ownSeen is the latest seen of the request's own appointment.
@@ -551,7 +584,11 @@ func (r *request) say(ctx workflow.Context, in activities.NotifyInput) {
 // sayInThread posts in the card's thread, once for its key, within
 // bounds: a channel Slack refuses sends the request to triage.
 func (r *request) sayInThread(ctx workflow.Context, key, text string) {
-	in := activities.NotifyInput{Channel: r.route.ChannelID, ThreadTS: r.route.TS, Text: text, Key: r.wfID + "#" + key}
+	r.sayInThreadWith(ctx, key, text, nil)
+}
+
+func (r *request) sayInThreadWith(ctx workflow.Context, key, text string, q *card.Question) {
+	in := activities.NotifyInput{Channel: r.route.ChannelID, ThreadTS: r.route.TS, Text: text, Key: r.wfID + "#" + key, Question: q}
 	if err := workflow.ExecuteActivity(withBoundedSlack(ctx), noticeActs.Notify, in).Get(ctx, nil); err != nil {
 		r.channelFailed(ctx, err)
 	}
@@ -669,7 +706,7 @@ func (r *request) wait(ctx workflow.Context, signals workflow.ReceiveChannel) er
 		}
 		cond := func() bool {
 			return r.outcome != nil || len(r.updates) > 0 || len(r.seenSets) > 0 || r.cancelledNotRebooked && !w.ToldCancelled ||
-				len(r.refusals) > 0 || r.stillNeeded && !w.ToldStillNeeded
+				len(r.refusals) > 0 || r.stillNeeded && !w.ToldStillNeeded || r.ask != nil && r.ask.AppointmentID != w.Asked
 		}
 		if next.IsZero() {
 			if err := workflow.Await(ctx, cond); err != nil {
@@ -703,6 +740,7 @@ func (r *request) wait(ctx workflow.Context, signals workflow.ReceiveChannel) er
 		if err := r.tellStillNeeded(ctx); err != nil {
 			return err
 		}
+		r.askRebooking(ctx)
 		now = workflow.Now(ctx)
 		if r.match.Found && !now.Before(nextCheck) {
 			if err := r.check(ctx); err != nil {
@@ -759,6 +797,30 @@ func (r *request) tellStillNeeded(ctx workflow.Context) error {
 	r.waiting.ToldStillNeeded = true
 	return r.tell(ctx, "still-needed", fmt.Sprintf("The appointment for %s has passed or was missed without the change the patient asked for: the patient still needs a new appointment. The request stays open until one is booked.",
 		r.route.Ref))
+}
+
+// askRebooking asks the team, in the card's thread, whether a new booking
+// Rebook cannot attribute on its own is this request's rebooking: Yes
+// closes it, No keeps it open and the booking is not asked about again.
+func (r *request) askRebooking(ctx workflow.Context) {
+	if r.ask == nil || r.ask.AppointmentID == r.waiting.Asked || r.outcome != nil {
+		return
+	}
+	c := *r.ask
+	r.waiting.Asked = c.AppointmentID
+	when := c.Start.In(subject.London()).Format("Mon 2 Jan 2006 at 15:04")
+	where := c.Clinic
+	if where == "" {
+		where = "a clinic PKB does not name"
+	}
+	text := fmt.Sprintf("*Is this the rebooking?* The patient of %s has a new appointment on %s, %s. Rebook cannot tell on its own whether it is this request's rebooking: %s. Yes closes %s; No keeps it open.",
+		r.route.Ref, when, where, r.askWhy, r.route.Ref)
+	err := r.record(ctx, activities.StateInput{State: r.state, Actor: "rebook", Action: AuditRebookingAsked,
+		Detail: map[string]string{"appointment": c.AppointmentID, "when": when, "clinic": where, "why": r.askWhy}})
+	if err != nil {
+		workflow.GetLogger(ctx).Warn("could not record the question", "request", r.route.Ref, "err", err)
+	}
+	r.sayInThreadWith(ctx, "rebooking?"+c.AppointmentID, text, &card.Question{WorkflowID: r.wfID, Candidate: c.AppointmentID})
 }
 
 // continueAsNew starts the wait's next run with what this one knows, once
@@ -862,6 +924,15 @@ func (r *request) record(ctx workflow.Context, in activities.StateInput) error {
 	return workflow.ExecuteActivity(withDB(ctx), routeActs.RecordState, in).Get(ctx, nil)
 }
 
+// audit records a staff answer to a question, with the booking it was
+// about; a failure to write it is logged, the answer stands.
+func (r *request) audit(ctx workflow.Context, a StaffAction, action string) {
+	err := r.record(ctx, activities.StateInput{State: r.state, Actor: a.User, Action: action, Detail: map[string]string{"appointment": a.Candidate}})
+	if err != nil {
+		workflow.GetLogger(ctx).Warn("could not audit a staff answer", "request", r.route.Ref, "err", err)
+	}
+}
+
 func orRebook(user string) string {
 	if user == "" {
 		return "rebook"
@@ -872,6 +943,10 @@ func orRebook(user string) string {
 func (r *request) validate(ctx workflow.Context, a StaffAction) error {
 	switch a.Action {
 	case ActionClaim, ActionDone, ActionCantAction:
+	case ActionRebookingYes, ActionRebookingNo:
+		if r.outcome == nil && (a.Candidate == "" || a.Candidate != r.waiting.Asked || r.ask == nil || r.ask.AppointmentID != a.Candidate) {
+			return errors.New("this question is no longer open: Rebook has since learned more from PKB")
+		}
 	default:
 		return fmt.Errorf("unknown action %q", a.Action)
 	}
@@ -912,6 +987,22 @@ func (r *request) staffAction(ctx workflow.Context, a StaffAction) (string, erro
 			return "", fmt.Errorf("%s closed while you claimed it: %s", r.route.Ref, r.outcome.Note)
 		}
 		return "You have claimed " + r.route.Ref + ".", r.redraw(ctx)
+	case ActionRebookingYes:
+		r.waiting.Confirmed, r.waiting.Asked = a.Candidate, ""
+		r.apply(ctx, nil, false)
+		if r.outcome == nil {
+			return "", errors.New("PKB no longer shows that booking as the request needs; " + r.route.Ref + " stays open")
+		}
+		r.outcome.ClosedBy = a.User
+		r.outcome.Note += " (" + card.Mention(a.User) + " confirmed the rebooking)"
+		r.audit(ctx, a, ActionRebookingYes)
+		return "Thank you: " + r.route.Ref + " is closed as rebooked.", nil
+	case ActionRebookingNo:
+		r.waiting.Rejected = append(r.waiting.Rejected, a.Candidate)
+		r.waiting.Asked = ""
+		r.apply(ctx, nil, false)
+		r.audit(ctx, a, ActionRebookingNo)
+		return "Thank you: " + r.route.Ref + " stays open until its own rebooking appears.", nil
 	case ActionCantAction:
 		note := "Closed as not actionable by " + card.Mention(a.User)
 		if a.Note != "" {

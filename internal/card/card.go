@@ -39,3 +39,10 @@ type Card struct {
 	ClosedBy     string
 	CloseNote    string
 }
+
+// Question asks a request's team whether a booking (Candidate, a PKB
+// appointment id) is the request's rebooking: Yes or No.
+type Question struct {
+	WorkflowID string
+	Candidate  string
+}

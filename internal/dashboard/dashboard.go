@@ -237,11 +237,32 @@ func (d *dashboard) requestData(ctx context.Context, req store.Request, u *signi
 		return nil, err
 	}
 	data := map[string]any{"Title": req.Ref, "User": u, "R": req, "Trail": trail,
-		"Claim": workflows.ActionClaim, "Done": workflows.ActionDone, "Cant": workflows.ActionCantAction}
+		"Claim": workflows.ActionClaim, "Done": workflows.ActionDone, "Cant": workflows.ActionCantAction,
+		"RebookingYes": workflows.ActionRebookingYes, "RebookingNo": workflows.ActionRebookingNo}
+	if q := openQuestion(trail); q != nil {
+		data["Asking"] = q
+	}
 	if d.TemporalUI != "" {
 		data["WorkflowURL"] = d.TemporalUI + "/namespaces/" + url.PathEscape(d.Namespace) + "/workflows/" + url.PathEscape(req.WorkflowID)
 	}
 	return data, nil
+}
+
+// openQuestion is the last "Is this the rebooking?" the request asked
+// that nobody has answered, from its audit trail; nil when none.
+func openQuestion(trail []store.AuditEntry) map[string]string {
+	var open map[string]string
+	for _, e := range trail {
+		switch e.Action {
+		case workflows.AuditRebookingAsked:
+			open = e.Detail
+		case workflows.ActionRebookingYes, workflows.ActionRebookingNo:
+			if open != nil && e.Detail["appointment"] == open["appointment"] {
+				open = nil
+			}
+		}
+	}
+	return open
 }
 
 // action applies Claim, Done or Can't action through the same workflow
@@ -255,6 +276,8 @@ func (d *dashboard) action(w http.ResponseWriter, r *http.Request) {
 	switch a.Action {
 	case workflows.ActionClaim, workflows.ActionDone:
 		a.Note = ""
+	case workflows.ActionRebookingYes, workflows.ActionRebookingNo:
+		a.Note, a.Candidate = "", r.PostFormValue("candidate")
 	case workflows.ActionCantAction:
 		if a.Note == "" {
 			d.back(w, r, req.Ref, "problem", "Say why it can't be actioned.")

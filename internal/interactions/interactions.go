@@ -43,9 +43,11 @@ type Handler struct {
 }
 
 var actions = map[string]string{
-	slackmsg.ActionClaim:      workflows.ActionClaim,
-	slackmsg.ActionDone:       workflows.ActionDone,
-	slackmsg.ActionCantAction: workflows.ActionCantAction,
+	slackmsg.ActionClaim:        workflows.ActionClaim,
+	slackmsg.ActionDone:         workflows.ActionDone,
+	slackmsg.ActionCantAction:   workflows.ActionCantAction,
+	slackmsg.ActionRebookingYes: workflows.ActionRebookingYes,
+	slackmsg.ActionRebookingNo:  workflows.ActionRebookingNo,
 }
 
 // ServeHTTP answers Slack's interaction requests. Anything not signed
@@ -104,23 +106,25 @@ func (h *Handler) Handle(ctx context.Context, cb slack.InteractionCallback) {
 	}
 	for _, a := range cb.ActionCallback.BlockActions {
 		action, ok := actions[a.ActionID]
-		if _, isRequest := workflows.MessageIDFromWorkflowID(a.Value); !ok || !isRequest {
+		// An answer's value also names the booking it is about.
+		wid, candidate, _ := strings.Cut(a.Value, "|")
+		if _, isRequest := workflows.MessageIDFromWorkflowID(wid); !ok || !isRequest {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		if a.ActionTs != "" {
 			ctx = wfclient.WithPress(ctx, "slack/"+cb.User.ID+"/"+a.ActionID+"/"+a.ActionTs)
 		}
-		msg, err := h.Requests.StaffAction(ctx, a.Value, workflows.StaffAction{Action: action, User: cb.User.ID})
+		msg, err := h.Requests.StaffAction(ctx, wid, workflows.StaffAction{Action: action, User: cb.User.ID, Candidate: candidate})
 		cancel()
-		log := h.Log.With("workflow_id", a.Value, "action", action, "user", cb.User.ID)
+		log := h.Log.With("workflow_id", wid, "action", action, "user", cb.User.ID)
 		if err != nil {
 			log.Info("staff action refused", "why", err)
 			h.whisper(cb, wfclient.Refusal(err))
 			continue
 		}
 		log.Info("staff action applied")
-		if action == workflows.ActionDone && msg != "" {
+		if (action == workflows.ActionDone || action == workflows.ActionRebookingYes || action == workflows.ActionRebookingNo) && msg != "" {
 			h.whisper(cb, msg)
 		}
 	}

@@ -28,7 +28,15 @@ const (
 	ActionClaim      = "rebook_claim"
 	ActionDone       = "rebook_done"
 	ActionCantAction = "rebook_cant_action"
+	// The answers to "Is this the rebooking?": their value is the
+	// request's workflow id, "|", and the candidate appointment's id.
+	ActionRebookingYes = "rebook_rebooking_yes"
+	ActionRebookingNo  = "rebook_rebooking_no"
 )
+
+// QuestionValue is the value of an answer button: the workflow id and the
+// candidate appointment.
+func QuestionValue(q card.Question) string { return q.WorkflowID + "|" + q.Candidate }
 
 // Detail is how much of a request its card shows (REBOOK_SLACK_DETAIL).
 // No level shows a patient identifier or the patient's words: those are
@@ -351,6 +359,24 @@ func (c *Client) Update(ctx context.Context, channelID, ts string, cd card.Card,
 // Say posts plain text to a channel, in a thread when threadTS is set.
 func (c *Client) Say(ctx context.Context, channelID, threadTS, text string) (string, error) {
 	opts := []slack.MsgOption{slack.MsgOptionText(text, false), slack.MsgOptionDisableLinkUnfurl(), slack.MsgOptionDisableMediaUnfurl()}
+	if threadTS != "" {
+		opts = append(opts, slack.MsgOptionTS(threadTS))
+	}
+	_, ts, err := c.api.PostMessageContext(ctx, channelID, opts...)
+	if err != nil {
+		return "", fmt.Errorf("slack: chat.postMessage: %w", err)
+	}
+	return ts, nil
+}
+
+// Ask posts a question's text with its Yes and No buttons, in a thread
+// when threadTS is set.
+func (c *Client) Ask(ctx context.Context, channelID, threadTS, text string, q card.Question) (string, error) {
+	v := QuestionValue(q)
+	yes := slack.NewButtonBlockElement(ActionRebookingYes, v, slack.NewTextBlockObject(slack.PlainTextType, "Yes, it is", false, false)).WithStyle(slack.StylePrimary)
+	no := slack.NewButtonBlockElement(ActionRebookingNo, v, slack.NewTextBlockObject(slack.PlainTextType, "No", false, false))
+	blocks := []slack.Block{slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, text, false, false), nil, nil), slack.NewActionBlock("rebook_question", yes, no)}
+	opts := []slack.MsgOption{slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...), slack.MsgOptionDisableLinkUnfurl(), slack.MsgOptionDisableMediaUnfurl()}
 	if threadTS != "" {
 		opts = append(opts, slack.MsgOptionTS(threadTS))
 	}
