@@ -143,6 +143,13 @@ func reprocessCmd(ctx context.Context, args []string, stdout, stderr io.Writer, 
 		if out.Err != nil {
 			failed = append(failed, out)
 		}
+		if id, ok := workflows.MessageIDFromWorkflowID(out.WorkflowID); ok && out.Err == nil && out.Done != "" {
+			// The new run knows only what its history up to the reset
+			// point holds: the watcher tells it PKB's snapshot afresh.
+			if derr := st.SetSeenDigest(ctx, id, ""); derr != nil && auditErr == nil {
+				auditErr = derr
+			}
+		}
 		if out.Err == nil && out.Done != "" && out.ClosedAs != "" {
 			e := store.AuditEntry{Actor: "starter reprocess", Action: "reopened", Subject: out.WorkflowID,
 				Detail: map[string]string{"mode": *mode, "was": out.ClosedAs, "run": out.NewRun}}

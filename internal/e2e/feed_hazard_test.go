@@ -454,3 +454,41 @@ func TestHazardStaleFeedUpdatesChangeNothing(t *testing.T) {
 	assert.Contains(t, post(cb, time.Now()), "applied to 1")
 	waitFor(t, "the newer FHIR cancellation to close the request", limit(30*time.Second), func() bool { return r.closed(cb) })
 }
+
+// Issue 22, case 11: an update that arrives before its request has a
+// placer id (the PAS acted before Rebook matched the request) is answered
+// AA and stored, not dropped, and applied once the request is routed; an
+// update whose placer id is another system's is not this request's.
+func TestHazardEarlyFeedUpdateIsKeptUntilItsRequestIsRouted(t *testing.T) {
+	s := start(t, 6)
+	f := app.Feed(s.cfg, s.st, s.tc, quietLog(), nil)
+	l, _, err := feed.ListenMLLP("127.0.0.1:0", feed.MLLPSecurity{})
+	require.NoError(t, err)
+	ctx, stop := context.WithCancel(context.Background())
+	t.Cleanup(stop)
+	go func() { _ = f.ServeMLLP(ctx, l) }()
+	conn, err := net.Dial("tcp", l.Addr().String())
+	require.NoError(t, err)
+	m := dialMLLP(t, conn)
+	r := &feedRig{stack: s, t: t, feed: f}
+	cancels := r.requestsOf(subject.Cancel)
+	require.GreaterOrEqual(t, len(cancels), 2)
+	early, foreign := cancels[0], cancels[1]
+
+	// Before any request is read from PKB.
+	ack := m.accepted(siu("S15", "early-1", time.Now(), early.PlacerID, early.Start, r.nhs(early)))
+	assert.Equal(t, "early-1", ack.Field("MSA", 2, 0))
+	other := strings.Replace(siu("S15", "foreign-1", time.Now(), foreign.PlacerID, foreign.Start, ""), "SCH|"+foreign.PlacerID+"|", "SCH|"+foreign.PlacerID+"^PAS2^https://other-pas.example.nhs.uk/Id/placer^URI|", 1)
+	m.accepted(other)
+	_, _, _, kept := f.Counts()
+	assert.EqualValues(t, 2, kept, "both are stored")
+
+	require.NoError(t, s.startSchedules(context.Background()))
+	waitFor(t, "the early update to close its request once routed", limit(2*time.Minute), func() bool { return r.closed(early) })
+	assert.Contains(t, r.outcome(early).Note, "The PAS feed shows the appointment cancelled")
+	r.audited(early, "feed-applied")
+	waitFor(t, "all routed", limit(2*time.Minute), func() bool { return len(s.cards()) >= 6 })
+	row, err := s.st.Request(context.Background(), strings.TrimPrefix(r.wid(foreign), "appointment-request-"))
+	require.NoError(t, err)
+	assert.Nil(t, row.ClosedAt, "an update under another system's placer id is not this request's")
+}

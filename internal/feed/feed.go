@@ -45,7 +45,7 @@ const (
 type Update struct {
 	PlacerID string
 	// PlacerSystem is the placer id's identifier system (FHIR) or
-	// assigning authority (HL7 SCH-1's namespace); "" when not given.
+	// assigning authority (HL7 SCH-1's universal id); "" when not given.
 	PlacerSystem string
 	Status       string // FHIR status: booked, cancelled, noshow, fulfilled, entered-in-error
 	Start        time.Time

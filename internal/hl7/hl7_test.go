@@ -110,3 +110,24 @@ func FuzzReadSIU(f *testing.F) {
 		}
 	})
 }
+
+func TestReadSIUTakesTheEventTimeControlIdAndPlacerSystem(t *testing.T) {
+	for _, tc := range []struct{ msg, system, at string }{
+		{"MSH|^~\\&|PAS|T|R|T|20270301090000||SIU^S15|c1|P|2.5\rSCH|P1^PAS^https://pas.example/Id^URI\r", "https://pas.example/Id", "2027-03-01T09:00:00Z"},
+		{"MSH|^~\\&|PAS|T|R|T|20270301090000||SIU^S15|c1|P|2.5\rEVN|S15|20270301085500\rSCH|P1^PAS^2.16.840.1.113883.2.1^ISO\r", "urn:oid:2.16.840.1.113883.2.1", "2027-03-01T08:55:00Z"},
+		{"MSH|^~\\&|PAS|T|R|T|20270301090000||SIU^S15|c1|P|2.5\rSCH|P1^PAS\r", "", "2027-03-01T09:00:00Z"},
+	} {
+		m, err := hl7.Parse([]byte(tc.msg))
+		require.NoError(t, err)
+		s, err := hl7.ReadSIU(m, time.UTC)
+		require.NoError(t, err)
+		assert.Equal(t, "P1", s.PlacerID)
+		assert.Equal(t, tc.system, s.PlacerNamespace, "a namespace id is a local code, not a system")
+		assert.Equal(t, "c1", s.ControlID)
+		assert.Equal(t, tc.at, s.At.UTC().Format(time.RFC3339), "EVN-2 before MSH-7")
+	}
+	m, err := hl7.Parse([]byte("MSH|^~\\&|PAS|T|R|T|yesterday||SIU^S15|c1|P|2.5\rSCH|P1\r"))
+	require.NoError(t, err)
+	_, err = hl7.ReadSIU(m, time.UTC)
+	assert.ErrorContains(t, err, "MSH-7")
+}

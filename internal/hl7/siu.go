@@ -11,8 +11,9 @@ import (
 type Schedule struct {
 	Event    string // S12 new booking, S13 rescheduled, S14 modified, S15 cancelled, S26 did not attend
 	PlacerID string // SCH-1: the trust's appointment id, as PKB's identifier carries it
-	// PlacerNamespace is SCH-1's assigning authority (namespace id, else
-	// universal id); "" when not given.
+	// PlacerNamespace is SCH-1's assigning authority as FHIR names an
+	// identifier system: its universal id (a URI, or an OID as urn:oid:);
+	// "" when not given.
 	PlacerNamespace string
 	FillerID        string // SCH-2
 	Status          string // the FHIR status it means: booked, cancelled or noshow
@@ -48,9 +49,14 @@ func ReadSIU(m *Message, loc *time.Location) (Schedule, error) {
 	if s.PlacerID == "" {
 		return Schedule{}, errors.New("SCH-1 (the placer appointment id) is empty")
 	}
-	s.PlacerNamespace = strings.TrimSpace(m.Field("SCH", 1, 2))
-	if s.PlacerNamespace == "" {
-		s.PlacerNamespace = strings.TrimSpace(m.Field("SCH", 1, 3))
+	// Only a universal id compares with FHIR's identifier system; a
+	// namespace id is a local code.
+	switch universal, typ := strings.TrimSpace(m.Field("SCH", 1, 3)), strings.ToUpper(strings.TrimSpace(m.Field("SCH", 1, 4))); {
+	case universal == "":
+	case typ == "ISO":
+		s.PlacerNamespace = "urn:oid:" + universal
+	case typ == "URI" || strings.Contains(universal, ":"):
+		s.PlacerNamespace = universal
 	}
 	s.ControlID = strings.TrimSpace(m.Field("MSH", 10, 1))
 	for _, at := range []struct{ field, v string }{{"EVN-2", m.Field("EVN", 2, 1)}, {"MSH-7", m.Field("MSH", 7, 1)}} {
