@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -111,4 +113,27 @@ func TestValuesAreTrimmedAndNormalised(t *testing.T) {
 	assert.Equal(t, "https://sandbox.patientsknowbest.com", c.PKBBaseURL)
 	assert.Equal(t, "triage", c.TriageChannel)
 	assert.Equal(t, "https://rebook.example.nhs.uk", c.PublicURL)
+}
+
+func TestMLLPSecuritySettings(t *testing.T) {
+	dir := t.TempDir()
+	pem := filepath.Join(dir, "x.pem")
+	require.NoError(t, os.WriteFile(pem, []byte("-"), 0o600))
+	for _, tc := range []struct {
+		kv   []string
+		says string
+	}{
+		{[]string{MLLPTLSCert, pem}, MLLPTLSKey + " and " + MLLPTLSCert + " must be set together"},
+		{[]string{MLLPClientCA, pem}, "client certificates are asked for over TLS"},
+		{[]string{MLLPPlaintext, "yes"}, MLLPPlaintext + " must be 1"},
+		{[]string{MLLPTLSCert, filepath.Join(dir, "missing.pem"), MLLPTLSKey, pem}, MLLPTLSCert},
+	} {
+		_, err := Load(env(tc.kv...))
+		require.Error(t, err, "%v", tc.kv)
+		assert.Contains(t, err.Error(), tc.says)
+	}
+	c, err := Load(env(MLLPTLSCert, pem, MLLPTLSKey, pem, MLLPClientCA, pem, MLLPPlaintext, "1"))
+	require.NoError(t, err)
+	assert.Equal(t, pem, c.MLLPClientCA)
+	assert.True(t, c.MLLPPlaintext)
 }
