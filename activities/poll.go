@@ -39,7 +39,8 @@ func (a *PollActivities) LoadCursor(ctx context.Context) (int64, error) {
 }
 
 // ReadMessages reads one page of open appointment requests after the
-// cursor, as ids and timestamps.
+// cursor, as ids, timestamps and what their subjects say (never the
+// message's text).
 func (a *PollActivities) ReadMessages(ctx context.Context, after int64) ([]MessageRef, error) {
 	page, err := a.PKB.Client.MessagesAfter(ctx, after, true)
 	if err != nil {
@@ -47,7 +48,8 @@ func (a *PollActivities) ReadMessages(ctx context.Context, after int64) ([]Messa
 	}
 	refs := make([]MessageRef, len(page))
 	for i, m := range page {
-		refs[i] = MessageRef{ID: m.ID, Timestamp: m.Timestamp}
+		facts := readSubject(m)
+		refs[i] = MessageRef{ID: m.ID, Timestamp: m.Timestamp, Facts: &facts}
 	}
 	return refs, nil
 }

@@ -44,33 +44,31 @@ func readSubject(m pkb.Message) MessageFacts {
 }
 
 // MatchAppointment finds the one appointment whose UK date, time and
-// subject agree with the request: among the patient's pending appointments
-// first (one PKB call in the common case), then among all of theirs on
-// that day.
+// subject agree with the request: among the patient's pending
+// appointments first, then among all of theirs. One search of the
+// patient's appointments answers it, and the same answer lists what the
+// patient already has in the specialty.
 func (a *RequestActivities) MatchAppointment(ctx context.Context, in MatchInput) (Match, error) {
 	want := normalise(in.Subject)
-	pick := func(appts []fhir.Appointment) []fhir.Appointment {
+	pick := func(appts []fhir.Appointment, pendingOnly bool) []fhir.Appointment {
 		var hits []fhir.Appointment
 		for _, ap := range appts {
+			if pendingOnly && ap.Status.Code() != "pending" {
+				continue
+			}
 			if startOf(ap).Equal(in.Start) && normalise(typeDisplay(ap)) == want {
 				hits = append(hits, ap)
 			}
 		}
 		return hits
 	}
-	pending, err := a.PKB.search(ctx, pkb.AppointmentQuery{PatientID: in.PatientID, Statuses: []string{"pending"}, Count: 100})
+	all, err := a.PKB.search(ctx, pkb.AppointmentQuery{PatientID: in.PatientID, Count: 100})
 	if err != nil {
 		return Match{}, a.PKB.err(ctx, err)
 	}
-	hits := pick(pending)
+	hits := pick(all, true)
 	if len(hits) == 0 {
-		day := in.Start.In(subject.London())
-		from := time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, subject.London())
-		sameDay, err := a.PKB.search(ctx, pkb.AppointmentQuery{PatientID: in.PatientID, From: from, Before: from.AddDate(0, 0, 1), Count: 100})
-		if err != nil {
-			return Match{}, a.PKB.err(ctx, err)
-		}
-		if hits = pick(sameDay); len(hits) == 0 {
+		if hits = pick(all, false); len(hits) == 0 {
 			return Match{Reason: "no appointment for this patient at that date, time and subject"}, nil
 		}
 	}
@@ -80,10 +78,6 @@ func (a *RequestActivities) MatchAppointment(ctx context.Context, in MatchInput)
 	m := describe(hits[0])
 	// What the patient already has in the specialty: a booking not among
 	// these is new, whatever PKB says of its creation.
-	all, err := a.PKB.search(ctx, pkb.AppointmentQuery{PatientID: in.PatientID, Count: 100})
-	if err != nil {
-		return Match{}, a.PKB.err(ctx, err)
-	}
 	// A booking made since the patient wrote is the PAS's answer, not one
 	// the patient had: the PAS may act before Rebook matches (a worker
 	// down for minutes, a fast booking office), and counting it as known

@@ -11,6 +11,11 @@ import (
 type MessageRef struct {
 	ID        string
 	Timestamp int64
+	// Facts are what the poll read of the message's subject on the page
+	// it listed, so the request need not read the message again; nil from
+	// a start that did not read it (an operator's restart, or a start
+	// before facts were passed).
+	Facts *MessageFacts `json:",omitempty"`
 }
 
 // MessageFacts is what fetch-message learns: the message's subject read,

@@ -116,6 +116,9 @@ const (
 	// (403) or no longer having its appointment (404) sends it to triage;
 	// a change request whose appointment passes or is missed stays open.
 	changeWaitSafely = "wait-safely"
+	// A request the poll started with the message's facts does not read
+	// the message again.
+	changeFactsFromPoll = "facts-from-poll"
 )
 
 // continueAfterEvents is the history length past which a waiting request
@@ -339,7 +342,12 @@ func (r *request) intake(ctx workflow.Context) error {
 			return workflow.ExecuteActivity(withPKB(ctx), fn, arg).Get(ctx, out)
 		}
 	}
-	err := read(requestActs.FetchMessage, r.ref, &r.facts)
+	var err error
+	if r.ref.Facts != nil && workflow.GetVersion(ctx, changeFactsFromPoll, workflow.DefaultVersion, 1) >= 1 {
+		r.facts = *r.ref.Facts
+	} else {
+		err = read(requestActs.FetchMessage, r.ref, &r.facts)
+	}
 	if err != nil {
 		reason, err := business(err, "reading the message from PKB")
 		if err != nil {

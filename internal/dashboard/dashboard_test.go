@@ -283,3 +283,34 @@ func TestAdminPageAndGrantLink(t *testing.T) {
 	assert.Equal(t, dashboard.ActionGrantLinkIssued, trail[0].Action)
 	assert.Equal(t, "ada", trail[0].Actor)
 }
+
+// The web request page asks "Is this the rebooking?" while the request's
+// question is open (from its audit trail) and sends the answer, with the
+// booking it is about, through the same workflow update as Slack's
+// buttons; once answered, the question is gone.
+func TestRebookingQuestionOnTheWeb(t *testing.T) {
+	r := newRig(t, patients{})
+	ctx := context.Background()
+	wid := workflows.RequestWorkflowID("c2")
+	sam := webclient.New(t, r.srv.URL).SignIn("sam")
+	_, page := sam.Get("/requests/RB-C2")
+	assert.NotContains(t, page, "Is this the rebooking?", "no question asked")
+
+	require.NoError(t, r.st.Audit(ctx, store.AuditEntry{Actor: "rebook", Action: workflows.AuditRebookingAsked, Subject: wid,
+		Detail: map[string]string{"appointment": "appt-new-1", "when": "Tue 9 Mar 2027 at 10:30", "clinic": "Cardiology Outpatients", "why": "another request of this patient in this specialty is waiting"}}))
+	_, page = sam.Get("/requests/RB-C2")
+	assert.Contains(t, page, "Is this the rebooking?")
+	assert.Contains(t, page, "Tue 9 Mar 2027 at 10:30, Cardiology Outpatients")
+	assert.Contains(t, page, "another request of this patient in this specialty is waiting")
+
+	resp, _ := sam.Form("/requests/RB-C2/action", url.Values{"action": {workflows.ActionRebookingNo}, "candidate": {"appt-new-1"}})
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	require.Len(t, r.acts.got, 1)
+	assert.Equal(t, workflows.StaffAction{Action: workflows.ActionRebookingNo, User: "sam", Candidate: "appt-new-1"}, r.acts.got[0])
+	assert.Equal(t, wid, r.acts.wfID[0])
+
+	// The workflow audits the answer; the page no longer asks.
+	require.NoError(t, r.st.Audit(ctx, store.AuditEntry{Actor: "sam", Action: workflows.ActionRebookingNo, Subject: wid, Detail: map[string]string{"appointment": "appt-new-1"}}))
+	_, page = sam.Get("/requests/RB-C2")
+	assert.NotContains(t, page, "Is this the rebooking?")
+}

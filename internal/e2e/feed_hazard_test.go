@@ -488,7 +488,8 @@ func TestHazardEarlyFeedUpdateIsKeptUntilItsRequestIsRouted(t *testing.T) {
 	assert.Contains(t, r.outcome(early).Note, "The PAS feed shows the appointment cancelled")
 	r.audited(early, "feed-applied")
 	waitFor(t, "all routed", limit(2*time.Minute), func() bool { return len(s.cards()) >= 6 })
-	row, err := s.st.Request(context.Background(), strings.TrimPrefix(r.wid(foreign), "appointment-request-"))
+	id, _ := workflows.MessageIDFromWorkflowID(r.wid(foreign))
+	row, err := s.st.Request(context.Background(), id)
 	require.NoError(t, err)
 	assert.Nil(t, row.ClosedAt, "an update under another system's placer id is not this request's")
 }
