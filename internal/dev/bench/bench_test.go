@@ -41,7 +41,7 @@ func TestBenchSmoke(t *testing.T) {
 	assert.Positive(t, res.FloorPerSecond)
 	assert.Positive(t, res.RebookPerSecond)
 	assert.InDelta(t, res.RebookPerSecond/res.FloorPerSecond, res.Ratio, 1e-9)
-	assert.GreaterOrEqual(t, res.PKBCallsPerRequest, 2.0, "at least the message and the patient for each request")
+	assert.GreaterOrEqual(t, res.PKBCallsPerRequest, 2.0, "at least the appointment search and the patient for each request")
 	assert.GreaterOrEqual(t, res.SlackCallsPerRequest, 1.0, "a post for each request")
 	assert.Positive(t, res.DBRoundTripsPerRequest)
 	assert.Greater(t, res.HistoryEventsPerRequest, float64(4*bench.FloorActivities), "a request's history holds at least its activities")
