@@ -23,7 +23,7 @@ HISTORIES ?= workflows/testdata/histories/$(shell git rev-parse --short HEAD)
 record-histories: ## record histories of every workflow path into $(HISTORIES) (needs PostgreSQL)
 	rm -rf $(HISTORIES)
 	E2E_REQUESTS=20 REBOOK_RECORD_HISTORIES=$(CURDIR)/$(HISTORIES) $(GO) test -count=1 -timeout 20m \
-		-run '^(TestTwoHundredRequestsEndToEnd|TestPASFeedClosesRequests|TestRevokedGrantPausesThenResumes|TestOverdueRequestEscalatesAndHistoriesReplay|TestReprocessFailedRequests|TestSocketModePressesReachTheWorkflowOnce)$$' ./internal/e2e
+		-run '^(TestTwoHundredRequestsEndToEnd|TestPASFeedClosesRequests|TestRevokedGrantPausesThenResumes|TestOverdueRequestEscalatesAndHistoriesReplay|TestReprocessFailedRequests|TestSocketModePressesReachTheWorkflowOnce|TestHazardForgedFeedMessagesCloseNothing|TestHazardStaleFeedUpdatesChangeNothing|TestHazardEarlyFeedUpdateIsKeptUntilItsRequestIsRouted|TestHazardPKBOutageDuringIntakePausesRequests)$$' ./internal/e2e
 	$(GO) test -count=1 -run Replay ./workflows
 
 BENCH_REQUESTS ?= 2000

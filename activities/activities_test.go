@@ -3,6 +3,7 @@ package activities_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -404,4 +405,30 @@ func TestGrantActivitiesRefreshAndAskWhenRefused(t *testing.T) {
 	asks := r.Slack.Roots("rebook-admin")
 	require.Len(t, asks, 1)
 	assert.Contains(t, asks[0].Text, "http://rebook.test/oauth/start")
+}
+
+// A waiting request the watcher has not reached for more than a day past
+// its due check (the budget spent elsewhere) is counted and told to the
+// admins, once however many runs see it.
+func TestWatcherTellsTheAdminsOfARequestItCannotReach(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	_, m, _ := r.routedRequest(t)
+	now := time.Now()
+	require.NoError(t, r.Store.ScheduleCheck(ctx, m.ID, now.Add(-49*time.Hour), time.Hour, now.Add(48*time.Hour)))
+	// The budget is spent: nothing is checked this hour.
+	require.NoError(t, r.Store.SetCursor(ctx, "pkb-watch-budget-at", now.Add(time.Hour).UnixMilli()))
+	r.Set.Appointments.Now = func() time.Time { return now }
+	for range 3 {
+		var res activities.WatchResult
+		require.NoError(t, r.run(t, &res, r.Set.Appointments.WatchAppointments))
+		assert.Zero(t, res.Patients)
+	}
+	told := 0
+	for _, msg := range r.Slack.Roots("rebook-admin") {
+		if strings.Contains(msg.Text, activities.Ref(m.ID)) && strings.Contains(msg.Text, "has not been checked in PKB") {
+			told++
+		}
+	}
+	assert.Equal(t, 1, told)
 }

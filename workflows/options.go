@@ -43,9 +43,9 @@ var pkbLocal = workflow.LocalActivityOptions{StartToCloseTimeout: pkbCall.StartT
 // holds it for long; then the read runs as an ordinary activity, whose
 // retries (Retry-After, the wait for a grant) are timers in Temporal.
 var pkbQuickLocal = workflow.LocalActivityOptions{
-	ScheduleToCloseTimeout: 10 * time.Second,
-	StartToCloseTimeout:    10 * time.Second,
-	RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 4 * time.Second},
+	ScheduleToCloseTimeout: 5 * time.Second,
+	StartToCloseTimeout:    5 * time.Second,
+	RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 2 * time.Second},
 }
 
 func withQuickLocalPKB(ctx workflow.Context) workflow.Context {

@@ -20,8 +20,9 @@ func TestHazardPKBOutageDuringIntakePausesRequests(t *testing.T) {
 	const n = 4
 	s := start(t, n)
 	ctx := context.Background()
-	// Slow, so the batch is still in intake when the refusals begin.
-	s.sim.SetFaults(pkbsim.Faults{LatencyMS: 1500})
+	// Slow, so the batch is still in intake when the refusals begin: each
+	// read outlasts the 5 s a read may take inside the workflow task.
+	s.sim.SetFaults(pkbsim.Faults{LatencyMS: 8000})
 	require.NoError(t, s.startSchedules(ctx))
 	waitFor(t, "the batch's request workflows started", limit(time.Minute), func() bool {
 		return s.count(t, "WorkflowType = 'AppointmentRequest'") >= n
