@@ -358,15 +358,7 @@ func (c *Client) Update(ctx context.Context, channelID, ts string, cd card.Card,
 
 // Say posts plain text to a channel, in a thread when threadTS is set.
 func (c *Client) Say(ctx context.Context, channelID, threadTS, text string) (string, error) {
-	opts := []slack.MsgOption{slack.MsgOptionText(text, false), slack.MsgOptionDisableLinkUnfurl(), slack.MsgOptionDisableMediaUnfurl()}
-	if threadTS != "" {
-		opts = append(opts, slack.MsgOptionTS(threadTS))
-	}
-	_, ts, err := c.api.PostMessageContext(ctx, channelID, opts...)
-	if err != nil {
-		return "", fmt.Errorf("slack: chat.postMessage: %w", err)
-	}
-	return ts, nil
+	return c.say(ctx, channelID, threadTS, text)
 }
 
 // Ask posts a question's text with its Yes and No buttons, in a thread
@@ -375,8 +367,13 @@ func (c *Client) Ask(ctx context.Context, channelID, threadTS, text string, q ca
 	v := QuestionValue(q)
 	yes := slack.NewButtonBlockElement(ActionRebookingYes, v, slack.NewTextBlockObject(slack.PlainTextType, "Yes, it is", false, false)).WithStyle(slack.StylePrimary)
 	no := slack.NewButtonBlockElement(ActionRebookingNo, v, slack.NewTextBlockObject(slack.PlainTextType, "No", false, false))
-	blocks := []slack.Block{slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, text, false, false), nil, nil), slack.NewActionBlock("rebook_question", yes, no)}
-	opts := []slack.MsgOption{slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...), slack.MsgOptionDisableLinkUnfurl(), slack.MsgOptionDisableMediaUnfurl()}
+	return c.say(ctx, channelID, threadTS, text, slack.MsgOptionBlocks(
+		slack.NewSectionBlock(slack.NewTextBlockObject(slack.MarkdownType, text, false, false), nil, nil), slack.NewActionBlock("rebook_question", yes, no)))
+}
+
+// say posts text, with no link or media unfurled, and more options.
+func (c *Client) say(ctx context.Context, channelID, threadTS, text string, more ...slack.MsgOption) (string, error) {
+	opts := append([]slack.MsgOption{slack.MsgOptionText(text, false), slack.MsgOptionDisableLinkUnfurl(), slack.MsgOptionDisableMediaUnfurl()}, more...)
 	if threadTS != "" {
 		opts = append(opts, slack.MsgOptionTS(threadTS))
 	}
