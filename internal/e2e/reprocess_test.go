@@ -128,6 +128,20 @@ func TestHazardReprocessNeverReopensAClosedRequest(t *testing.T) {
 		reopened = reopened || e.Action == "reopened" && e.Actor == "starter reprocess" && e.Detail["was"] == workflows.StateCompleted
 	}
 	assert.True(t, reopened, "the reopening is audited")
+
+	// Issue 22, case 11: a waiting request reset by an operator is told
+	// what PKB shows afresh: the reset clears what the watcher last told
+	// it.
+	waiting := s.ds.Expect[1].MessageID
+	wwid := workflows.RequestWorkflowID(waiting)
+	require.NoError(t, s.st.SetSeenDigest(ctx, waiting, "told-before-the-reset"))
+	require.NoError(t, s.tc.TerminateWorkflow(ctx, wwid, "", "an operator's test"))
+	out, err = run("--status", "Terminated", "--mode", "reset", "--ids", wwid)
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "1 reset", out)
+	var digest string
+	require.NoError(t, s.st.Pool().QueryRow(ctx, `SELECT seen_digest FROM requests WHERE message_id = $1`, waiting).Scan(&digest))
+	assert.Empty(t, digest, "the reset cleared what the watcher had told the request")
 }
 
 // A bad build fails every request at route-to-team, half of them after
