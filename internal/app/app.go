@@ -377,7 +377,7 @@ func FrontDoor(ctx context.Context, cfg config.Config, st *store.Store, tc clien
 	}
 	h, err := frontdoor.New(frontdoor.Options{
 		Store: st, Interactions: ih, Grant: grant, Feed: feedHandler, EncryptionKey: cfg.EncryptionKey, OldEncryptionKeys: cfg.OldEncryptionKeys, CodecOrigin: temporalUI,
-		Auth: auth, Log: log, Metrics: m.HTTP(),
+		Auth: auth, Log: log, Metrics: m.HTTP(), HSTS: strings.HasPrefix(cfg.PublicURL, "https://"),
 		Dashboard: dash,
 	})
 	return h, ih, err

@@ -133,3 +133,39 @@ func TestEveryHumanPageNeedsSignIn(t *testing.T) {
 		assert.Equal(t, http.StatusOK, resp.StatusCode, path)
 	}
 }
+
+// Issue 23, finding 7: every answer, the pages with patient details
+// included, carries the browser protections: a strict Content-Security-
+// Policy with no inline script and no framing, nosniff and no Referer;
+// HSTS when the public URL is https.
+func TestSecuritySecurityHeadersOnEveryAnswer(t *testing.T) {
+	srv, web := operatorDoor(t)
+	for _, path := range []string{"/signin", "/static/rebook.css", "/codec/decode", "/no-such-page"} {
+		resp, _ := web.Get(path)
+		csp := resp.Header.Get("Content-Security-Policy")
+		script := ""
+		for d := range strings.SplitSeq(csp, ";") {
+			if d = strings.TrimSpace(d); strings.HasPrefix(d, "script-src ") {
+				script = d
+			}
+		}
+		assert.Equal(t, "script-src 'self'", script, "%s: scripts from the front door only, none inline", path)
+		assert.Contains(t, csp, "frame-ancestors 'none'", path)
+		assert.Equal(t, "nosniff", resp.Header.Get("X-Content-Type-Options"), path)
+		assert.Equal(t, "no-referrer", resp.Header.Get("Referrer-Policy"), path)
+		assert.Empty(t, resp.Header.Get("Strict-Transport-Security"), "not over plain http")
+	}
+	resp, err := http.Get(srv.URL + "/signin")
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	assert.NotEmpty(t, resp.Header.Get("Content-Security-Policy"), "before sign-in too")
+
+	key := bytes.Repeat([]byte{9}, 32)
+	auth, err := signin.New(context.Background(), signin.Options{PublicURL: "https://rebook.trust.nhs.uk", Key: key})
+	require.NoError(t, err)
+	h, err := frontdoor.New(frontdoor.Options{Auth: auth, HSTS: true})
+	require.NoError(t, err)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/signin", nil))
+	assert.Contains(t, rec.Header().Get("Strict-Transport-Security"), "max-age=")
+}

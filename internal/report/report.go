@@ -10,6 +10,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"gonum.org/v1/plot"
@@ -41,15 +42,28 @@ func Record(r store.ReportRow) []string {
 		strconv.Itoa(r.Closed), Hours(r.MedianHours), Hours(r.P90Hours), strconv.Itoa(r.SLABreaches)}
 }
 
-// CSV writes the rows with Header.
+// CSV writes the rows with Header. A cell a spreadsheet would read as a
+// formula (a team or specialty named "=HYPERLINK(…)") is written as text.
 func CSV(out io.Writer, by string, rows []store.ReportRow) error {
 	w := csv.NewWriter(out)
 	_ = w.Write(Header(by))
 	for _, r := range rows {
-		_ = w.Write(Record(r))
+		_ = w.Write(neutralise(Record(r)))
 	}
 	w.Flush()
 	return w.Error()
+}
+
+// neutralise prefixes with an apostrophe each cell that begins with a
+// character a spreadsheet takes as the start of a formula, as OWASP's
+// advice on CSV injection has it. The counts and dates never do.
+func neutralise(cells []string) []string {
+	for i, c := range cells {
+		if c != "" && strings.ContainsRune("=+-@\t\r", rune(c[0])) {
+			cells[i] = "'" + c
+		}
+	}
+	return cells
 }
 
 // Table writes the rows as aligned text.

@@ -324,8 +324,18 @@ func random() string {
 
 // localPath keeps a post-sign-in redirect on Rebook itself.
 func localPath(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
-		return "/"
+	const home = "/requests"
+	for _, r := range next {
+		// A browser drops tabs and newlines from a URL and reads "\" as
+		// "/": "/\t/evil" and "/\\evil" would leave the site.
+		if r < 0x20 || r == 0x7f || r == '\\' {
+			return home
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" ||
+		!strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
+		return home
 	}
 	return next
 }

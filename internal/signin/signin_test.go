@@ -115,7 +115,7 @@ func TestSignInRefusals(t *testing.T) {
 	idp.SignInAs(map[string]any{"sub": "u3", "preferred_username": "olive", "roles": []any{"rebook.operator"}})
 	c := webclient.New(t, srv.URL)
 	resp, _ = follow(t, c, srv.URL+"/signin?next=//evil.example/x")
-	assert.Equal(t, srv.URL+"/", resp.Request.URL.String(), "an off-site next is replaced by Rebook's home")
+	assert.Equal(t, srv.URL+"/requests", resp.Request.URL.String(), "an off-site next is replaced by Rebook's home")
 }
 
 func TestCodecTakesTheUIsForwardedTokenOfAnOperator(t *testing.T) {
