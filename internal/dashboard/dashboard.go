@@ -158,7 +158,9 @@ func (d *dashboard) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := store.RequestFilter{Team: q.Get("team"), Specialty: q.Get("specialty"), Type: q.Get("type"), State: q.Get("state"), Limit: 501}
 	if !u.SeesAll() {
-		f.Teams = u.Teams
+		// Fails closed: staff whose sign-in named no team (an identity
+		// provider that left the groups out) see no team's requests.
+		f.Teams = append([]string{}, u.Teams...)
 	}
 	if a := q.Get("age"); a != "" {
 		if age, err := time.ParseDuration(a); err == nil && age > 0 {

@@ -68,6 +68,7 @@ func newRig(t *testing.T, p dashboard.Patients) *rig {
 	auth, err := signin.New(ctx, signin.Options{PublicURL: "http://" + srv.Listener.Addr().String(), Key: bytes.Repeat([]byte{3}, 32),
 		LocalUsers: []signin.LocalUser{
 			{Name: "sam", Roles: []string{signin.Staff}, Teams: []string{"Cardiology"}},
+			{Name: "nat", Roles: []string{signin.Staff}},
 			{Name: "olive", Roles: []string{signin.Operator}},
 			{Name: "ada", Roles: []string{signin.Admin}},
 		}})
@@ -313,4 +314,23 @@ func TestRebookingQuestionOnTheWeb(t *testing.T) {
 	require.NoError(t, r.st.Audit(ctx, store.AuditEntry{Actor: "sam", Action: workflows.ActionRebookingNo, Subject: wid, Detail: map[string]string{"appointment": "appt-new-1"}}))
 	_, page = sam.Get("/requests/RB-C2")
 	assert.NotContains(t, page, "Is this the rebooking?")
+}
+
+// Issue 23, finding 2: a staff member whose sign-in names no team (an
+// identity provider that left the groups claim out) sees no team's
+// requests, and is told to ask an admin; the filters cannot widen it.
+func TestSecurityStaffWithoutTeamsSeeNothing(t *testing.T) {
+	r := newRig(t, patients{})
+	nat := webclient.New(t, r.srv.URL).SignIn("nat")
+	for _, path := range []string{"/requests", "/requests?team=Cardiology", "/requests?part=rows", "/requests?state=any"} {
+		resp, page := nat.Get(path)
+		require.Equal(t, http.StatusOK, resp.StatusCode, path)
+		for _, ref := range []string{"RB-C1", "RB-C2", "RB-D1", "RB-T1"} {
+			assert.NotContains(t, page, ref, "%s shows %s", path, ref)
+		}
+	}
+	_, page := nat.Get("/requests")
+	assert.Contains(t, page, "names no team")
+	resp, _ := nat.Get("/requests/RB-C1")
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
 }
