@@ -375,7 +375,11 @@ func FrontDoor(ctx context.Context, cfg config.Config, st *store.Store, tc clien
 	if err != nil {
 		return nil, nil, err
 	}
-	h, err := frontdoor.New(frontdoor.Options{
+	var checks []health.Check
+	if fd != nil && cfg.MLLPAddr != "" {
+		checks = append(checks, health.Check{Name: "mllp", Ping: fd.AcceptHealth})
+	}
+	h, err := frontdoor.New(frontdoor.Options{Health: checks,
 		Store: st, Interactions: ih, Grant: grant, Feed: feedHandler, EncryptionKey: cfg.EncryptionKey, OldEncryptionKeys: cfg.OldEncryptionKeys, CodecOrigin: temporalUI,
 		Auth: auth, Log: log, Metrics: m.HTTP(), HSTS: strings.HasPrefix(cfg.PublicURL, "https://"),
 		Dashboard: dash,

@@ -107,6 +107,8 @@ type Feed struct {
 	Metrics client.MetricsHandler
 
 	applied, stale, hinted, kept atomic.Int64
+	// acceptErr is the MLLP listener's last accept error while it lasts.
+	acceptErr atomic.Pointer[error]
 }
 
 // Counts are the updates applied to a request as evidence, the stale

@@ -32,14 +32,31 @@ func (f *Feed) ServeMLLP(ctx context.Context, l net.Listener) error {
 		<-ctx.Done()
 		_ = l.Close()
 	}()
+	var delay time.Duration
 	for {
 		conn, err := l.Accept()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return err
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			// Out of file descriptors, or a transient fault: wait and try
+			// again, as net/http does, and say so, in the log and in the
+			// front door's health, while it lasts.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			f.acceptErr.Store(&err)
+			f.Log.Error("feed: MLLP accept failed; retrying", "err", err, "in", delay)
+			select {
+			case <-time.After(delay):
+			case <-ctx.Done():
+				return nil
+			}
+			continue
 		}
+		delay = 0
+		f.acceptErr.Store(nil)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -81,6 +98,15 @@ func (f *Feed) serveConn(ctx context.Context, conn net.Conn) {
 			return
 		}
 	}
+}
+
+// AcceptHealth is the MLLP listener's health, for /healthz: the error it
+// meets while it cannot accept connections, else nil.
+func (f *Feed) AcceptHealth(context.Context) error {
+	if err := f.acceptErr.Load(); err != nil {
+		return fmt.Errorf("the MLLP listener cannot accept connections: %w", *err)
+	}
+	return nil
 }
 
 // sender is who is on the other end of an MLLP connection.

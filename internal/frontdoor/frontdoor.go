@@ -46,6 +46,8 @@ type Options struct {
 	Log     *slog.Logger
 	// HSTS asks browsers to use https only (the public URL is https).
 	HSTS bool
+	// Health are more checks for /healthz (the MLLP listener's).
+	Health []health.Check
 }
 
 // New builds the handler.
@@ -64,7 +66,7 @@ func New(o Options) (http.Handler, error) {
 		}
 		m.Handle("/codec/", cors(o.CodecOrigin, o.Auth.Operator(http.StripPrefix("/codec", h))))
 	}
-	m.Handle("GET /healthz", health.Handler(health.Check{Name: "postgres", Ping: o.Store.Ping}))
+	m.Handle("GET /healthz", health.Handler(append([]health.Check{{Name: "postgres", Ping: o.Store.Ping}}, o.Health...)...))
 	if o.Metrics != nil {
 		m.Handle("GET /metrics", o.Metrics)
 	}
