@@ -35,6 +35,17 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
+// browser starts headless Chromium for the test; it stops with the test.
+func browser(t *testing.T, exe string) context.Context {
+	alloc, cancel := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-quic", true), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900))...)
+	t.Cleanup(cancel)
+	bctx, cancel := chromedp.NewContext(alloc)
+	t.Cleanup(cancel)
+	return bctx
+}
+
 // otherTeam is the demo team the staff member is not in.
 const otherTeam = "Central appointments"
 
@@ -77,12 +88,7 @@ func TestDashboardInTheBrowser(t *testing.T) {
 		require.NoError(t, os.MkdirAll(d, 0o755))
 		shots = append(shots, d)
 	}
-	alloc, cancel := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-quic", true), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900))...)
-	defer cancel()
-	bctx, cancel := chromedp.NewContext(alloc)
-	defer cancel()
+	bctx := browser(t, exe)
 	// The first call starts the browser: no timeout on it (a timeout there
 	// would stop the browser); each step below has its own.
 	require.NoError(t, chromedp.Do(bctx, chromedp.Navigate("about:blank")))
@@ -164,4 +170,34 @@ func TestDashboardInTheBrowser(t *testing.T) {
 func cardText(m slackfake.Message) string {
 	b, _ := json.Marshal(m.Blocks)
 	return m.Text + string(b)
+}
+
+// Issue 23, findings 3 and 7, in a real browser: a sign-in whose next is
+// "/\t/evil.example" (which Chromium reads as "//evil.example") lands on
+// Rebook's request list; and the page's Content-Security-Policy stops an
+// injected inline script from running.
+func TestSecurityInTheBrowser(t *testing.T) {
+	exe := chromium(t)
+	s := start(t, 1, func(c *config.Config) {
+		c.LocalUsers = []signin.LocalUser{{Name: "sam", Roles: []string{signin.Staff}, Teams: []string{"Cardiology outpatients"}}}
+	})
+	bctx := browser(t, exe)
+	require.NoError(t, chromedp.Do(bctx, chromedp.Navigate("about:blank")))
+	ctx, cancel := context.WithTimeout(bctx, 2*time.Minute)
+	defer cancel()
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(s.door+"/signin?next=%2F%09%2Fevil.example%2Fx"),
+		chromedp.WaitVisible(chromedp.CSS("#signin-sam")), chromedp.Click(chromedp.CSS("#signin-sam")),
+		chromedp.WaitVisible(chromedp.CSS("#rows"))))
+	at, err := chromedp.Run(ctx, chromedp.Location())
+	require.NoError(t, err)
+	assert.Equal(t, s.door+"/requests", at, "sign-in stays on Rebook")
+
+	ran, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => {
+		const s = document.createElement("script");
+		s.textContent = "window.__inlineRan = true";
+		document.body.appendChild(s);
+		return window.__inlineRan === true;
+	})()`))
+	require.NoError(t, err)
+	assert.False(t, ran, "the Content-Security-Policy blocks inline script")
 }
