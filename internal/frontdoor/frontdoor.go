@@ -6,10 +6,13 @@ package frontdoor
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -64,7 +67,7 @@ func New(o Options) (http.Handler, error) {
 		if err != nil {
 			return nil, err
 		}
-		m.Handle("/codec/", cors(o.CodecOrigin, o.Auth.Operator(http.StripPrefix("/codec", h))))
+		m.Handle("/codec/", cors(o.CodecOrigin, o.Auth.Operator(auditDecode(o.Store, http.StripPrefix("/codec", h)))))
 	}
 	m.Handle("GET /healthz", health.Handler(append([]health.Check{{Name: "postgres", Ping: o.Store.Ping}}, o.Health...)...))
 	if o.Metrics != nil {
@@ -104,6 +107,63 @@ func secureHeaders(h http.Handler, hsts bool) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// ActionCodecDecode is the audit action of each decode through the codec.
+const ActionCodecDecode = "codec-decode"
+
+// auditDecode writes each decode to the audit log before it happens: who,
+// how many payloads, the namespace and, where the Web UI's page names it,
+// the workflow. A decode that cannot be audited is refused.
+func auditDecode(st *store.Store, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if st == nil || r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/decode") {
+			h.ServeHTTP(w, r)
+			return
+		}
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, "could not read the request body", http.StatusBadRequest)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		var in struct {
+			Payloads []json.RawMessage `json:"payloads"`
+		}
+		if json.Unmarshal(body, &in) != nil || len(in.Payloads) == 0 {
+			h.ServeHTTP(w, r) // nothing to open: the codec answers
+			return
+		}
+		e := store.AuditEntry{Actor: signin.FromContext(r.Context()).Name, Action: ActionCodecDecode, Subject: "codec",
+			Detail: map[string]string{"payloads": strconv.Itoa(len(in.Payloads)), "namespace": r.Header.Get("X-Namespace")}}
+		if wid := workflowOf(r.Referer()); wid != "" {
+			e.Subject, e.Detail["workflow"] = wid, wid
+		}
+		if err := st.Audit(r.Context(), e); err != nil {
+			http.Error(w, "the decode could not be audited, so it was not done; try again", http.StatusServiceUnavailable)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// workflowOf is the workflow id a Web UI page's address names
+// (…/workflows/<id>/…), or "".
+func workflowOf(referer string) string {
+	u, err := url.Parse(referer)
+	if err != nil {
+		return ""
+	}
+	_, rest, ok := strings.Cut(u.Path, "/workflows/")
+	if !ok {
+		return ""
+	}
+	id, _, _ := strings.Cut(rest, "/")
+	id, err = url.PathUnescape(id)
+	if err != nil {
+		return ""
+	}
+	return id
 }
 
 // Body limits: the codec takes a page of payloads from the Web UI (each
@@ -161,7 +221,7 @@ func cors(origin string, h http.Handler) http.Handler {
 		if origin != "" && r.Header.Get("Origin") == origin {
 			w.Header().Set("Access-Control-Allow-Origin", origin)
 			w.Header().Set("Access-Control-Allow-Methods", "POST, OPTIONS")
-			w.Header().Set("Access-Control-Allow-Headers", "Content-Type, X-Namespace")
+			w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Namespace")
 			w.Header().Set("Access-Control-Allow-Credentials", "true")
 		}
 		if r.Method == http.MethodOptions {

@@ -12,9 +12,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/rebookhq/rebook/internal/dev/testdb"
 	"github.com/rebookhq/rebook/internal/dev/webclient"
 	"github.com/rebookhq/rebook/internal/frontdoor"
 	"github.com/rebookhq/rebook/internal/signin"
+	"github.com/rebookhq/rebook/internal/store"
 )
 
 // operatorDoor is a front door with a local operator, and a client signed
@@ -168,4 +170,72 @@ func TestSecuritySecurityHeadersOnEveryAnswer(t *testing.T) {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/signin", nil))
 	assert.Contains(t, rec.Header().Get("Strict-Transport-Security"), "max-age=")
+}
+
+// Issue 23, findings 11 and 15: every decode through the codec leaves an
+// audit entry (who, how many payloads, the namespace, and the workflow
+// the Web UI's page names), and the codec's CORS answers a browser's
+// preflight for the forwarded Authorization header.
+func TestSecurityEveryDecodeIsAudited(t *testing.T) {
+	key := bytes.Repeat([]byte{9}, 32)
+	st, err := store.Open(context.Background(), testdb.URL(t), key)
+	require.NoError(t, err)
+	t.Cleanup(st.Close)
+	srv := httptest.NewUnstartedServer(nil)
+	auth, err := signin.New(context.Background(), signin.Options{PublicURL: "http://" + srv.Listener.Addr().String(), Key: key,
+		LocalUsers: []signin.LocalUser{{Name: "olive", Roles: []string{signin.Operator}}}})
+	require.NoError(t, err)
+	h, err := frontdoor.New(frontdoor.Options{Store: st, EncryptionKey: key, Auth: auth, CodecOrigin: "http://ui.test"})
+	require.NoError(t, err)
+	srv.Config.Handler = h
+	srv.Start()
+	t.Cleanup(srv.Close)
+	web := webclient.New(t, srv.URL).SignIn("olive")
+
+	post := func(path, body, referer string) (int, string) {
+		req, err := http.NewRequest(http.MethodPost, srv.URL+path, strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Namespace", "default")
+		if referer != "" {
+			req.Header.Set("Referer", referer)
+		}
+		resp, err := web.HTTP.Do(req)
+		require.NoError(t, err)
+		defer func() { _ = resp.Body.Close() }()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	status, sealed := post("/codec/encode", `{"payloads":[{"metadata":{"encoding":"anNvbi9wbGFpbg=="},"data":"IjEyMyI="},{"metadata":{"encoding":"anNvbi9wbGFpbg=="},"data":"IjQ1NiI="}]}`, "")
+	require.Equal(t, http.StatusOK, status, sealed)
+	trail, err := st.AuditTrail(context.Background(), "codec")
+	require.NoError(t, err)
+	assert.Empty(t, trail, "sealing is not a disclosure")
+
+	wid := "appointment-request-msg-1"
+	status, _ = post("/codec/decode", sealed, "http://ui.test/namespaces/default/workflows/"+wid+"/run-1/history")
+	require.Equal(t, http.StatusOK, status)
+	trail, err = st.AuditTrail(context.Background(), wid)
+	require.NoError(t, err)
+	require.Len(t, trail, 1)
+	assert.Equal(t, "olive", trail[0].Actor)
+	assert.Equal(t, frontdoor.ActionCodecDecode, trail[0].Action)
+	assert.Equal(t, "2", trail[0].Detail["payloads"])
+	assert.Equal(t, "default", trail[0].Detail["namespace"])
+
+	status, _ = post("/codec/decode", sealed, "")
+	require.Equal(t, http.StatusOK, status)
+	trail, err = st.AuditTrail(context.Background(), "codec")
+	require.NoError(t, err)
+	assert.Len(t, trail, 1, "a decode from no page is audited too")
+
+	req, err := http.NewRequest(http.MethodOptions, srv.URL+"/codec/decode", nil)
+	require.NoError(t, err)
+	req.Header.Set("Origin", "http://ui.test")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	req.Header.Set("Access-Control-Request-Headers", "authorization,content-type,x-namespace")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	assert.Contains(t, strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers")), "authorization", "the Web UI may forward its token")
 }
