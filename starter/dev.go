@@ -192,7 +192,7 @@ func runDev(ctx context.Context, args []string) error {
 	}
 	wctx, stopWorkerHTTP := context.WithCancel(ctx)
 	defer stopWorkerHTTP()
-	go func() { _ = serve(wctx, wl, app.WorkerHTTP(st, tc, wm)) }()
+	go func() { _ = serve(wctx, wl, app.WorkerHTTP(cfg, st, tc, wm)) }()
 	defer func() {
 		w.Stop()
 		slog.Info("worker stopped")

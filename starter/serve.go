@@ -81,6 +81,18 @@ func serveFrontDoor(ctx context.Context, cfg config.Config, ui string, log *slog
 	if cfg.FeedToken != "" {
 		log.Info("PAS feed: FHIR Appointment", "path", "POST /feed/fhir/Appointment")
 	}
+	if cfg.MetricsAddr != "" {
+		// The scraper's own address, off the public one.
+		ml, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			_ = l.Close()
+			return fmt.Errorf("listen on %s (%s): %w", cfg.MetricsAddr, config.MetricsAddr, err)
+		}
+		log.Info("metrics", "addr", ml.Addr().String(), "token", cfg.MetricsToken != "")
+		mctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go func() { _ = serve(mctx, ml, app.MetricsHTTP(cfg, conns.Metrics)) }()
+	}
 	log.Info("front door listening", "addr", l.Addr().String(), "public_url", cfg.PublicURL)
 	err = serve(ctx, l, h)
 	stopMLLP()

@@ -59,7 +59,7 @@ func run(log *slog.Logger, healthAddr string) error {
 		if err != nil {
 			return fmt.Errorf("health check: listen on %s: %w", healthAddr, err)
 		}
-		srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: app.WorkerHTTP(conns.Store, conns.Temporal, conns.Metrics)}
+		srv := &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: app.WorkerHTTP(cfg, conns.Store, conns.Temporal, conns.Metrics)}
 		go func() { _ = srv.Serve(l) }()
 		defer func() { _ = srv.Close() }()
 	}

@@ -323,13 +323,30 @@ func Feed(cfg config.Config, st *store.Store, tc client.Client, log *slog.Logger
 }
 
 // WorkerHTTP is the worker's own small server: GET /healthz and, with a
-// registry, GET /metrics.
-func WorkerHTTP(st *store.Store, tc client.Client, m *metrics.Registry) http.Handler {
+// registry, GET /metrics (behind REBOOK_METRICS_TOKEN when set).
+func WorkerHTTP(cfg config.Config, st *store.Store, tc client.Client, m *metrics.Registry) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /healthz", WorkerHealth(st, tc))
 	if m != nil {
-		mux.Handle("GET /metrics", m.HTTP())
+		mux.Handle("GET /metrics", metrics.Guard(cfg.MetricsToken, m.HTTP()))
 	}
+	return mux
+}
+
+// PublicMetrics is /metrics on the front door's public address: nil when
+// REBOOK_METRICS_ADDR moves it to an address of its own (MetricsHTTP),
+// and behind REBOOK_METRICS_TOKEN when that is set.
+func PublicMetrics(cfg config.Config, m *metrics.Registry) http.Handler {
+	if m == nil || cfg.MetricsAddr != "" {
+		return nil
+	}
+	return metrics.Guard(cfg.MetricsToken, m.HTTP())
+}
+
+// MetricsHTTP serves GET /metrics alone, for REBOOK_METRICS_ADDR.
+func MetricsHTTP(cfg config.Config, m *metrics.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics.Guard(cfg.MetricsToken, m.HTTP()))
 	return mux
 }
 
@@ -381,7 +398,7 @@ func FrontDoor(ctx context.Context, cfg config.Config, st *store.Store, tc clien
 	}
 	h, err := frontdoor.New(frontdoor.Options{Health: checks,
 		Store: st, Interactions: ih, Grant: grant, Feed: feedHandler, EncryptionKey: cfg.EncryptionKey, OldEncryptionKeys: cfg.OldEncryptionKeys, CodecOrigin: temporalUI,
-		Auth: auth, Log: log, Metrics: m.HTTP(), HSTS: strings.HasPrefix(cfg.PublicURL, "https://"),
+		Auth: auth, Log: log, Metrics: PublicMetrics(cfg, m), HSTS: strings.HasPrefix(cfg.PublicURL, "https://"),
 		Dashboard: dash,
 	})
 	return h, ih, err

@@ -7,7 +7,10 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"log/slog"
 	"math/big"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -18,6 +21,7 @@ import (
 
 	"github.com/rebookhq/rebook/internal/app"
 	"github.com/rebookhq/rebook/internal/config"
+	"github.com/rebookhq/rebook/internal/metrics"
 )
 
 // Case 13: Temporal's TLS and API key come from the environment.
@@ -60,4 +64,29 @@ func TestHazardTemporalTLSFromTheEnvironment(t *testing.T) {
 	assert.ErrorContains(t, err, config.TemporalTLSCert)
 	_, err = config.Load(get(map[string]string{config.TemporalTLSCA: filepath.Join(dir, "missing.pem")}))
 	assert.ErrorContains(t, err, "TEMPORAL_TLS_CA names a file that cannot be read")
+}
+
+// Issue 23, finding 9: with REBOOK_METRICS_ADDR set, the public front
+// door serves no /metrics; the worker's and the scraper's own address
+// need REBOOK_METRICS_TOKEN when it is set.
+func TestSecurityMetricsLeaveThePublicAddress(t *testing.T) {
+	m := metrics.New(slog.New(slog.DiscardHandler))
+	assert.NotNil(t, app.PublicMetrics(config.Config{}, m), "by default on the front door")
+	assert.Nil(t, app.PublicMetrics(config.Config{MetricsAddr: "127.0.0.1:9100"}, m), "moved to its own address")
+	cfg := config.Config{MetricsAddr: "127.0.0.1:9100", MetricsToken: "scrape-token-0123456789"}
+	rec := httptest.NewRecorder()
+	app.MetricsHTTP(cfg, m).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	assert.Equal(t, http.StatusUnauthorized, rec.Code)
+	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+cfg.MetricsToken)
+	rec = httptest.NewRecorder()
+	app.MetricsHTTP(cfg, m).ServeHTTP(rec, req)
+	assert.Equal(t, http.StatusOK, rec.Code)
+	_, err := config.Load(func(k string) string {
+		if k == config.MetricsToken {
+			return "short"
+		}
+		return ""
+	})
+	assert.ErrorContains(t, err, config.MetricsToken)
 }

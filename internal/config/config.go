@@ -53,6 +53,8 @@ const (
 	MLLPTLSKey         = "REBOOK_MLLP_TLS_KEY"
 	MLLPClientCA       = "REBOOK_MLLP_CLIENT_CA"
 	MLLPPlaintext      = "REBOOK_MLLP_PLAINTEXT"
+	MetricsToken       = "REBOOK_METRICS_TOKEN"
+	MetricsAddr        = "REBOOK_METRICS_ADDR"
 	FeedToken          = "REBOOK_FEED_TOKEN"
 	OIDCIssuer         = "REBOOK_OIDC_ISSUER"
 	OIDCClientID       = "REBOOK_OIDC_CLIENT_ID"
@@ -137,6 +139,11 @@ type Config struct {
 	// plain MLLP off loopback on purpose.
 	MLLPTLSCert, MLLPTLSKey, MLLPClientCA string
 	MLLPPlaintext                         bool
+	// MetricsToken, when set, is the bearer token a scraper must present
+	// for /metrics; MetricsAddr, when set, is where `starter serve`
+	// serves /metrics instead of on its public address.
+	MetricsToken string
+	MetricsAddr  string
 	// Sign-in for the web pages: the trust's OpenID Connect provider, the
 	// claims that carry roles and teams, the audience of access tokens
 	// the Temporal Web UI forwards to the codec; or, on a developer's
@@ -201,6 +208,8 @@ func Load(getenv func(string) string, need ...string) (Config, error) {
 		MLLPTLSCert:        get(MLLPTLSCert),
 		MLLPTLSKey:         get(MLLPTLSKey),
 		MLLPClientCA:       get(MLLPClientCA),
+		MetricsToken:       get(MetricsToken),
+		MetricsAddr:        get(MetricsAddr),
 		OIDCIssuer:         strings.TrimRight(get(OIDCIssuer), "/"),
 		OIDCClientID:       get(OIDCClientID),
 		OIDCClientSecret:   get(OIDCClientSecret),
@@ -214,6 +223,9 @@ func Load(getenv func(string) string, need ...string) (Config, error) {
 			return Config{}, &Error{LocalUsers, err.Error()}
 		}
 		c.LocalUsers = users
+	}
+	if c.MetricsToken != "" && len(c.MetricsToken) < 16 {
+		return Config{}, &Error{MetricsToken, "must be at least 16 characters (a random secret)"}
 	}
 	if c.FeedToken != "" && len(c.FeedToken) < 16 {
 		return Config{}, &Error{FeedToken, "must be at least 16 characters (a random secret)"}
@@ -260,6 +272,7 @@ func Load(getenv func(string) string, need ...string) (Config, error) {
 		{TemporalAddress, c.TemporalAddress, hostPort},
 		{HTTPAddr, c.HTTPAddr, hostPort},
 		{MLLPAddr, c.MLLPAddr, hostPort},
+		{MetricsAddr, c.MetricsAddr, hostPort},
 		{DatabaseURL, c.DatabaseURL, postgresURL},
 		{PKBBaseURL, c.PKBBaseURL, httpURL},
 		{PKBFHIRBaseURL, c.PKBFHIRBaseURL, httpURL},
