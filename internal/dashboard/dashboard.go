@@ -225,7 +225,14 @@ func (d *dashboard) request(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "could not read the request's timeline; try again", http.StatusInternalServerError)
 		return
 	}
-	data["Said"], data["Problem"] = r.URL.Query().Get("said"), r.URL.Query().Get("problem")
+	// What the person's last action did, as Rebook wrote it: never text
+	// from the URL, which anyone could put in a link.
+	switch kind, text := d.Auth.TakeFlash(w, r); kind {
+	case "said":
+		data["Said"] = text
+	case "problem":
+		data["Problem"] = text
+	}
 	if r.URL.Query().Get("part") == "facts" {
 		d.render(w, "facts", data)
 		return
@@ -306,7 +313,8 @@ func (d *dashboard) action(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *dashboard) back(w http.ResponseWriter, r *http.Request, ref, key, text string) {
-	http.Redirect(w, r, "/requests/"+url.PathEscape(ref)+"?"+url.Values{key: {text}}.Encode(), http.StatusSeeOther)
+	d.Auth.SetFlash(w, r, key, text)
+	http.Redirect(w, r, "/requests/"+url.PathEscape(ref), http.StatusSeeOther)
 }
 
 // patient shows the request's patient details, read from PKB now, and

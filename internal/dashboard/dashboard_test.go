@@ -334,3 +334,21 @@ func TestSecurityStaffWithoutTeamsSeeNothing(t *testing.T) {
 	resp, _ := nat.Get("/requests/RB-C1")
 	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
 }
+
+// Issue 23, finding 10: text in the URL is never shown as the page's own;
+// what an action did reaches the next page in a sealed message, once.
+func TestSecurityPageMessagesAreRebooksOwn(t *testing.T) {
+	r := newRig(t, patients{})
+	sam := webclient.New(t, r.srv.URL).SignIn("sam")
+	const lure = "Call IT on 0800 000 0000 with your password"
+	_, page := sam.Get("/requests/RB-C1?said=" + url.QueryEscape(lure) + "&problem=" + url.QueryEscape(lure))
+	assert.NotContains(t, page, "0800 000 0000", "the URL's text is not the page's")
+
+	resp, _ := sam.Form("/requests/RB-C1/action", url.Values{"action": {workflows.ActionClaim}})
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	assert.Equal(t, "/requests/RB-C1", resp.Header.Get("Location"), "the outcome is not in the URL")
+	_, page = sam.Get(resp.Header.Get("Location"))
+	assert.Contains(t, page, "You have claimed it.")
+	_, page = sam.Get("/requests/RB-C1")
+	assert.NotContains(t, page, "You have claimed it.", "shown once")
+}

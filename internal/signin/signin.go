@@ -287,6 +287,46 @@ func (a *Auth) startSession(w http.ResponseWriter, u User) error {
 	return nil
 }
 
+// flashCookie carries the outcome of a person's action to the page they
+// are sent to: sealed, so only Rebook can write what a page shows as its
+// own, and bound to that person.
+const flashCookie = "rebook_flash"
+
+type flash struct {
+	Kind, Text, User string
+	Expires          int64
+}
+
+// SetFlash leaves a message (kind "said" or "problem") for the next page
+// the signed-in person sees.
+func (a *Auth) SetFlash(w http.ResponseWriter, r *http.Request, kind, text string) {
+	u := a.session(r)
+	if u == nil {
+		return
+	}
+	v, err := a.sealCookie(flashCookie, flash{Kind: kind, Text: text, User: u.Name, Expires: a.o.Now().Add(time.Minute).Unix()})
+	if err != nil {
+		return
+	}
+	http.SetCookie(w, a.cookie(flashCookie, v, time.Minute))
+}
+
+// TakeFlash returns the message SetFlash left for this person, and clears
+// it; empty when there is none, or it is not theirs or too old.
+func (a *Auth) TakeFlash(w http.ResponseWriter, r *http.Request) (kind, text string) {
+	c, err := r.Cookie(flashCookie)
+	if err != nil {
+		return "", ""
+	}
+	http.SetCookie(w, a.cookie(flashCookie, "", -time.Second))
+	var f flash
+	u := a.session(r)
+	if u == nil || !a.openCookie(c.Value, flashCookie, &f) || f.User != u.Name || a.o.Now().Unix() > f.Expires {
+		return "", ""
+	}
+	return f.Kind, f.Text
+}
+
 func (a *Auth) cookie(name, value string, ttl time.Duration) *http.Cookie {
 	return &http.Cookie{Name: name, Value: value, Path: "/", MaxAge: int(ttl.Seconds()), HttpOnly: true,
 		Secure: a.secure, SameSite: http.SameSiteLaxMode}
