@@ -84,6 +84,11 @@ func (f *Feed) serveConn(ctx context.Context, conn net.Conn) {
 	r := bufio.NewReader(conn)
 	for {
 		_ = conn.SetReadDeadline(time.Now().Add(idleTimeout))
+		if ctx.Err() != nil {
+			// Cancelled as the deadline was set: the cancel's own
+			// deadline was overwritten, so stop here.
+			return
+		}
 		raw, err := hl7.ReadFrame(r)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && ctx.Err() == nil {

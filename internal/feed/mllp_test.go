@@ -67,6 +67,7 @@ func TestSecurityMLLPListenerSurvivesAcceptErrors(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, hl7.AckReject, ack.Field("MSA", 1, 0))
 	assert.NoError(t, f.AcceptHealth(ctx), "health is green again")
+	_ = conn.Close()
 	stop()
 	assert.NoError(t, <-done)
 }
