@@ -17,6 +17,7 @@ import (
 	"github.com/rebookhq/rebook/internal/frontdoor"
 	"github.com/rebookhq/rebook/internal/signin"
 	"github.com/rebookhq/rebook/internal/store"
+	"github.com/rebookhq/rebook/workflows"
 )
 
 // operatorDoor is a front door with a local operator, and a client signed
@@ -212,7 +213,7 @@ func TestSecurityEveryDecodeIsAudited(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, trail, "sealing is not a disclosure")
 
-	wid := "appointment-request-msg-1"
+	wid := workflows.RequestWorkflowID("msg-1")
 	status, _ = post("/codec/decode", sealed, "http://ui.test/namespaces/default/workflows/"+wid+"/run-1/history")
 	require.Equal(t, http.StatusOK, status)
 	trail, err = st.AuditTrail(context.Background(), wid)

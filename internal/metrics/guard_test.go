@@ -16,7 +16,7 @@ type countingState struct{ counts int }
 
 func (s *countingState) CountRequestsByState(context.Context) (map[string]int, error) {
 	s.counts++
-	return map[string]int{"routed": 3}, nil
+	return map[string]int{"some-state": 3}, nil
 }
 func (s *countingState) GrantHealthy(context.Context) (bool, error) { return true, nil }
 func (s *countingState) Queries() int64                             { return 0 }
