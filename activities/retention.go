@@ -39,6 +39,10 @@ func (a *RetentionActivities) RedactClosed(ctx context.Context) (RedactResult, e
 		// A period left at zero would redact every closed request at once.
 		return RedactResult{}, temporal.NewNonRetryableApplicationError("retention: the period is not set (REBOOK_RETENTION_DAYS must be 1 or more); nothing was redacted", "RetentionUnset", nil)
 	}
+	// The feed's updates kept for requests never routed go after a week.
+	if err := a.Store.SweepPending(ctx); err != nil {
+		return RedactResult{}, err
+	}
 	cutoff := time.Now().Add(-time.Duration(a.Days) * 24 * time.Hour)
 	n, err := a.Store.RedactClosed(ctx, cutoff, RedactBatch, a.Days)
 	if err != nil {

@@ -77,11 +77,17 @@ func (s *Store) KeepPending(ctx context.Context, placerID string, u any) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.pool.Exec(ctx, `DELETE FROM feed_pending WHERE received_at < $1`, time.Now().Add(-pendingKeep)); err != nil {
-		return fmt.Errorf("store: keep pending: %w", err)
-	}
 	if _, err := s.pool.Exec(ctx, `INSERT INTO feed_pending (placer_id, update) VALUES ($1, $2)`, placerID, b); err != nil {
 		return fmt.Errorf("store: keep pending: %w", err)
+	}
+	return nil
+}
+
+// SweepPending forgets kept updates older than a week, which PendingFor
+// no longer returns: the daily retention run calls it, not each update.
+func (s *Store) SweepPending(ctx context.Context) error {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM feed_pending WHERE received_at < $1`, time.Now().Add(-pendingKeep)); err != nil {
+		return fmt.Errorf("store: sweep pending: %w", err)
 	}
 	return nil
 }
