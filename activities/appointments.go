@@ -207,14 +207,14 @@ func (a *AppointmentActivities) checkDue(ctx context.Context, now time.Time, bud
 	for _, p := range patients {
 		n, err := a.checkPatient(ctx, p, now)
 		var pe *pkb.Error
-		if err == nil || !errors.As(err, &pe) {
-			if err != nil {
-				return err // the store, or a signal: retried
-			}
+		switch {
+		case err == nil:
 			res.Patients++
 			res.Signalled += n
 			inARow = 0
 			continue
+		case !errors.As(err, &pe):
+			return err // the store, or a signal: retried
 		}
 		res.Failed++
 		a.countFailure(ctx, pe)

@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"strings"
 	"time"
@@ -574,11 +575,9 @@ func (r *request) toTriage(ctx workflow.Context, reason string) error {
 
 // shortKey names a reason in a notice's once-only key.
 func shortKey(reason string) string {
-	h := uint32(2166136261)
-	for i := 0; i < len(reason); i++ {
-		h = (h ^ uint32(reason[i])) * 16777619
-	}
-	return fmt.Sprintf("%08x", h)
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(reason))
+	return fmt.Sprintf("%08x", h.Sum32())
 }
 
 // say posts a notice, trying a bounded number of times; a notice that

@@ -20,6 +20,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -225,7 +226,7 @@ func (f *Feed) apply(ctx context.Context, k kept, keep bool) (Result, error) {
 		switch {
 		case len(appts) > 1:
 			reason = "its placer id names more than one appointment"
-		case len(k.NHSDigests) > 0 && (w.NHSDigest == "" || !contains(k.NHSDigests, w.NHSDigest)):
+		case len(k.NHSDigests) > 0 && (w.NHSDigest == "" || !slices.Contains(k.NHSDigests, w.NHSDigest)):
 			reason = "its NHS number is not the request's patient's"
 		case k.At.IsZero():
 			reason = "it carries no time of its own (MSH-7 or meta.lastUpdated)"
@@ -306,15 +307,6 @@ func (f *Feed) audit(ctx context.Context, k kept, w store.Request, outcome, reas
 		e.Key = "feed/" + k.Source + "/" + k.ControlID + "/" + w.WorkflowID + "/" + outcome
 	}
 	return f.Store.Audit(ctx, e)
-}
-
-func contains(ss []string, s string) bool {
-	for _, v := range ss {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // FHIRPath is where the integration engine posts a FHIR Appointment.

@@ -102,6 +102,16 @@ func (s *Server) RefuseIn(channel, code string) {
 	s.refuse[ChannelID(channel)] = code
 }
 
+// refused answers Slack's error for a call to a channel RefuseIn names,
+// and says whether it did. Called under the lock.
+func (s *Server) refused(w http.ResponseWriter, r *http.Request) bool {
+	code, ok := s.refuse[ChannelID(r.FormValue("channel"))]
+	if ok {
+		fail(w, code)
+	}
+	return ok
+}
+
 // RateLimit answers share (0 to 1) of the Web API calls from now on with
 // HTTP 429 and Retry-After, as Slack does past a method's rate limit,
 // spread evenly; 0 lifts it.
@@ -194,9 +204,8 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	if code, ok := s.refuse[ChannelID(r.FormValue("channel"))]; ok {
+	if s.refused(w, r) {
 		s.mu.Unlock()
-		fail(w, code)
 		return
 	}
 	m := &Message{Channel: s.channel(r.FormValue("channel")), TS: s.nextTS(), ThreadTS: r.FormValue("thread_ts"), Text: r.FormValue("text"), Blocks: b,
@@ -221,9 +230,8 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	id := s.channel(r.FormValue("channel"))
-	if code, ok := s.refuse[ChannelID(r.FormValue("channel"))]; ok {
+	if s.refused(w, r) {
 		s.mu.Unlock()
-		fail(w, code)
 		return
 	}
 	var found *Message
@@ -253,9 +261,8 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request) {
 func (s *Server) ephemeral(w http.ResponseWriter, r *http.Request) {
 	b, _ := blocks(r)
 	s.mu.Lock()
-	if code, ok := s.refuse[ChannelID(r.FormValue("channel"))]; ok {
+	if s.refused(w, r) {
 		s.mu.Unlock()
-		fail(w, code)
 		return
 	}
 	m := &Message{Channel: s.channel(r.FormValue("channel")), TS: s.nextTS(), Text: r.FormValue("text"), Blocks: b, Ephemeral: true, User: r.FormValue("user")}
