@@ -325,6 +325,18 @@ func edit(r *testrig.Rig, change func(ds *pkbsim.Dataset)) {
 	r.Sim.Load(ds)
 }
 
+// alsoBooked books a's patient, in a's specialty and type, another
+// appointment (id) starting at start, created (and last updated) at
+// created, and returns it.
+func alsoBooked(r *testrig.Rig, a pkbsim.Appointment, id string, start, created time.Time) pkbsim.Appointment {
+	n := a
+	n.ID, n.PlacerID, n.Status = id, "placer-"+id, "booked"
+	n.Start, n.End = start, start.Add(a.End.Sub(a.Start))
+	n.Created, n.LastUpdated = created, created
+	edit(r, func(ds *pkbsim.Dataset) { ds.Appointments = append(ds.Appointments, n) })
+	return n
+}
+
 func thread(r *testrig.Rig) []string {
 	var out []string
 	for _, m := range r.Slack.Messages() {
@@ -343,11 +355,7 @@ func thread(r *testrig.Rig) []string {
 func TestHazardChangeClosesOnlyOnANewBooking(t *testing.T) {
 	r := testrig.New(t)
 	msg, a := routable(t, r, subject.Change)
-	older := a
-	older.ID, older.PlacerID, older.Status = "appt-older-followup", "placer-older", "booked"
-	older.Start, older.End = a.Start.AddDate(0, 2, 0), a.End.AddDate(0, 2, 0)
-	older.Created, older.LastUpdated = a.Created.AddDate(0, -1, 0), a.Created.AddDate(0, -1, 0)
-	edit(r, func(ds *pkbsim.Dataset) { ds.Appointments = append(ds.Appointments, older) })
+	older := alsoBooked(r, a, "appt-older-followup", a.Start.AddDate(0, 2, 0), a.Created.AddDate(0, -1, 0))
 
 	c := &chain{t: t, r: r}
 	c.watch(10*time.Minute, 12*time.Hour)

@@ -209,13 +209,7 @@ func TestHazardEndingsSayWhatIsTrue(t *testing.T) {
 		})
 		c.at(50*time.Hour, func() {
 			afterMissed = c.status()
-			edit(r, func(ds *pkbsim.Dataset) {
-				n := a
-				n.ID, n.PlacerID, n.Status = a.ID+"-new", a.PlacerID+"-new", "booked"
-				n.Start, n.End = a.Start.AddDate(0, 0, 21), a.End.AddDate(0, 0, 21)
-				n.Created, n.LastUpdated = c.env.Now(), c.env.Now()
-				ds.Appointments = append(ds.Appointments, n)
-			})
+			alsoBooked(r, a, a.ID+"-new", a.Start.AddDate(0, 0, 21), c.env.Now())
 		})
 		start := time.Now()
 		o, closedAt := c.run(activities.MessageRef{ID: msg.ID, Timestamp: msg.Timestamp}, start)
@@ -337,11 +331,7 @@ func (c *chain) press(a workflows.StaffAction, said *string, refused *error) {
 func TestHazardOneBookingIsNotEveryRequestsRebooking(t *testing.T) {
 	r := testrig.New(t)
 	msg, a := routable(t, r, subject.Change)
-	other := a
-	other.ID, other.PlacerID, other.Status = "appt-other-series", "placer-other-series", "booked"
-	other.Start, other.End = a.Start.AddDate(0, 1, 0), a.End.AddDate(0, 1, 0)
-	other.Created, other.LastUpdated = a.Created.AddDate(0, -1, 0), a.Created.AddDate(0, -1, 0)
-	edit(r, func(ds *pkbsim.Dataset) { ds.Appointments = append(ds.Appointments, other) })
+	other := alsoBooked(r, a, "appt-other-series", a.Start.AddDate(0, 1, 0), a.Created.AddDate(0, -1, 0))
 
 	c := &chain{t: t, r: r}
 	c.watch(30*time.Minute, 12*time.Hour)
@@ -363,14 +353,7 @@ func TestHazardOneBookingIsNotEveryRequestsRebooking(t *testing.T) {
 	})
 	c.at(3*time.Hour, func() {
 		afterNo = c.status()
-		edit(r, func(ds *pkbsim.Dataset) {
-			n := a
-			n.ID, n.PlacerID, n.Status = "appt-team-rebooked", "placer-team-rebooked", "booked"
-			n.Start, n.End = a.Start.AddDate(0, 0, 14), a.End.AddDate(0, 0, 14)
-			n.Created, n.LastUpdated = c.env.Now(), c.env.Now()
-			ds.Appointments = append(ds.Appointments, n)
-			secondNew = n.ID
-		})
+		secondNew = alsoBooked(r, a, "appt-team-rebooked", a.Start.AddDate(0, 0, 14), c.env.Now()).ID
 	})
 	c.at(5*time.Hour, func() {
 		askedAgain = c.status()

@@ -104,8 +104,11 @@ func (r *feedRig) nhs(a pkbsim.Appointment) string {
 	return ""
 }
 
-func (r *feedRig) closed(a pkbsim.Appointment) bool {
-	d, err := r.tc.DescribeWorkflowExecution(context.Background(), r.wid(a), "")
+func (r *feedRig) closed(a pkbsim.Appointment) bool { return r.closedID(r.wid(a)) }
+
+// closedID says whether the request workflow id has completed.
+func (r *feedRig) closedID(id string) bool {
+	d, err := r.tc.DescribeWorkflowExecution(context.Background(), id, "")
 	return err == nil && d.WorkflowExecutionInfo.Status == enums.WORKFLOW_EXECUTION_STATUS_COMPLETED
 }
 

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -16,11 +15,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.temporal.io/api/enums/v1"
 
-	"github.com/rebookhq/rebook/internal/app"
-	"github.com/rebookhq/rebook/internal/config"
 	"github.com/rebookhq/rebook/internal/dev/pkbsim"
+	"github.com/rebookhq/rebook/internal/feed"
 	"github.com/rebookhq/rebook/internal/hl7"
 	"github.com/rebookhq/rebook/internal/subject"
 	"github.com/rebookhq/rebook/workflows"
@@ -32,54 +29,17 @@ import (
 // and changes nothing.
 func TestPASFeedClosesRequests(t *testing.T) {
 	const n = 12
-	// The watcher would check nobody for an hour: any close is the feed's.
-	s := start(t, n, func(c *config.Config) { c.FirstCheckAfter = time.Hour })
-	ctx := context.Background()
-	require.NoError(t, s.startSchedules(ctx))
-	waitFor(t, "all routed", limit(2*time.Minute), func() bool { return len(s.cards()) >= n })
-	time.Sleep(2 * time.Second) // the read model has every routed row
-
-	var cancels []pkbsim.Appointment
-	for _, e := range s.ds.Expect {
-		if e.Kind != pkbsim.KindRoutable || e.RequestType != subject.Cancel {
-			continue
-		}
-		for _, a := range s.ds.Appointments {
-			if a.ID == e.AppointmentID {
-				cancels = append(cancels, a)
-			}
-		}
-	}
+	// The watcher checks nobody for an hour: any close is the feed's.
+	r := routedForFeed(t, n)
+	s, f, ctx := r.stack, r.feed, context.Background()
+	cancels := r.requestsOf(subject.Cancel)
 	require.GreaterOrEqual(t, len(cancels), 2)
-	wid := func(a pkbsim.Appointment) string {
-		for _, e := range s.ds.Expect {
-			if e.AppointmentID == a.ID {
-				return workflows.RequestWorkflowID(e.MessageID)
-			}
-		}
-		t.Fatalf("no request for %s", a.ID)
-		return ""
-	}
-	closed := func(id string) bool {
-		d, err := s.tc.DescribeWorkflowExecution(ctx, id, "")
-		return err == nil && d.WorkflowExecutionInfo.Status == enums.WORKFLOW_EXECUTION_STATUS_COMPLETED
-	}
-	f := app.Feed(s.cfg, s.st, s.tc, quietLog(), nil)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	wid, closed := r.wid, r.closedID
+	conn, err := net.Dial("tcp", r.serveMLLP(feed.MLLPSecurity{}))
 	require.NoError(t, err)
-	fctx, stop := context.WithCancel(ctx)
-	t.Cleanup(stop)
-	go func() { _ = f.ServeMLLP(fctx, l) }()
-	conn, err := net.Dial("tcp", l.Addr().String())
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = conn.Close() })
-	r := bufio.NewReader(conn)
+	m := dialMLLP(t, conn)
 	send := func(msg string) *hl7.Message {
-		_, err := conn.Write(hl7.Frame([]byte(msg)))
-		require.NoError(t, err)
-		raw, err := hl7.ReadFrame(r)
-		require.NoError(t, err)
-		ack, err := hl7.Parse(raw)
+		ack, err := m.send(msg)
 		require.NoError(t, err)
 		return ack
 	}
@@ -187,11 +147,8 @@ func TestPASFeedClosesRequests(t *testing.T) {
 	require.NoError(t, s.sim.Cancel(d.ID))
 	unknownPlacer(d, "c5")
 	waitFor(t, "the hinted check to close the request PKB shows cancelled", limit(time.Minute), func() bool { return closed(wid(d)) })
-	var o workflows.Outcome
-	require.NoError(t, s.tc.GetWorkflow(ctx, wid(d), "").Get(ctx, &o))
-	assert.Contains(t, o.Note, "PKB shows", "closed on PKB's word, not the feed's")
-	require.NoError(t, s.tc.GetWorkflow(ctx, wid(a), "").Get(ctx, &o))
-	assert.Contains(t, o.Note, "The PAS feed shows", "closed on the feed's word, and says so")
+	assert.Contains(t, r.outcome(d).Note, "PKB shows", "closed on PKB's word, not the feed's")
+	assert.Contains(t, r.outcome(a).Note, "The PAS feed shows", "closed on the feed's word, and says so")
 	applied, stale, hinted, kept := f.Counts()
 	assert.EqualValues(t, 2, applied)
 	assert.Zero(t, stale)
