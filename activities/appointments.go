@@ -103,9 +103,9 @@ const (
 	// watchBudgetAt is the budget's clock (epoch ms): calls may be made
 	// while it is behind now, one per 1/CallsPerHour hour.
 	watchBudgetAt = "pkb-watch-budget-at"
-	// watchOrgWide is when the org-wide search was last probed (epoch ms),
-	// negative when PKB refused it.
-	watchOrgWide = "pkb-watch-org-wide"
+	// OrgWideProbeCursor is when the org-wide search was last probed
+	// (epoch ms), negative when PKB refused it.
+	OrgWideProbeCursor = "pkb-watch-org-wide"
 )
 
 // Watch modes, as WatchResult reports them.
@@ -368,7 +368,7 @@ func (a *AppointmentActivities) refund(ctx context.Context, at int64, n int) err
 // incomplete answer, or a refusal, keeps the watcher patient by patient;
 // a switch either way is told to the admins.
 func (a *AppointmentActivities) orgWideAllowed(ctx context.Context, now time.Time) (bool, error) {
-	last, err := a.Store.Cursor(ctx, watchOrgWide)
+	last, err := a.Store.Cursor(ctx, OrgWideProbeCursor)
 	if err != nil {
 		return false, err
 	}
@@ -387,7 +387,7 @@ func (a *AppointmentActivities) orgWideAllowed(ctx context.Context, now time.Tim
 	if !allowed {
 		at = -at
 	}
-	return allowed, a.Store.SetCursor(ctx, watchOrgWide, at)
+	return allowed, a.Store.SetCursor(ctx, OrgWideProbeCursor, at)
 }
 
 // probeOrgWide asks PKB for the appointments changed since a known

@@ -27,6 +27,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/enums/v1"
 
+	"github.com/rebookhq/rebook/activities"
 	"github.com/rebookhq/rebook/internal/app"
 	"github.com/rebookhq/rebook/internal/config"
 	"github.com/rebookhq/rebook/internal/dev/pkbsim"
@@ -64,6 +65,13 @@ func routedForFeed(t *testing.T, n int, tune ...func(*config.Config)) *feedRig {
 			}
 		}
 		return routed >= n
+	})
+	// The watcher's first run with a request open probes PKB once with
+	// an org-wide search; the tests count PKB calls after it.
+	waitFor(t, "the watcher's org-wide probe", limit(time.Minute), func() bool {
+		at, err := s.st.Cursor(context.Background(), activities.OrgWideProbeCursor)
+		require.NoError(t, err)
+		return at != 0
 	})
 	return &feedRig{stack: s, t: t, feed: app.Feed(s.cfg, s.st, s.tc, quietLog(), nil)}
 }
