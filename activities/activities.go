@@ -13,9 +13,6 @@ package activities
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"strings"
 
 	"go.temporal.io/sdk/activity"
 )
@@ -112,12 +109,6 @@ type Requests interface {
 // workflow names them. The workflow owns them; the wiring passes them in.
 type States struct {
 	Received, Routed, Triaged string
-}
-
-// Ref is the opaque reference shown in Slack for a message id.
-func Ref(messageID string) string {
-	h := sha256.Sum256([]byte(messageID))
-	return "RB-" + strings.ToUpper(hex.EncodeToString(h[:4]))
 }
 
 // Links makes Rebook's own URLs from REBOOK_PUBLIC_URL.

@@ -15,6 +15,7 @@ import (
 	"github.com/rebookhq/rebook/internal/card"
 	"github.com/rebookhq/rebook/internal/dev/pkbsim"
 	"github.com/rebookhq/rebook/internal/dev/testrig"
+	"github.com/rebookhq/rebook/internal/refs"
 	"github.com/rebookhq/rebook/internal/store"
 	"github.com/rebookhq/rebook/internal/subject"
 	"github.com/rebookhq/rebook/workflows"
@@ -250,7 +251,7 @@ func (r *rig) routedRequest(t *testing.T) (pkbsim.Expectation, pkbsim.Message, s
 			updated = &a.LastUpdated
 		}
 	}
-	require.NoError(t, r.Store.SaveRequest(context.Background(), store.Request{MessageID: m.ID, WorkflowID: wid, Ref: activities.Ref(m.ID),
+	require.NoError(t, r.Store.SaveRequest(context.Background(), store.Request{MessageID: m.ID, WorkflowID: wid, Ref: refs.New(),
 		State: workflows.StateRouted, RequestType: string(e.RequestType), AppointmentID: e.AppointmentID, PatientID: m.PatientID,
 		ReceivedAt: time.UnixMilli(m.Timestamp), AppointmentUpdatedAt: updated}))
 	return e, m, wid
@@ -424,9 +425,11 @@ func TestWatcherTellsTheAdminsOfARequestItCannotReach(t *testing.T) {
 		require.NoError(t, r.run(t, &res, r.Set.Appointments.WatchAppointments))
 		assert.Zero(t, res.Patients)
 	}
+	row, err := r.Store.Request(ctx, m.ID)
+	require.NoError(t, err)
 	told := 0
 	for _, msg := range r.Slack.Roots("rebook-admin") {
-		if strings.Contains(msg.Text, activities.Ref(m.ID)) && strings.Contains(msg.Text, "has not been checked in PKB") {
+		if strings.Contains(msg.Text, row.Ref) && strings.Contains(msg.Text, "has not been checked in PKB") {
 			told++
 		}
 	}

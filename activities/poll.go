@@ -109,7 +109,7 @@ func (a *PollActivities) start(ctx context.Context, r MessageRef, started *atomi
 		started.Add(1)
 		activity.GetMetricsHandler(ctx).Counter(metrics.RequestsStarted).Inc(1)
 	}
-	return a.Store.RecordReceived(ctx, store.Request{MessageID: r.ID, WorkflowID: wid, Ref: Ref(r.ID), State: a.States.Received,
+	return a.Store.RecordReceived(ctx, store.Request{MessageID: r.ID, WorkflowID: wid, State: a.States.Received,
 		ReceivedAt: time.UnixMilli(r.Timestamp).UTC()})
 }
 

@@ -114,7 +114,11 @@ func (a *RouteActivities) fallBack(ctx context.Context, in RouteInput, r Route, 
 // pick chooses the team: the first matching rule, or triage with the
 // reason when the workflow asks for it or no rule matches.
 func (a *RouteActivities) pick(ctx context.Context, in RouteInput) (Route, error) {
-	r := Route{Ref: Ref(in.MessageID), Triage: in.Triage, Reason: in.Reason}
+	ref, err := a.Store.RefFor(ctx, store.Request{MessageID: in.MessageID, WorkflowID: in.WorkflowID, State: a.States.Received, ReceivedAt: in.ReceivedAt})
+	if err != nil {
+		return Route{}, err
+	}
+	r := Route{Ref: ref, Triage: in.Triage, Reason: in.Reason}
 	if !r.Triage {
 		rules, err := a.Store.Rules(ctx)
 		if err != nil {

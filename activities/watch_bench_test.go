@@ -11,6 +11,7 @@ import (
 	"github.com/rebookhq/rebook/activities"
 	"github.com/rebookhq/rebook/internal/dev/pkbsim"
 	"github.com/rebookhq/rebook/internal/dev/testrig"
+	"github.com/rebookhq/rebook/internal/refs"
 	"github.com/rebookhq/rebook/internal/store"
 	"github.com/rebookhq/rebook/workflows"
 )
@@ -72,7 +73,7 @@ func waitDays(t testing.TB, r *testrig.Rig, n, days int) waited {
 		id := fmt.Sprintf("wait-%05d", i)
 		patient := fmt.Sprintf("patient-%05d", i/2)
 		require.NoError(t, r.Store.SaveRequest(ctx, store.Request{MessageID: id, WorkflowID: workflows.RequestWorkflowID(id),
-			Ref: activities.Ref(id), State: workflows.StateRouted, RequestType: "cancel", AppointmentID: "appt-" + id,
+			Ref: refs.New(), State: workflows.StateRouted, RequestType: "cancel", AppointmentID: "appt-" + id,
 			PatientID: patient, SpecialtyCode: "320", ReceivedAt: now.Add(-7 * 24 * time.Hour)}))
 		next := now.Add(time.Duration(i) * 4 * time.Hour / time.Duration(n))
 		require.NoError(t, r.Store.ScheduleCheck(ctx, id, next, 4*time.Hour, time.Time{}))
@@ -119,7 +120,7 @@ func TestWatcherNeverExceedsItsBudget(t *testing.T) {
 	for i := range 300 {
 		id := fmt.Sprintf("bench-%05d", i)
 		require.NoError(t, r.Store.SaveRequest(ctx, store.Request{MessageID: id, WorkflowID: workflows.RequestWorkflowID(id),
-			Ref: activities.Ref(id), State: workflows.StateRouted, RequestType: "cancel", AppointmentID: "appt-" + id,
+			Ref: refs.New(), State: workflows.StateRouted, RequestType: "cancel", AppointmentID: "appt-" + id,
 			PatientID: fmt.Sprintf("patient-%05d", i/2), SpecialtyCode: "320", ReceivedAt: now}))
 		first := now.Add(-time.Duration(i%60) * time.Minute).Add(5 * time.Minute)
 		require.NoError(t, r.Store.ScheduleCheck(ctx, id, first, 5*time.Minute, now.Add(48*time.Hour)))

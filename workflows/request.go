@@ -859,7 +859,7 @@ func (r *request) continueAsNew(ctx workflow.Context, signals workflow.ReceiveCh
 // builder for the first post and every redraw.
 func (r *request) card() card.Card {
 	c := card.Card{
-		Ref: activities.Ref(r.ref.ID), WorkflowID: r.wfID, RequestType: r.facts.Type, Specialty: r.match.Specialty, Clinic: r.match.Clinic,
+		Ref: r.route.Ref, WorkflowID: r.wfID, RequestType: r.facts.Type, Specialty: r.match.Specialty, Clinic: r.match.Clinic,
 		Start: r.facts.Start, ReceivedAt: r.facts.ReceivedAt, Triage: r.route.Triage, Reason: r.route.Reason, Flags: r.flags,
 		State: card.Open, ClaimedBy: r.claimed,
 	}

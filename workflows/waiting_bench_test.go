@@ -11,6 +11,7 @@ import (
 
 	"github.com/rebookhq/rebook/activities"
 	"github.com/rebookhq/rebook/internal/dev/testrig"
+	"github.com/rebookhq/rebook/internal/refs"
 	"github.com/rebookhq/rebook/internal/store"
 	"github.com/rebookhq/rebook/internal/subject"
 	"github.com/rebookhq/rebook/workflows"
@@ -64,7 +65,7 @@ func waitingHistory(t testing.TB, n int) (eventsPerDay, signalsPerDay float64, t
 	for i := range n - 1 {
 		id := fmt.Sprintf("other-%05d", i)
 		require.NoError(t, r.Store.SaveRequest(ctx, store.Request{MessageID: id, WorkflowID: workflows.RequestWorkflowID(id),
-			Ref: activities.Ref(id), State: workflows.StateRouted, RequestType: "cancel", AppointmentID: "appt-" + id,
+			Ref: refs.New(), State: workflows.StateRouted, RequestType: "cancel", AppointmentID: "appt-" + id,
 			PatientID: fmt.Sprintf("other-patient-%05d", i/2), SpecialtyCode: "320", ReceivedAt: start.Add(-7 * 24 * time.Hour)}))
 		next := start.Add(time.Duration(i) * 4 * time.Hour / time.Duration(n))
 		require.NoError(t, r.Store.ScheduleCheck(ctx, id, next, 4*time.Hour, time.Time{}))

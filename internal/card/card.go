@@ -23,7 +23,7 @@ func (s State) Actionable() bool { return s == "" || s == Open || s == Claimed }
 
 // Card is what a request's message shows.
 type Card struct {
-	Ref          string // opaque reference, e.g. RB-1A2B3C4D
+	Ref          string // opaque reference, e.g. RB-7KQ2-M9XD (internal/refs)
 	WorkflowID   string // the buttons' value
 	RequestType  string // cancel, change, or empty when unreadable
 	Specialty    string

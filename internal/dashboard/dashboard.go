@@ -203,6 +203,10 @@ func (d *dashboard) find(w http.ResponseWriter, r *http.Request) (store.Request,
 		http.NotFound(w, r)
 		return req, u, false
 	}
+	if errors.Is(err, store.ErrAmbiguousRef) {
+		http.Error(w, "two requests share this older reference: find the request in the list by its team and date", http.StatusConflict)
+		return req, u, false
+	}
 	if err != nil {
 		http.Error(w, "could not read the request; try again", http.StatusInternalServerError)
 		return req, u, false

@@ -85,10 +85,10 @@ func newRig(t *testing.T, p dashboard.Patients) *rig {
 	now := time.Now()
 	due := now.Add(-time.Hour)
 	for _, q := range []store.Request{
-		{MessageID: "c1", Ref: "RB-C1", Team: "Cardiology", Specialty: "Cardiology", RequestType: "cancel", State: workflows.StateRouted, ReceivedAt: now.Add(-3 * time.Hour)},
-		{MessageID: "c2", Ref: "RB-C2", Team: "Cardiology", Specialty: "Cardiology", RequestType: "change", State: workflows.StateRouted, ReceivedAt: now.Add(-30 * time.Minute)},
-		{MessageID: "d1", Ref: "RB-D1", Team: "Dermatology", Specialty: "Dermatology", RequestType: "change", State: workflows.StateRouted, ReceivedAt: now.Add(-2 * time.Hour)},
-		{MessageID: "t1", Ref: "RB-T1", Triage: true, Reason: "no appointment matched", State: workflows.StateTriaged, ReceivedAt: now.Add(-5 * time.Hour)},
+		{MessageID: "c1", Ref: "RB-CCCC-0001", Team: "Cardiology", Specialty: "Cardiology", RequestType: "cancel", State: workflows.StateRouted, ReceivedAt: now.Add(-3 * time.Hour)},
+		{MessageID: "c2", Ref: "RB-CCCC-0002", Team: "Cardiology", Specialty: "Cardiology", RequestType: "change", State: workflows.StateRouted, ReceivedAt: now.Add(-30 * time.Minute)},
+		{MessageID: "d1", Ref: "RB-DDDD-0001", Team: "Dermatology", Specialty: "Dermatology", RequestType: "change", State: workflows.StateRouted, ReceivedAt: now.Add(-2 * time.Hour)},
+		{MessageID: "t1", Ref: "RB-TTTT-0001", Triage: true, Reason: "no appointment matched", State: workflows.StateTriaged, ReceivedAt: now.Add(-5 * time.Hour)},
 	} {
 		q.WorkflowID = workflows.RequestWorkflowID(q.MessageID)
 		require.NoError(t, st.SaveRequest(ctx, q))
@@ -102,36 +102,36 @@ func TestStaffSeeTheirTeamsRequestsOnly(t *testing.T) {
 	sam := webclient.New(t, r.srv.URL).SignIn("sam")
 	resp, page := sam.Get("/requests")
 	require.Equal(t, http.StatusOK, resp.StatusCode)
-	assert.Contains(t, page, "RB-C1")
-	assert.Contains(t, page, "RB-C2")
-	assert.NotContains(t, page, "RB-D1", "another team's request")
-	assert.NotContains(t, page, "RB-T1", "triage is not a staff team's")
+	assert.Contains(t, page, "RB-CCCC-0001")
+	assert.Contains(t, page, "RB-CCCC-0002")
+	assert.NotContains(t, page, "RB-DDDD-0001", "another team's request")
+	assert.NotContains(t, page, "RB-TTTT-0001", "triage is not a staff team's")
 	assert.Contains(t, page, "overdue by 1 h", "age against SLA")
 
-	resp, _ = sam.Get("/requests/RB-D1")
+	resp, _ = sam.Get("/requests/RB-DDDD-0001")
 	assert.Equal(t, http.StatusForbidden, resp.StatusCode, "another team's request page")
-	resp, _ = sam.Form("/requests/RB-D1/action", url.Values{"action": {workflows.ActionClaim}})
+	resp, _ = sam.Form("/requests/RB-DDDD-0001/action", url.Values{"action": {workflows.ActionClaim}})
 	assert.Equal(t, http.StatusForbidden, resp.StatusCode, "another team's request cannot be claimed")
-	resp, _ = sam.Form("/requests/RB-D1/patient", nil)
+	resp, _ = sam.Form("/requests/RB-DDDD-0001/patient", nil)
 	assert.Equal(t, http.StatusForbidden, resp.StatusCode, "another team's patient")
 	assert.Empty(t, r.acts.got)
 
 	// Filters live in the URL, and the self-refresh asks for the rows
 	// with the same filters.
 	_, page = sam.Get("/requests?type=change")
-	assert.Contains(t, page, "RB-C2")
-	assert.NotContains(t, page, "RB-C1")
+	assert.Contains(t, page, "RB-CCCC-0002")
+	assert.NotContains(t, page, "RB-CCCC-0001")
 	assert.Contains(t, page, `data-refresh="/requests?part=rows&amp;type=change"`)
 	_, rows := sam.Get("/requests?part=rows&age=1h")
-	assert.Contains(t, rows, "RB-C1")
-	assert.NotContains(t, rows, "RB-C2", "younger than an hour")
+	assert.Contains(t, rows, "RB-CCCC-0001")
+	assert.NotContains(t, rows, "RB-CCCC-0002", "younger than an hour")
 	assert.NotContains(t, rows, "<html", "only the rows")
 	_, page = sam.Get("/requests?team=Dermatology")
-	assert.NotContains(t, page, "RB-D1", "a staff member's team filter cannot widen their view")
+	assert.NotContains(t, page, "RB-DDDD-0001", "a staff member's team filter cannot widen their view")
 
 	olive := webclient.New(t, r.srv.URL).SignIn("olive")
 	_, page = olive.Get("/requests")
-	for _, ref := range []string{"RB-C1", "RB-C2", "RB-D1", "RB-T1"} {
+	for _, ref := range []string{"RB-CCCC-0001", "RB-CCCC-0002", "RB-DDDD-0001", "RB-TTTT-0001"} {
 		assert.Contains(t, page, ref, "an operator sees every team")
 	}
 	assert.Contains(t, page, "no appointment matched", "the triage reason")
@@ -140,14 +140,14 @@ func TestStaffSeeTheirTeamsRequestsOnly(t *testing.T) {
 func TestActionsFromTheWeb(t *testing.T) {
 	r := newRig(t, patients{})
 	sam := webclient.New(t, r.srv.URL).SignIn("sam")
-	_, page := sam.Get("/requests/RB-C1")
+	_, page := sam.Get("/requests/RB-CCCC-0001")
 	assert.Contains(t, page, `href="http://ui.test/namespaces/default/workflows/`+workflows.RequestWorkflowID("c1")+`"`)
 
-	resp, _ := sam.Post("/requests/RB-C1/action", url.Values{"action": {workflows.ActionClaim}})
+	resp, _ := sam.Post("/requests/RB-CCCC-0001/action", url.Values{"action": {workflows.ActionClaim}})
 	assert.Equal(t, http.StatusForbidden, resp.StatusCode, "no CSRF token, no action")
 	assert.Empty(t, r.acts.got)
 
-	resp, _ = sam.Form("/requests/RB-C1/action", url.Values{"action": {workflows.ActionClaim}})
+	resp, _ = sam.Form("/requests/RB-CCCC-0001/action", url.Values{"action": {workflows.ActionClaim}})
 	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
 	_, page = sam.Get(resp.Header.Get("Location"))
 	assert.Contains(t, page, "You have claimed it.")
@@ -155,19 +155,19 @@ func TestActionsFromTheWeb(t *testing.T) {
 	assert.Equal(t, workflows.StaffAction{Action: workflows.ActionClaim, User: "sam"}, r.acts.got[0], "the workflow update the Slack button sends, as the signed-in person")
 	assert.Equal(t, workflows.RequestWorkflowID("c1"), r.acts.wfID[0])
 
-	resp, _ = sam.Form("/requests/RB-C1/action", url.Values{"action": {workflows.ActionClaim}})
+	resp, _ = sam.Form("/requests/RB-CCCC-0001/action", url.Values{"action": {workflows.ActionClaim}})
 	_, page = sam.Get(resp.Header.Get("Location"))
 	assert.Contains(t, page, "Not done: already claimed by sam", "a refusal is shown to the person")
 
-	resp, _ = sam.Form("/requests/RB-C1/action", url.Values{"action": {workflows.ActionCantAction}, "reason": {"  "}})
+	resp, _ = sam.Form("/requests/RB-CCCC-0001/action", url.Values{"action": {workflows.ActionCantAction}, "reason": {"  "}})
 	_, page = sam.Get(resp.Header.Get("Location"))
 	assert.Contains(t, page, "Say why it can")
 	assert.Len(t, r.acts.got, 1, "Can't action needs a typed reason")
-	sam.Form("/requests/RB-C1/action", url.Values{"action": {workflows.ActionCantAction}, "reason": {"patient has moved away"}})
+	sam.Form("/requests/RB-CCCC-0001/action", url.Values{"action": {workflows.ActionCantAction}, "reason": {"patient has moved away"}})
 	require.Len(t, r.acts.got, 2)
 	assert.Equal(t, "patient has moved away", r.acts.got[1].Note)
 
-	resp, _ = sam.Form("/requests/RB-C1/action", url.Values{"action": {"delete"}})
+	resp, _ = sam.Form("/requests/RB-CCCC-0001/action", url.Values{"action": {"delete"}})
 	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
 }
 
@@ -175,12 +175,12 @@ func TestPatientDetailsOnlyOnRequestAndEachViewAudited(t *testing.T) {
 	r := newRig(t, patients{})
 	sam := webclient.New(t, r.srv.URL).SignIn("sam")
 	_, list := sam.Get("/requests")
-	_, page := sam.Get("/requests/RB-C1")
+	_, page := sam.Get("/requests/RB-CCCC-0001")
 	for _, p := range []string{list, page} {
 		assert.NotContains(t, p, "943 476 5919")
 		assert.NotContains(t, p, "Lovelace")
 	}
-	resp, page := sam.Form("/requests/RB-C1/patient", nil)
+	resp, page := sam.Form("/requests/RB-CCCC-0001/patient", nil)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Contains(t, page, "943 476 5919")
 	assert.Contains(t, page, "Ada Lovelace")
@@ -190,26 +190,26 @@ func TestPatientDetailsOnlyOnRequestAndEachViewAudited(t *testing.T) {
 	require.Len(t, trail, 1)
 	assert.Equal(t, "sam", trail[0].Actor)
 	assert.Equal(t, dashboard.ActionViewedPatient, trail[0].Action)
-	_, page = sam.Get("/requests/RB-C1")
+	_, page = sam.Get("/requests/RB-CCCC-0001")
 	assert.Contains(t, page, dashboard.ActionViewedPatient, "the view is on the request's timeline")
 
 	// PKB refuses: the page says so, and the attempt is still audited.
 	r2 := newRig(t, patients{err: errors.New("PKB said 503")})
 	sam = webclient.New(t, r2.srv.URL).SignIn("sam")
-	_, page = sam.Form("/requests/RB-C1/patient", nil)
+	_, page = sam.Form("/requests/RB-CCCC-0001/patient", nil)
 	assert.Contains(t, page, "PKB did not give the patient&#39;s details")
 	assert.NotContains(t, page, "Lovelace")
 
 	// Once retention has redacted the closed request, its patient is not
 	// looked up: the page says why, and keeps the timeline.
 	ctx := context.Background()
-	_, err = r.st.Pool().Exec(ctx, `UPDATE requests SET closed_at = now() - interval '100 days' WHERE ref = 'RB-C1'`)
+	_, err = r.st.Pool().Exec(ctx, `UPDATE requests SET closed_at = now() - interval '100 days' WHERE ref = 'RB-CCCC-0001'`)
 	require.NoError(t, err)
 	n, err := r.st.RedactClosed(ctx, time.Now().AddDate(0, 0, -90), 10, 90)
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
 	sam = webclient.New(t, r.srv.URL).SignIn("sam")
-	_, page = sam.Form("/requests/RB-C1/patient", nil)
+	_, page = sam.Form("/requests/RB-CCCC-0001/patient", nil)
 	assert.Contains(t, page, "patient identifiers were removed on")
 	assert.NotContains(t, page, "Lovelace")
 	assert.Contains(t, page, dashboard.ActionViewedPatient, "the earlier view is still on the timeline")
@@ -294,17 +294,17 @@ func TestRebookingQuestionOnTheWeb(t *testing.T) {
 	ctx := context.Background()
 	wid := workflows.RequestWorkflowID("c2")
 	sam := webclient.New(t, r.srv.URL).SignIn("sam")
-	_, page := sam.Get("/requests/RB-C2")
+	_, page := sam.Get("/requests/RB-CCCC-0002")
 	assert.NotContains(t, page, "Is this the rebooking?", "no question asked")
 
 	require.NoError(t, r.st.Audit(ctx, store.AuditEntry{Actor: "rebook", Action: workflows.AuditRebookingAsked, Subject: wid,
 		Detail: map[string]string{"appointment": "appt-new-1", "when": "Tue 9 Mar 2027 at 10:30", "clinic": "Cardiology Outpatients", "why": "another request of this patient in this specialty is waiting"}}))
-	_, page = sam.Get("/requests/RB-C2")
+	_, page = sam.Get("/requests/RB-CCCC-0002")
 	assert.Contains(t, page, "Is this the rebooking?")
 	assert.Contains(t, page, "Tue 9 Mar 2027 at 10:30, Cardiology Outpatients")
 	assert.Contains(t, page, "another request of this patient in this specialty is waiting")
 
-	resp, _ := sam.Form("/requests/RB-C2/action", url.Values{"action": {workflows.ActionRebookingNo}, "candidate": {"appt-new-1"}})
+	resp, _ := sam.Form("/requests/RB-CCCC-0002/action", url.Values{"action": {workflows.ActionRebookingNo}, "candidate": {"appt-new-1"}})
 	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
 	require.Len(t, r.acts.got, 1)
 	assert.Equal(t, workflows.StaffAction{Action: workflows.ActionRebookingNo, User: "sam", Candidate: "appt-new-1"}, r.acts.got[0])
@@ -312,7 +312,7 @@ func TestRebookingQuestionOnTheWeb(t *testing.T) {
 
 	// The workflow audits the answer; the page no longer asks.
 	require.NoError(t, r.st.Audit(ctx, store.AuditEntry{Actor: "sam", Action: workflows.ActionRebookingNo, Subject: wid, Detail: map[string]string{"appointment": "appt-new-1"}}))
-	_, page = sam.Get("/requests/RB-C2")
+	_, page = sam.Get("/requests/RB-CCCC-0002")
 	assert.NotContains(t, page, "Is this the rebooking?")
 }
 
@@ -325,13 +325,13 @@ func TestSecurityStaffWithoutTeamsSeeNothing(t *testing.T) {
 	for _, path := range []string{"/requests", "/requests?team=Cardiology", "/requests?part=rows", "/requests?state=any"} {
 		resp, page := nat.Get(path)
 		require.Equal(t, http.StatusOK, resp.StatusCode, path)
-		for _, ref := range []string{"RB-C1", "RB-C2", "RB-D1", "RB-T1"} {
+		for _, ref := range []string{"RB-CCCC-0001", "RB-CCCC-0002", "RB-DDDD-0001", "RB-TTTT-0001"} {
 			assert.NotContains(t, page, ref, "%s shows %s", path, ref)
 		}
 	}
 	_, page := nat.Get("/requests")
 	assert.Contains(t, page, "names no team")
-	resp, _ := nat.Get("/requests/RB-C1")
+	resp, _ := nat.Get("/requests/RB-CCCC-0001")
 	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
 }
 
@@ -341,14 +341,32 @@ func TestSecurityPageMessagesAreRebooksOwn(t *testing.T) {
 	r := newRig(t, patients{})
 	sam := webclient.New(t, r.srv.URL).SignIn("sam")
 	const lure = "Call IT on 0800 000 0000 with your password"
-	_, page := sam.Get("/requests/RB-C1?said=" + url.QueryEscape(lure) + "&problem=" + url.QueryEscape(lure))
+	_, page := sam.Get("/requests/RB-CCCC-0001?said=" + url.QueryEscape(lure) + "&problem=" + url.QueryEscape(lure))
 	assert.NotContains(t, page, "0800 000 0000", "the URL's text is not the page's")
 
-	resp, _ := sam.Form("/requests/RB-C1/action", url.Values{"action": {workflows.ActionClaim}})
+	resp, _ := sam.Form("/requests/RB-CCCC-0001/action", url.Values{"action": {workflows.ActionClaim}})
 	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
-	assert.Equal(t, "/requests/RB-C1", resp.Header.Get("Location"), "the outcome is not in the URL")
+	assert.Equal(t, "/requests/RB-CCCC-0001", resp.Header.Get("Location"), "the outcome is not in the URL")
 	_, page = sam.Get(resp.Header.Get("Location"))
 	assert.Contains(t, page, "You have claimed it.")
-	_, page = sam.Get("/requests/RB-C1")
+	_, page = sam.Get("/requests/RB-CCCC-0001")
 	assert.NotContains(t, page, "You have claimed it.", "shown once")
+}
+
+// Issue 23, finding 14: a reference two requests share (only the old
+// 32-bit ones can) shows neither patient; a reference typed in lower case
+// or without its dashes finds its request.
+func TestSecurityAmbiguousReferenceShowsNoRequest(t *testing.T) {
+	r := newRig(t, patients{})
+	for _, id := range []string{"c8", "c9"} {
+		require.NoError(t, r.st.SaveRequest(context.Background(), store.Request{MessageID: id, WorkflowID: workflows.RequestWorkflowID(id),
+			Ref: "RB-0A1B2C3D", Team: "Cardiology", Specialty: "Cardiology", RequestType: "cancel", State: workflows.StateRouted, ReceivedAt: time.Now()}))
+	}
+	sam := webclient.New(t, r.srv.URL).SignIn("sam")
+	resp, page := sam.Get("/requests/RB-0A1B2C3D")
+	assert.Equal(t, http.StatusConflict, resp.StatusCode)
+	assert.Contains(t, page, "two requests share this older reference")
+	resp, page = sam.Get("/requests/rb-cccc-0001")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, page, "RB-CCCC-0001")
 }

@@ -24,7 +24,6 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
-	"github.com/rebookhq/rebook/activities"
 	"github.com/rebookhq/rebook/internal/app"
 	"github.com/rebookhq/rebook/internal/config"
 	"github.com/rebookhq/rebook/internal/dev/devserver"
@@ -233,9 +232,15 @@ func TestTwoHundredRequestsEndToEnd(t *testing.T) {
 	require.Len(t, cards, n)
 
 	// Where each went: the team its rules name, or triage with a reason.
-	expect := map[string]pkbsim.Expectation{}
+	byMessage := map[string]pkbsim.Expectation{}
 	for _, e := range s.ds.Expect {
-		expect[activities.Ref(e.MessageID)] = e
+		byMessage[e.MessageID] = e
+	}
+	rows, err := s.st.AllRequests(ctx)
+	require.NoError(t, err)
+	expect := map[string]pkbsim.Expectation{}
+	for _, row := range rows {
+		expect[row.Ref] = byMessage[row.MessageID]
 	}
 	triaged := 0
 	for ref, ms := range cards {
@@ -260,7 +265,7 @@ func TestTwoHundredRequestsEndToEnd(t *testing.T) {
 	cards = s.closeAll(t, n, limit(5*time.Minute))
 
 	// The read model agrees with Temporal.
-	rows, err := s.st.AllRequests(ctx)
+	rows, err = s.st.AllRequests(ctx)
 	require.NoError(t, err)
 	require.Len(t, rows, n)
 	states := map[string]int{}

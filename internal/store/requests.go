@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/rebookhq/rebook/internal/refs"
 )
 
 // Request is a row of the request read model. PatientID is PKB's opaque
@@ -107,13 +110,30 @@ func (s *Store) SaveRequest(ctx context.Context, r Request) error {
 // RecordReceived inserts a request's first row, and leaves a row already
 // there as it is.
 func (s *Store) RecordReceived(ctx context.Context, r Request) error {
-	_, err := s.pool.Exec(ctx, `
-		INSERT INTO requests (message_id, workflow_id, ref, state, received_at) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (message_id) DO NOTHING`, r.MessageID, r.WorkflowID, r.Ref, r.State, r.ReceivedAt)
-	if err != nil {
-		return fmt.Errorf("store: record received request: %w", err)
+	_, err := s.RefFor(ctx, r)
+	return err
+}
+
+// RefFor records the request as received, as RecordReceived does, and
+// returns its reference: the one it already has, or a new one (r.Ref is
+// ignored). A new reference that another request holds is drawn again.
+func (s *Store) RefFor(ctx context.Context, r Request) (string, error) {
+	for range 5 {
+		var ref string
+		err := s.pool.QueryRow(ctx, `
+			INSERT INTO requests (message_id, workflow_id, ref, state, received_at) VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (message_id) DO UPDATE SET ref = CASE WHEN requests.ref = '' THEN EXCLUDED.ref ELSE requests.ref END
+			RETURNING ref`, r.MessageID, r.WorkflowID, refs.New(), r.State, r.ReceivedAt).Scan(&ref)
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == uniqueViolation && pe.ConstraintName == "requests_ref_unique" {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("store: record received request: %w", err)
+		}
+		return ref, nil
 	}
-	return nil
+	return "", errors.New("store: record received request: five new references in a row were taken")
 }
 
 // KnownRequests says which of these message ids the read model has.
@@ -145,16 +165,31 @@ func (s *Store) Request(ctx context.Context, messageID string) (Request, error) 
 	return r, nil
 }
 
-// RequestByRef reads one request by its opaque reference.
+// uniqueViolation is PostgreSQL's SQLSTATE for a unique index refusing a row.
+const uniqueViolation = "23505"
+
+// ErrAmbiguousRef is a reference two requests share: only references made
+// before they were unique can.
+var ErrAmbiguousRef = errors.New("store: more than one request has this reference")
+
+// RequestByRef reads one request by its reference, as staff typed it
+// (refs.Forms). It refuses, with ErrAmbiguousRef, rather than pick one of
+// two requests.
 func (s *Store) RequestByRef(ctx context.Context, ref string) (Request, error) {
-	r, err := scanRequest(s.pool.QueryRow(ctx, `SELECT `+requestColumns+` FROM requests WHERE ref = $1`, ref))
-	if errors.Is(err, pgx.ErrNoRows) {
+	forms := refs.Forms(ref)
+	if len(forms) == 0 {
 		return Request{}, ErrNotFound
 	}
-	if err != nil {
-		return Request{}, fmt.Errorf("store: read request: %w", err)
+	rows, err := s.requests(ctx, "read request", `WHERE ref = ANY($1) LIMIT 2`, forms)
+	switch {
+	case err != nil:
+		return Request{}, err
+	case len(rows) == 0:
+		return Request{}, ErrNotFound
+	case len(rows) > 1:
+		return Request{}, ErrAmbiguousRef
 	}
-	return r, nil
+	return rows[0], nil
 }
 
 // AllRequests returns every request, oldest first.

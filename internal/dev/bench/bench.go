@@ -32,7 +32,6 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/rebookhq/rebook/activities"
 	"github.com/rebookhq/rebook/internal/app"
 	"github.com/rebookhq/rebook/internal/config"
 	"github.com/rebookhq/rebook/internal/dev/child"
@@ -278,9 +277,11 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	// Steady arrivals.
 	say("arrivals: %d at %.1f a second", o.Arrivals, o.Rate)
 	released := map[string]time.Time{}
+	// Released by message id; posted by reference, read back from the
+	// read model once every card is up.
 	byStamp := map[int64]string{}
 	for _, msg := range ds.Messages {
-		byStamp[msg.Timestamp] = activities.Ref(msg.ID)
+		byStamp[msg.Timestamp] = msg.ID
 	}
 	tick := time.NewTicker(time.Duration(float64(time.Second) / o.Rate))
 	for i := o.Requests; i < len(stamps); i++ {
@@ -296,10 +297,18 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if err := child.Until(ctx, o.Timeout, func() bool { return countPosted() >= o.Requests+o.Arrivals }); err != nil {
 		return res, fmt.Errorf("arrivals: %d of %d posted: %w", countPosted()-o.Requests, o.Arrivals, err)
 	}
+	rows, err := st.AllRequests(ctx)
+	if err != nil {
+		return res, err
+	}
+	refOf := make(map[string]string, len(rows))
+	for _, row := range rows {
+		refOf[row.MessageID] = row.Ref
+	}
 	var lat []float64
 	mu.Lock()
-	for ref, at := range released {
-		if p, ok := posted[ref]; ok {
+	for id, at := range released {
+		if p, ok := posted[refOf[id]]; ok {
 			lat = append(lat, p.Sub(at).Seconds())
 		}
 	}

@@ -36,7 +36,6 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
-	"github.com/rebookhq/rebook/activities"
 	"github.com/rebookhq/rebook/internal/app"
 	"github.com/rebookhq/rebook/internal/config"
 	"github.com/rebookhq/rebook/internal/dev/child"
@@ -636,7 +635,11 @@ func (r *run) check(ctx context.Context) error {
 		}
 	}
 	for _, m := range r.ds.Messages {
-		id, ref := workflows.RequestWorkflowID(m.ID), activities.Ref(m.ID)
+		id := workflows.RequestWorkflowID(m.ID)
+		ref := byID[id].Ref
+		if ref == "" {
+			ref = id // no row: named by its workflow
+		}
 		d, err := r.tc.DescribeWorkflowExecution(ctx, id, "")
 		var nf *serviceerror.NotFound
 		switch {
