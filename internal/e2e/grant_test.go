@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/enums/v1"
 
+	"github.com/rebookhq/rebook/internal/dev/clinician"
 	"github.com/rebookhq/rebook/internal/dev/pkbsim"
 	"github.com/rebookhq/rebook/internal/wfclient"
 	"github.com/rebookhq/rebook/workflows"
@@ -97,7 +98,8 @@ func TestRevokedGrantPausesThenResumes(t *testing.T) {
 	// A clinician follows the link and approves.
 	link := ask[strings.Index(ask, "http"):]
 	link = strings.Fields(link)[0]
-	resp, _ := follow(t, link)
+	resp, _, err := clinician.ConfirmGrant(noRedirect, link)
+	require.NoError(t, err)
 	require.Equal(t, http.StatusFound, resp.StatusCode)
 	consent := resp.Header.Get("Location")
 	resp, body := follow(t, consent)

@@ -1,7 +1,10 @@
 // Package grantflow is how a clinician grants Rebook access to PKB:
 // /oauth/start, opened from a single-use grant link an admin was given
-// (`starter grant-link`, or the admins' Slack alert), sends them to PKB's
-// consent page with a fresh single-use state, and /oauth/callback checks
+// (`starter grant-link`, or the admins' Slack alert), asks first: a GET
+// only shows what will happen, since mail and chat link scanners open
+// links too. Its button (a POST carrying a CSRF token) spends the link and
+// sends the clinician to PKB's consent page with a fresh single-use state,
+// and /oauth/callback checks
 // that state, exchanges the code and stores the token pair sealed. Without
 // a live link /oauth/start answers 401: nobody else can replace the trust's
 // grant. A denied, replayed, expired or forged callback is refused with a
@@ -10,11 +13,17 @@ package grantflow
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"html/template"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
+
+	"golang.org/x/oauth2"
 
 	"github.com/rebookhq/rebook/internal/pkb"
 	"github.com/rebookhq/rebook/internal/pkbauth"
@@ -36,7 +45,8 @@ type Handler struct {
 
 // Register mounts the two paths on m.
 func (h *Handler) Register(m *http.ServeMux) {
-	m.HandleFunc("GET /oauth/start", h.start)
+	m.HandleFunc("GET /oauth/start", h.confirm)
+	m.HandleFunc("POST /oauth/start", h.start)
 	m.HandleFunc("GET /oauth/callback", h.callback)
 }
 
@@ -61,24 +71,79 @@ const LinkTTL = 30 * time.Minute
 // LinkParam is the query parameter of /oauth/start that carries the link.
 const LinkParam = "link"
 
-func (h *Handler) start(w http.ResponseWriter, r *http.Request) {
+var confirmTmpl = template.Must(template.New("confirm").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Rebook: grant access to PKB</title>
+<style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;line-height:1.5}</style></head>
+<body><h1>Grant Rebook access to PKB</h1>
+<p>Rebook reads your teams' appointment-request messages in Patients Know Best, and the appointments and patient records they concern (PKB scope CLINICIAN), so it can route each request to the team that acts on it.</p>
+<p>Continue only if you are the clinician asked to grant access. PKB will ask you to sign in and approve. Rebook records which PKB account granted access, when PKB names it.</p>
+<p>This link was made for {{.IssuedBy}}. It works once.</p>
+<form method="post" action="/oauth/start">
+<input type="hidden" name="` + LinkParam + `" value="{{.Link}}">
+<input type="hidden" name="csrf" value="{{.CSRF}}">
+<button type="submit">Continue to PKB</button>
+</form></body></html>
+`))
+
+// csrfCookie carries the confirm page's token back with its POST. The
+// grant page has no signed-in session to hang a token on, so the token is
+// a double-submitted cookie: another site can make a browser post the
+// form but cannot read or set this cookie.
+const csrfCookie = "rebook_grant_csrf"
+
+// confirm answers the GET of a grant link with what pressing on will do.
+// It spends nothing: a scanner that fetches the link leaves it working.
+func (h *Handler) confirm(w http.ResponseWriter, r *http.Request) {
 	link := r.URL.Query().Get(LinkParam)
-	if link == "" {
-		page(w, http.StatusUnauthorized, "A grant link is needed", "Only an admin can start Rebook's access to PKB.", again)
+	issuedBy, ok := h.checkLink(w, r, link, h.Store.PeekGrantLink)
+	if !ok {
 		return
 	}
-	issuedBy, err := h.Store.ConsumeGrantLink(r.Context(), link, h.OAuth.ClientID)
+	token := random()
+	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: token, Path: "/oauth/start", MaxAge: int(LinkTTL / time.Second),
+		HttpOnly: true, Secure: r.TLS != nil || strings.HasPrefix(h.OAuth.RedirectURL, "https:"), SameSite: http.SameSiteStrictMode})
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = confirmTmpl.Execute(w, map[string]string{"Link": link, "CSRF": token, "IssuedBy": issuedBy})
+}
+
+// checkLink answers for a missing, unknown, spent or expired link, and
+// otherwise says who the link was made for.
+func (h *Handler) checkLink(w http.ResponseWriter, r *http.Request, link string, look func(context.Context, string, string) (string, error)) (string, bool) {
+	if link == "" {
+		page(w, http.StatusUnauthorized, "A grant link is needed", "Only an admin can start Rebook's access to PKB.", again)
+		return "", false
+	}
+	issuedBy, err := look(r.Context(), link, h.OAuth.ClientID)
 	switch {
 	case errors.Is(err, store.ErrLinkUnknown) || errors.Is(err, store.ErrLinkExpired):
 		h.Log.Warn("oauth start refused: grant link unknown, used or expired")
 		page(w, http.StatusUnauthorized, "This grant link was used already, has expired, or was not made by Rebook",
 			"Grant links work once, for 30 minutes. Nothing was changed.", again)
-		return
+		return "", false
 	case err != nil:
 		h.Log.Error("oauth start: cannot read grant link", "err", err)
 		page(w, http.StatusServiceUnavailable, "Rebook cannot start the grant right now", "Its database did not answer. Please try again in a minute.")
+		return "", false
+	}
+	return issuedBy, true
+}
+
+// start spends the link once the clinician has pressed on, and sends them
+// to PKB's consent page.
+func (h *Handler) start(w http.ResponseWriter, r *http.Request) {
+	c, err := r.Cookie(csrfCookie)
+	if err != nil || c.Value == "" || subtle.ConstantTimeCompare([]byte(c.Value), []byte(r.PostFormValue("csrf"))) != 1 {
+		h.Log.Warn("oauth start refused: the confirm page's token is missing or wrong")
+		page(w, http.StatusForbidden, "This request did not come from Rebook's grant page",
+			"Open the grant link again and press Continue on the page it shows. Nothing was changed.")
 		return
 	}
+	issuedBy, ok := h.checkLink(w, r, r.PostFormValue(LinkParam), h.Store.ConsumeGrantLink)
+	if !ok {
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Path: "/oauth/start", MaxAge: -1})
 	ttl := h.StateTTL
 	if ttl == 0 {
 		ttl = 10 * time.Minute
@@ -138,7 +203,7 @@ func (h *Handler) callback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_ = h.Store.Audit(r.Context(), store.AuditEntry{Actor: "oauth-callback", Action: "pkb-granted", Subject: "pkb-grant/" + h.OAuth.ClientID,
-		Detail: map[string]string{"started_by": startedBy}})
+		Detail: map[string]string{"started_by": startedBy, "pkb_account": Account(tok)}})
 	if h.Granted != nil {
 		if err := h.Granted(r.Context(), h.OAuth.ClientID); err != nil {
 			h.Log.Warn("oauth callback: could not signal the token keeper", "err", err)
@@ -157,4 +222,27 @@ func errKind(err error) string {
 		return string(pe.Kind)
 	}
 	return "no answer"
+}
+
+// accountFields are where an OAuth token answer commonly names the account
+// that granted. PKB documents none of them, so each is tried in turn.
+var accountFields = []string{"user_id", "userId", "sub", "username", "email"}
+
+// NotNamed is what the audit says when PKB's token answer names nobody.
+const NotNamed = "not named by PKB's token answer"
+
+// Account is the PKB account a token answer says granted it, or NotNamed.
+func Account(tok *oauth2.Token) string {
+	for _, f := range accountFields {
+		if v, ok := tok.Extra(f).(string); ok && strings.TrimSpace(v) != "" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return NotNamed
+}
+
+func random() string {
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/rebookhq/rebook/internal/dev/clinician"
 	"github.com/rebookhq/rebook/internal/dev/pkbsim"
 	"github.com/rebookhq/rebook/internal/dev/testdb"
 	"github.com/rebookhq/rebook/internal/grantflow"
@@ -31,7 +32,10 @@ type env struct {
 	granted []string
 }
 
-func setup(t *testing.T) *env {
+func setup(t *testing.T) *env { return setupWith(t, pkbsim.Config{}) }
+
+// setupWith runs the simulator with simCfg, its client and redirect filled in.
+func setupWith(t *testing.T, simCfg pkbsim.Config) *env {
 	t.Helper()
 	ctx := context.Background()
 	e := &env{dbURL: testdb.URL(t)}
@@ -43,7 +47,8 @@ func setup(t *testing.T) *env {
 	rebook := httptest.NewServer(mux)
 	t.Cleanup(rebook.Close)
 	e.rebook = rebook.URL
-	e.sim = pkbsim.New(pkbsim.Config{ClientID: "c", ClientSecret: "s", RedirectURL: rebook.URL + "/oauth/callback"}, pkbsim.Dataset{})
+	simCfg.ClientID, simCfg.ClientSecret, simCfg.RedirectURL = "c", "s", rebook.URL+"/oauth/callback"
+	e.sim = pkbsim.New(simCfg, pkbsim.Dataset{})
 	pkbSrv := httptest.NewServer(e.sim)
 	t.Cleanup(pkbSrv.Close)
 	h := &grantflow.Handler{Store: e.st, OAuth: pkb.OAuth(pkbSrv.URL, "c", "s", rebook.URL+"/oauth/callback"), Log: slog.New(slog.DiscardHandler),
@@ -68,7 +73,8 @@ func get(t *testing.T, c *http.Client, u string) (*http.Response, string) {
 func (e *env) consent(t *testing.T, decision string) string {
 	link, err := e.st.NewGrantLink(context.Background(), "c", "starter grant-link", grantflow.LinkTTL)
 	require.NoError(t, err)
-	resp, _ := get(t, noRedirect, e.rebook+"/oauth/start?link="+link)
+	resp, _, err := clinician.ConfirmGrant(noRedirect, e.rebook+"/oauth/start?link="+link)
+	require.NoError(t, err)
 	require.Equal(t, http.StatusFound, resp.StatusCode)
 	auth, err := url.Parse(resp.Header.Get("Location"))
 	require.NoError(t, err)
@@ -157,7 +163,8 @@ func TestHazardGrantStartsOnlyFromAnAdminsLink(t *testing.T) {
 
 	link, err := e.st.NewGrantLink(ctx, "c", "starter grant-link", grantflow.LinkTTL)
 	require.NoError(t, err)
-	resp, _ = get(t, noRedirect, e.rebook+"/oauth/start?link="+link)
+	resp, _, err = clinician.ConfirmGrant(noRedirect, e.rebook+"/oauth/start?link="+link)
+	require.NoError(t, err)
 	require.Equal(t, http.StatusFound, resp.StatusCode)
 	resp, _ = get(t, noRedirect, e.rebook+"/oauth/start?link="+link)
 	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "a link works once")
@@ -173,4 +180,63 @@ func TestHazardGrantStartsOnlyFromAnAdminsLink(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, trail)
 	assert.Equal(t, "starter grant-link", trail[len(trail)-1].Detail["started_by"])
+	assert.Equal(t, grantflow.NotNamed, trail[len(trail)-1].Detail["pkb_account"], "PKB named nobody, and the audit says so")
+}
+
+// Finding 12: a link scanner's GET spends nothing; only the confirm page's
+// own POST does; the audit names the PKB account that granted when PKB's
+// token answer names it.
+func TestSecurityGrantLinkAsksBeforeItActs(t *testing.T) {
+	e := setupWith(t, pkbsim.Config{GrantedBy: "clinician-4711"})
+	ctx := context.Background()
+	link, err := e.st.NewGrantLink(ctx, "c", "admin sam", grantflow.LinkTTL)
+	require.NoError(t, err)
+	start := e.rebook + "/oauth/start?link=" + url.QueryEscape(link)
+
+	for range 3 { // a mail gateway, a chat preview, a person
+		resp, body := get(t, noRedirect, start)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.Contains(t, body, "Continue to PKB")
+		assert.Contains(t, body, `method="post"`)
+		assert.Contains(t, body, "admin sam")
+		assert.Equal(t, "no-store", resp.Header.Get("Cache-Control"))
+	}
+	conn, err := pgx.Connect(ctx, e.dbURL)
+	require.NoError(t, err)
+	defer func() { _ = conn.Close(ctx) }()
+	var states, links int
+	require.NoError(t, conn.QueryRow(ctx, `SELECT (SELECT count(*) FROM oauth_states), (SELECT count(*) FROM grant_links)`).Scan(&states, &links))
+	assert.Zero(t, states, "opening the link started nothing")
+	assert.Equal(t, 1, links, "opening the link spent nothing")
+
+	// A post from elsewhere, without the page's token or with a wrong one.
+	resp, err := noRedirect.PostForm(e.rebook+"/oauth/start", url.Values{"link": {link}})
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+	req, _ := http.NewRequest(http.MethodPost, e.rebook+"/oauth/start", strings.NewReader(url.Values{"link": {link}, "csrf": {"guess"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(&http.Cookie{Name: "rebook_grant_csrf", Value: "other"})
+	resp, err = noRedirect.Do(req)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM grant_links`).Scan(&links))
+	assert.Equal(t, 1, links, "refused posts spent nothing")
+
+	// The clinician presses Continue: now the link is spent, and PKB asks.
+	resp, _, err = clinician.ConfirmGrant(noRedirect, start)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusFound, resp.StatusCode)
+	assert.Contains(t, resp.Header.Get("Location"), "/apiAuthorize.action")
+	resp, _ = get(t, noRedirect, start)
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "spent")
+
+	cb := e.consent(t, "approve")
+	resp, _ = get(t, http.DefaultClient, cb)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	trail, err := e.st.AuditTrail(ctx, "pkb-grant/c")
+	require.NoError(t, err)
+	require.NotEmpty(t, trail)
+	assert.Equal(t, "clinician-4711", trail[len(trail)-1].Detail["pkb_account"])
 }

@@ -108,6 +108,26 @@ func (s *Store) NewGrantLink(ctx context.Context, clientID, issuedBy string, ttl
 	return link, nil
 }
 
+// PeekGrantLink says who a grant link was issued to without spending it,
+// so the page that asks "grant access?" can refuse a dead link before
+// anyone presses anything.
+func (s *Store) PeekGrantLink(ctx context.Context, link, clientID string) (string, error) {
+	var issuedBy string
+	var live bool
+	err := s.pool.QueryRow(ctx, `SELECT issued_by, expires_at > now() FROM grant_links WHERE link_hash = $1 AND client_id = $2`,
+		hashState(link), clientID).Scan(&issuedBy, &live)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", ErrLinkUnknown
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: peek grant link: %w", err)
+	}
+	if !live {
+		return "", ErrLinkExpired
+	}
+	return issuedBy, nil
+}
+
 // ConsumeGrantLink spends a grant link and says who it was issued to.
 func (s *Store) ConsumeGrantLink(ctx context.Context, link, clientID string) (string, error) {
 	var issuedBy string

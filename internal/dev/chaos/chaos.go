@@ -39,6 +39,7 @@ import (
 	"github.com/rebookhq/rebook/internal/app"
 	"github.com/rebookhq/rebook/internal/config"
 	"github.com/rebookhq/rebook/internal/dev/child"
+	"github.com/rebookhq/rebook/internal/dev/clinician"
 	"github.com/rebookhq/rebook/internal/dev/devserver"
 	"github.com/rebookhq/rebook/internal/dev/pkbsim"
 	"github.com/rebookhq/rebook/internal/dev/slackfake"
@@ -525,13 +526,11 @@ func (r *run) regrant(ctx context.Context, since time.Time) error {
 		return fmt.Errorf("the admins were never asked to grant access again: %w", err)
 	}
 	r.say("the admins were asked to grant access %s after the revocation", time.Since(since).Round(time.Second))
-	resp, err := http.Get(link)
+	resp, body, err := clinician.ConfirmGrant(http.DefaultClient, link)
 	if err != nil {
 		return err
 	}
-	body, _ := io.ReadAll(resp.Body)
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "Access granted") {
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "Access granted") {
 		return fmt.Errorf("following the grant link: %s", resp.Status)
 	}
 	r.say("access granted again through the link posted in #%s", adminChannel)

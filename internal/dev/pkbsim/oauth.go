@@ -239,6 +239,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	at := randomToken()
 	s.access[at] = &accessToken{grant: g, expires: now.Add(ttl)}
 	resp := map[string]any{"access_token": at, "token_type": "Bearer", "expires_in": int(ttl / time.Second), "scope": "CLINICIAN"}
+	if r.PostForm.Get("grant_type") == "authorization_code" && s.cfg.GrantedBy != "" {
+		resp["user_id"] = s.cfg.GrantedBy
+	}
 	if withRefresh {
 		rt := randomToken()
 		s.refresh[rt] = &refreshToken{grant: g}

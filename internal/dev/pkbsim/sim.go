@@ -43,6 +43,10 @@ type Config struct {
 	// OrgWideSearch emulates a server that answers an Appointment search
 	// naming no patient, which PKB does not document (it answers 400).
 	OrgWideSearch bool
+	// GrantedBy, when set, names the account that granted in the answer
+	// to a code exchange (as user_id), as many OAuth servers do; PKB
+	// documents no such field, so by default the simulator sends none.
+	GrantedBy string
 	// Seed drives fault injection's dice.
 	Seed   uint64
 	Now    func() time.Time
