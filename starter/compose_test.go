@@ -73,7 +73,9 @@ func configNames(t *testing.T) map[string]bool {
 // use; the demo's extras are behind the profile.
 func TestComposeFileAgreesWithConfig(t *testing.T) {
 	key := "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=" // 32 bytes, base64
-	svcs := loadCompose(t, map[string]string{config.EncryptionKey: key})
+	set := demoEnv(t)
+	set[config.EncryptionKey] = key
+	svcs := loadCompose(t, set)
 	known := configNames(t)
 
 	published := map[string]map[string]string{} // service -> container port -> host port
@@ -199,7 +201,8 @@ func TestComposeFileAgreesWithConfig(t *testing.T) {
 	assert.Equal(t, "localhost", host)
 	assert.Equal(t, pub, published["serve"][p], "REBOOK_PUBLIC_URL's port is the one serve publishes")
 	assert.Equal(t, serve.PublicURL+"/oauth/callback", serve.PKBRedirectURL)
-	assert.NotEmpty(t, serve.LocalUsers, "the demo can sign in")
+	assert.Empty(t, serve.LocalUsers, "a published port is not loopback: no local users")
+	assert.True(t, serve.Demo && worker.Demo, "the demo env file turns on demo mode")
 
 	// The worker's health and metrics.
 	_, p = hostPort("--health-addr", flagValue(rebook["worker"].Entrypoint, "--health-addr"))
@@ -228,7 +231,7 @@ func TestComposeFileAgreesWithConfig(t *testing.T) {
 		if err != nil || exec.Command(path, append(tool[1:], "version")...).Run() != nil {
 			continue
 		}
-		args := append(tool[1:], "-f", "../docker-compose.yml", "--project-directory", "..", "--profile", "demo", "config", "-q")
+		args := append(tool[1:], "-f", "../docker-compose.yml", "--project-directory", "..", "--env-file", "../compose.demo.env", "config", "-q")
 		cmd := exec.Command(path, args...)
 		cmd.Env = append(os.Environ(), config.EncryptionKey+"="+key)
 		out, err := cmd.CombinedOutput()
@@ -238,5 +241,69 @@ func TestComposeFileAgreesWithConfig(t *testing.T) {
 	}
 	if !ran {
 		t.Log("neither docker compose nor docker-compose is installed: the compose tool's own check was not run")
+	}
+}
+
+// demoEnv reads compose.demo.env, the demo's settings.
+func demoEnv(t *testing.T) map[string]string {
+	t.Helper()
+	raw, err := os.ReadFile("../compose.demo.env")
+	require.NoError(t, err)
+	env := map[string]string{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		require.True(t, ok, "compose.demo.env: %q", line)
+		env[k] = v
+	}
+	return env
+}
+
+// Finding 1: outside its demo, compose sets no secret: each one the
+// processes need is required by name, none of the project's shipped
+// values appears in the file, and the demo's env file is the only place
+// they are, with demo mode on; without demo mode serve and the worker
+// refuse them.
+func TestSecurityComposeShipsNoSecret(t *testing.T) {
+	raw, err := os.ReadFile("../docker-compose.yml")
+	require.NoError(t, err)
+	required := map[string]bool{}
+	defaulted := map[string]string{}
+	for _, m := range interpolation.FindAllStringSubmatch(string(raw), -1) {
+		switch m[2] {
+		case "?":
+			required[m[1]] = true
+		case "-":
+			defaulted[m[1]] = m[3]
+		}
+	}
+	for _, name := range []string{config.EncryptionKey, config.PKBClientSecret, config.SlackBotToken} {
+		assert.True(t, required[name], "compose requires %s", name)
+	}
+	for _, name := range []string{config.SlackSigningSecret, config.SlackAppToken, config.OIDCClientSecret, config.FeedToken, config.MetricsToken} {
+		assert.Empty(t, defaulted[name], "%s has no default", name)
+	}
+	for name, value := range config.Shipped {
+		assert.NotContains(t, string(raw), value, "the shipped %s is not in docker-compose.yml", name)
+	}
+	assert.Equal(t, "0", defaulted[config.Demo], "demo mode is off unless the demo asks")
+
+	demo := demoEnv(t)
+	assert.Equal(t, "demo", demo["COMPOSE_PROFILES"])
+	assert.Equal(t, "1", demo[config.Demo])
+	for name, value := range config.Shipped {
+		assert.Equal(t, value, demo[name], name)
+	}
+	demo[config.EncryptionKey] = "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE="
+	delete(demo, config.Demo)
+	svcs := loadCompose(t, demo)
+	for _, name := range []string{"serve", "worker"} {
+		env := svcs[name].Environment
+		cfg, err := config.Load(func(k string) string { return env[k] })
+		require.NoError(t, err)
+		assert.Error(t, cfg.RefuseShipped(), "%s with the shipped secrets but without demo mode", name)
 	}
 }

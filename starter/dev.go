@@ -100,9 +100,9 @@ func runDev(ctx context.Context, args []string) error {
 		}
 		fake.AddChannel(cfg.TriageChannel)
 		fake.AddChannel(cfg.AdminChannel)
-		cfg.SlackBotToken, cfg.SlackAPIURL = "xoxb-local-fake", fake.GetAPIURL()
+		cfg.SlackBotToken, cfg.SlackAPIURL = config.Shipped[config.SlackBotToken], fake.GetAPIURL()
 		if cfg.SlackSigningSecret == "" {
-			cfg.SlackSigningSecret = "local-signing-secret"
+			cfg.SlackSigningSecret = config.Shipped[config.SlackSigningSecret]
 		}
 		slog.Info("SLACK_BOT_TOKEN not set: Slack messages are printed here instead")
 	}
@@ -261,6 +261,7 @@ func printSlack(fake *slackfake.Server, m slackfake.Message) {
 // devDefaults points Rebook at the simulator and gives it a local
 // encryption key, wherever the environment leaves a setting unset.
 func devDefaults(cfg *config.Config, simAddr, stateDir string) error {
+	cfg.Demo = true // the simulator's client and the fake Slack's secrets are the shipped ones
 	if cfg.PKBBaseURL == "" {
 		cfg.PKBBaseURL = "http://" + simAddr
 	}

@@ -23,6 +23,9 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := cfg.RefuseShipped(); err != nil {
+		return err
+	}
 	if cfg.SlackSigningSecret == "" && cfg.SlackAppToken == "" {
 		return errors.New("config: SLACK_SIGNING_SECRET is not set (or set SLACK_APP_TOKEN for Socket Mode)")
 	}

@@ -19,10 +19,11 @@ import (
 
 // The simulator's client when PKB_* are unset; .env.example uses the same.
 const (
-	simDefaultClientID     = "rebook-local"
-	simDefaultClientSecret = "rebook-local-secret"
-	simDefaultRedirect     = "http://127.0.0.1:8080/oauth/callback"
+	simDefaultClientID = "rebook-local"
+	simDefaultRedirect = "http://127.0.0.1:8080/oauth/callback"
 )
+
+var simDefaultClientSecret = config.Shipped[config.PKBClientSecret]
 
 type simFlags struct {
 	addr        string

@@ -35,6 +35,9 @@ func run(log *slog.Logger, healthAddr string) error {
 	if err != nil {
 		return err
 	}
+	if err := cfg.RefuseShipped(); err != nil {
+		return err
+	}
 	conns, err := app.Connect(context.Background(), cfg, log, true)
 	if err != nil {
 		return err

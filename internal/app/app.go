@@ -410,7 +410,7 @@ func SignIn(ctx context.Context, cfg config.Config, log *slog.Logger) (*signin.A
 	auth, err := signin.New(ctx, signin.Options{
 		PublicURL: cfg.PublicURL, Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID, ClientSecret: cfg.OIDCClientSecret,
 		RolesClaim: cfg.OIDCRolesClaim, TeamsClaim: cfg.OIDCTeamsClaim, CodecAudience: cfg.CodecAudience,
-		LocalUsers: cfg.LocalUsers, Key: cfg.EncryptionKey, OldKeys: cfg.OldEncryptionKeys, Log: log,
+		LocalUsers: cfg.LocalUsers, ListenAddr: cfg.HTTPAddr, Key: cfg.EncryptionKey, OldKeys: cfg.OldEncryptionKeys, Log: log,
 	})
 	if err != nil {
 		return nil, err

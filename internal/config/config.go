@@ -66,7 +66,17 @@ const (
 	RetentionDays      = "REBOOK_RETENTION_DAYS"
 	OldEncryptionKeys  = "REBOOK_ENCRYPTION_OLD_KEYS"
 	SlackDetail        = "REBOOK_SLACK_DETAIL"
+	Demo               = "REBOOK_DEMO"
 )
+
+// Shipped are the secrets this project ships for its demos (`make dev`,
+// the simulator, compose's demo profile). Anyone who has read the project
+// knows them, so `serve` and the worker refuse them outside demo mode.
+var Shipped = map[string]string{
+	PKBClientSecret:    "rebook-local-secret",
+	SlackSigningSecret: "local-signing-secret",
+	SlackBotToken:      "xoxb-local-fake",
+}
 
 // Defaults suit a developer's machine; production sets every value.
 var defaults = map[string]string{
@@ -160,6 +170,24 @@ type Config struct {
 	RetentionDays int
 	// SlackDetail is how much a request's Slack card shows.
 	SlackDetail slackmsg.Detail
+	// Demo allows the Shipped secrets: on for `make dev` and compose's
+	// demo profile, never in a trust's deployment.
+	Demo bool
+}
+
+// RefuseShipped is the error `serve` and the worker stop with when a
+// Shipped secret is set outside demo mode.
+func (c Config) RefuseShipped() error {
+	if c.Demo {
+		return nil
+	}
+	set := map[string]string{PKBClientSecret: c.PKBClientSecret, SlackSigningSecret: c.SlackSigningSecret, SlackBotToken: c.SlackBotToken}
+	for _, name := range []string{PKBClientSecret, SlackSigningSecret, SlackBotToken} {
+		if set[name] == Shipped[name] {
+			return &Error{name, "is the value Rebook ships for demos, which anyone who has read the project knows: set the trust's own, or " + Demo + "=1 for a demo"}
+		}
+	}
+	return nil
 }
 
 // Error names the variable at fault and why, never its value.
@@ -229,6 +257,13 @@ func Load(getenv func(string) string, need ...string) (Config, error) {
 	}
 	if c.FeedToken != "" && len(c.FeedToken) < 16 {
 		return Config{}, &Error{FeedToken, "must be at least 16 characters (a random secret)"}
+	}
+	switch get(Demo) {
+	case "", "0", "false":
+	case "1", "true":
+		c.Demo = true
+	default:
+		return Config{}, &Error{Demo, "must be 1 (allow the demo's shipped secrets) or 0"}
 	}
 	switch v := get(MLLPPlaintext); v {
 	case "", "0", "false":

@@ -137,3 +137,29 @@ func TestMLLPSecuritySettings(t *testing.T) {
 	assert.Equal(t, pem, c.MLLPClientCA)
 	assert.True(t, c.MLLPPlaintext)
 }
+
+// Finding 1: the secrets the project ships open nothing outside demo mode,
+// and the refusal names the variable, never its value.
+func TestSecuritySecretsShippedForDemosAreRefused(t *testing.T) {
+	for name, value := range Shipped {
+		env := map[string]string{name: value}
+		cfg, err := Load(func(k string) string { return env[k] })
+		require.NoError(t, err)
+		err = cfg.RefuseShipped()
+		require.Error(t, err, name)
+		assert.Contains(t, err.Error(), name)
+		assert.Contains(t, err.Error(), Demo+"=1")
+		assert.NotContains(t, err.Error(), value)
+
+		env[Demo] = "1"
+		cfg, err = Load(func(k string) string { return env[k] })
+		require.NoError(t, err)
+		assert.NoError(t, cfg.RefuseShipped(), "%s in demo mode", name)
+	}
+	env := map[string]string{SlackSigningSecret: "a-trust's-own-secret", SlackBotToken: "xoxb-trust", PKBClientSecret: "from-pkb"}
+	cfg, err := Load(func(k string) string { return env[k] })
+	require.NoError(t, err)
+	assert.NoError(t, cfg.RefuseShipped())
+	_, err = Load(func(k string) string { return map[string]string{Demo: "yes please"}[k] })
+	assert.ErrorContains(t, err, Demo)
+}

@@ -39,13 +39,18 @@ var signinTmpl = template.Must(template.New("signin").Parse(`<!doctype html>
 <input type="hidden" name="user" value="{{.Name}}">
 <button type="submit" id="signin-{{.Name}}">Sign in as {{.Name}}</button> <span class="muted">{{range $i, $r := .Roles}}{{if $i}}, {{end}}{{$r}}{{end}}{{if .Teams}} of {{range $i, $t := .Teams}}{{if $i}}, {{end}}{{$t}}{{end}}{{end}}</span>
 </form>{{end}}{{end}}
-{{if not (or .IdP .Local)}}<p class="problem">Sign-in is not configured. Set REBOOK_OIDC_ISSUER, REBOOK_OIDC_CLIENT_ID and REBOOK_OIDC_CLIENT_SECRET for the trust's identity provider.</p>{{end}}
+{{if .Elsewhere}}<p class="problem">Local users sign in only on the machine Rebook runs on, not through a proxy or from another address.</p>{{end}}
+{{if not (or .IdP .Local .Elsewhere)}}<p class="problem">Sign-in is not configured. Set REBOOK_OIDC_ISSUER, REBOOK_OIDC_CLIENT_ID and REBOOK_OIDC_CLIENT_SECRET for the trust's identity provider.</p>{{end}}
 </body></html>`))
 
 func (a *Auth) signinPage(w http.ResponseWriter, r *http.Request) {
 	next := localPath(r.URL.Query().Get("next"))
 	signedIn := a.session(r)
-	if a.oauth != nil && (r.URL.Query().Get("idp") != "" || len(a.o.LocalUsers) == 0 && signedIn == nil) {
+	var local []LocalUser
+	if fromThisMachine(r) {
+		local = a.o.LocalUsers
+	}
+	if a.oauth != nil && (r.URL.Query().Get("idp") != "" || len(local) == 0 && signedIn == nil) {
 		a.toProvider(w, r, next)
 		return
 	}
@@ -57,12 +62,12 @@ func (a *Auth) signinPage(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, a.cookie(flowCookie, v, flowTTL))
 	status := http.StatusOK
-	if !a.Configured() {
+	if a.oauth == nil && len(local) == 0 {
 		status = http.StatusServiceUnavailable
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
-	_ = signinTmpl.Execute(w, map[string]any{"IdP": a.oauth != nil, "Local": a.o.LocalUsers, "CSRF": f.State, "Next": next, "User": signedIn})
+	_ = signinTmpl.Execute(w, map[string]any{"IdP": a.oauth != nil, "Local": local, "Elsewhere": len(local) < len(a.o.LocalUsers), "CSRF": f.State, "Next": next, "User": signedIn})
 }
 
 // toProvider sends the browser to the identity provider with state, a
@@ -92,6 +97,11 @@ func (a *Auth) localSignin(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the sign-in form was stale; go back and reload it", http.StatusForbidden)
 		return
 	}
+	if !fromThisMachine(r) {
+		a.o.Log.Warn("local sign-in refused: not from this machine")
+		http.Error(w, "local users sign in only from the machine Rebook runs on; sign in through your organisation's identity provider", http.StatusForbidden)
+		return
+	}
 	name := r.PostFormValue("user")
 	i := slices.IndexFunc(a.o.LocalUsers, func(u LocalUser) bool { return u.Name == name })
 	if i < 0 {
@@ -99,7 +109,7 @@ func (a *Auth) localSignin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	lu := a.o.LocalUsers[i]
-	if err := a.startSession(w, User{Name: lu.Name, Roles: lu.Roles, Teams: lu.Teams}); err != nil {
+	if err := a.startSession(w, User{Name: lu.Name, Roles: lu.Roles, Teams: lu.Teams, Local: true}); err != nil {
 		http.Error(w, "could not sign in", http.StatusInternalServerError)
 		return
 	}

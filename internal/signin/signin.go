@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -56,6 +57,9 @@ type User struct {
 	Teams   []string `json:"t,omitempty"`
 	CSRF    string   `json:"c"`
 	Expires int64    `json:"e"`
+	// Local marks a local user's session, which works only from this
+	// machine, as the sign-in did.
+	Local bool `json:"l,omitempty"`
 }
 
 // Has says whether the user holds role.
@@ -100,6 +104,9 @@ type Options struct {
 	// for the codec (ClientID if empty).
 	CodecAudience string
 	LocalUsers    []LocalUser
+	// ListenAddr is where the front door listens (REBOOK_HTTP_ADDR);
+	// local users need it on loopback. Empty: PublicURL's host stands in.
+	ListenAddr string
 	// Key seals the cookies (REBOOK_ENCRYPTION_KEY).
 	Key []byte
 	// OldKeys open cookies sealed before a key rotation.
@@ -139,8 +146,14 @@ func New(ctx context.Context, o Options) (*Auth, error) {
 		o.Log = slog.Default()
 	}
 	a := &Auth{o: o, box: box, secure: strings.HasPrefix(o.PublicURL, "https://")}
-	if len(o.LocalUsers) > 0 && !Loopback(o.PublicURL) {
-		return nil, errors.New("signin: local users sign in without an identity provider, so they are only allowed when REBOOK_PUBLIC_URL is on this machine (127.0.0.1 or localhost)")
+	listen := o.ListenAddr
+	if listen == "" {
+		if u, err := url.Parse(o.PublicURL); err == nil {
+			listen = u.Host
+		}
+	}
+	if len(o.LocalUsers) > 0 && (!Loopback(o.PublicURL) || !loopbackHost(listen)) {
+		return nil, errors.New("signin: local users sign in without an identity provider, so they are only allowed when REBOOK_HTTP_ADDR listens on this machine only (127.0.0.1, ::1 or localhost) and REBOOK_PUBLIC_URL is on it too; anywhere else set REBOOK_OIDC_*")
 	}
 	if o.Issuer != "" {
 		p, err := oidc.NewProvider(ctx, o.Issuer)
@@ -172,6 +185,36 @@ func Loopback(raw string) bool {
 		return true
 	}
 	return false
+}
+
+// loopbackHost says whether a host or host:port is this machine only.
+func loopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// fromThisMachine says whether r came over a loopback connection and not
+// through a proxy: a proxy on this machine that forwards other people's
+// requests makes every connection look local.
+func fromThisMachine(r *http.Request) bool {
+	for _, h := range []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-Ip"} {
+		if r.Header.Get(h) != "" {
+			return false
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Configured says whether anyone can sign in.
@@ -259,6 +302,9 @@ func (a *Auth) session(r *http.Request) *User {
 	}
 	var u User
 	if !a.openCookie(c.Value, sessionCookie, &u) || a.o.Now().Unix() >= u.Expires || u.Name == "" {
+		return nil
+	}
+	if u.Local && !fromThisMachine(r) {
 		return nil
 	}
 	return &u

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -172,10 +173,66 @@ func TestLocalUsersAndSessions(t *testing.T) {
 	assert.Equal(t, http.StatusSeeOther, resp.StatusCode)
 }
 
-func TestLocalUsersOnlyOnThisMachine(t *testing.T) {
-	_, err := signin.New(context.Background(), signin.Options{PublicURL: "https://rebook.trust.nhs.uk", Key: make([]byte, 32),
-		LocalUsers: []signin.LocalUser{{Name: "dev", Roles: []string{signin.Admin}}}})
-	assert.ErrorContains(t, err, "only allowed when REBOOK_PUBLIC_URL is on this machine")
+// forwarded is a transport that adds what a reverse proxy adds.
+type forwarded struct{ from string }
+
+func (f forwarded) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("X-Forwarded-For", f.from)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// Finding 1: local users need the front door on loopback and the
+// connection from this machine, not through a proxy; a local session
+// taken elsewhere does not work.
+func TestSecurityLocalUsersOnlyFromThisMachine(t *testing.T) {
+	users := []signin.LocalUser{{Name: "dev", Roles: []string{signin.Admin, signin.Operator}}}
+	for _, c := range []struct{ public, listen string }{
+		{"https://rebook.trust.nhs.uk", ""},
+		{"http://localhost:8080", "0.0.0.0:8080"},
+		{"http://127.0.0.1:8080", ":8080"},
+		{"http://127.0.0.1:8080", "10.0.0.4:8080"},
+	} {
+		_, err := signin.New(context.Background(), signin.Options{PublicURL: c.public, ListenAddr: c.listen, Key: make([]byte, 32), LocalUsers: users})
+		assert.ErrorContains(t, err, "only allowed when REBOOK_HTTP_ADDR listens on this machine only", "%+v", c)
+	}
+	for _, listen := range []string{"127.0.0.1:8080", "[::1]:8080", "localhost:8080"} {
+		_, err := signin.New(context.Background(), signin.Options{PublicURL: "http://localhost:8080", ListenAddr: listen, Key: make([]byte, 32), LocalUsers: users})
+		assert.NoError(t, err, listen)
+	}
+
+	srv, auth := site(t, signin.Options{LocalUsers: users})
+	// Through a proxy on this machine: no local buttons, and a post with
+	// a good form token is refused.
+	proxied := webclient.New(t, srv.URL)
+	proxied.HTTP.Transport = forwarded{"203.0.113.9"}
+	_, page := proxied.Get("/signin")
+	assert.NotContains(t, page, "Sign in as dev")
+	assert.Contains(t, page, "only on the machine Rebook runs on")
+	proxied.HTTP.Transport = nil
+	_, page = proxied.Get("/signin")
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page)
+	require.NotNil(t, m, "from this machine the page has the form")
+	proxied.HTTP.Transport = forwarded{"203.0.113.9"}
+	resp, _ := proxied.Post("/signin/local", url.Values{"csrf": {m[1]}, "user": {"dev"}, "next": {"/page"}})
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+
+	// From another address (the handler sees the connection's).
+	mux := http.NewServeMux()
+	auth.Register(mux)
+	req := httptest.NewRequest(http.MethodGet, "/signin", nil)
+	req.RemoteAddr = "192.0.2.7:40000"
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, req)
+	assert.NotContains(t, rec.Body.String(), "Sign in as dev")
+
+	// A local session copied and used through the proxy is no session.
+	local := webclient.New(t, srv.URL).SignIn("dev")
+	resp, _ = local.Get("/page")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	local.HTTP.Transport = forwarded{"203.0.113.9"}
+	resp, _ = local.Get("/page")
+	assert.Equal(t, http.StatusSeeOther, resp.StatusCode)
 }
 
 func TestParseLocalUsers(t *testing.T) {
