@@ -11,6 +11,7 @@ import (
 	"github.com/rebookhq/rebook/internal/app"
 	"github.com/rebookhq/rebook/internal/config"
 	"github.com/rebookhq/rebook/internal/feed"
+	"github.com/rebookhq/rebook/internal/frontdoor"
 )
 
 func runServe(ctx context.Context, args []string) error {
@@ -61,6 +62,7 @@ func serveFrontDoor(ctx context.Context, cfg config.Config, ui string, log *slog
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
+	l = frontdoor.LimitConns(l, frontdoor.MaxConns)
 	mllpDone := make(chan error, 1)
 	mctx, stopMLLP := context.WithCancel(ctx)
 	defer stopMLLP()
@@ -91,6 +93,7 @@ func serveFrontDoor(ctx context.Context, cfg config.Config, ui string, log *slog
 			_ = l.Close()
 			return fmt.Errorf("listen on %s (%s): %w", cfg.MetricsAddr, config.MetricsAddr, err)
 		}
+		ml = frontdoor.LimitConns(ml, 8) // a scraper or two
 		log.Info("metrics", "addr", ml.Addr().String(), "token", cfg.MetricsToken != "")
 		mctx, stop := context.WithCancel(ctx)
 		defer stop()

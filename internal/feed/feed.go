@@ -107,6 +107,17 @@ type Feed struct {
 	// optional.
 	Metrics client.MetricsHandler
 
+	// MLLPConns caps the MLLP connections served at once (DefaultMLLPConns
+	// if zero); one more is closed as soon as it is accepted. MLLPByteGap
+	// is how long a message may pause between bytes once it has started
+	// (DefaultMLLPByteGap if zero), and MLLPFrameTime how long a whole
+	// message may take (DefaultMLLPFrameTime if zero): the idle wait
+	// before a message is long, a message is not.
+	MLLPConns     int
+	MLLPByteGap   time.Duration
+	MLLPFrameTime time.Duration
+
+	conns                        atomic.Int64
 	applied, stale, hinted, kept atomic.Int64
 	// acceptErr is the MLLP listener's last accept error while it lasts.
 	acceptErr atomic.Pointer[error]

@@ -2,6 +2,7 @@ package feed
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -19,6 +20,15 @@ import (
 
 // idleTimeout closes a connection that sends nothing for this long.
 const idleTimeout = 10 * time.Minute
+
+// An integration engine holds one or a few connections and sends a
+// message in well under a second; these bound what a stalled or hostile
+// peer can hold.
+const (
+	DefaultMLLPConns     = 32
+	DefaultMLLPByteGap   = 15 * time.Second
+	DefaultMLLPFrameTime = time.Minute
+)
 
 // ServeMLLP answers HL7 v2 over MLLP on l until ctx ends: each SIU message
 // is applied, then acknowledged. AA only once the update reached every
@@ -57,9 +67,16 @@ func (f *Feed) ServeMLLP(ctx context.Context, l net.Listener) error {
 		}
 		delay = 0
 		f.acceptErr.Store(nil)
+		if f.conns.Add(1) > int64(cmp.Or(f.MLLPConns, DefaultMLLPConns)) {
+			f.conns.Add(-1)
+			f.Log.Warn("feed: MLLP connection refused: the listener's cap is reached", "peer", conn.RemoteAddr().String(), "cap", cmp.Or(f.MLLPConns, DefaultMLLPConns))
+			_ = conn.Close()
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer f.conns.Add(-1)
 			f.serveConn(ctx, conn)
 		}()
 	}
@@ -81,9 +98,10 @@ func (f *Feed) serveConn(ctx context.Context, conn net.Conn) {
 		}
 		_ = conn.SetDeadline(time.Time{})
 	}
-	r := bufio.NewReader(conn)
+	pc := &pacedConn{Conn: conn, ctx: ctx, gap: cmp.Or(f.MLLPByteGap, DefaultMLLPByteGap), frameTime: cmp.Or(f.MLLPFrameTime, DefaultMLLPFrameTime)}
+	r := bufio.NewReader(pc)
 	for {
-		_ = conn.SetReadDeadline(time.Now().Add(idleTimeout))
+		pc.between(r.Buffered() > 0)
 		if ctx.Err() != nil {
 			// Cancelled as the deadline was set: the cancel's own
 			// deadline was overwritten, so stop here.
@@ -91,6 +109,10 @@ func (f *Feed) serveConn(ctx context.Context, conn net.Conn) {
 		}
 		raw, err := hl7.ReadFrame(r)
 		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() == nil {
+				f.Log.Warn("feed: MLLP peer stalled; closing the connection", "peer", from.addr, "mid_message", pc.started)
+				return
+			}
 			if !errors.Is(err, io.EOF) && ctx.Err() == nil {
 				f.Log.Warn("feed: MLLP framing error; closing the connection", "err", err)
 				_, _ = conn.Write(hl7.Frame(hl7.Ack(nil, hl7.AckReject, "not an MLLP frame", time.Now())))
@@ -102,6 +124,52 @@ func (f *Feed) serveConn(ctx context.Context, conn net.Conn) {
 		if _, err := conn.Write(hl7.Frame(ack)); err != nil {
 			return
 		}
+	}
+}
+
+// pacedConn gives a message that has started a short deadline between
+// bytes and a bound on the whole, while the wait before a message stays
+// idleTimeout: a peer that trickles a frame a byte at a time cannot hold
+// a connection for ten minutes per byte.
+type pacedConn struct {
+	net.Conn
+	ctx            context.Context
+	gap, frameTime time.Duration
+	started        bool
+	frameBy        time.Time
+}
+
+// between is called before each message: started says the message's
+// first bytes are already buffered.
+func (p *pacedConn) between(started bool) {
+	p.started = started
+	if started {
+		p.frameBy = time.Now().Add(p.frameTime)
+	}
+	p.setDeadline(time.Now().Add(idleTimeout))
+}
+
+func (p *pacedConn) Read(b []byte) (int, error) {
+	if p.started {
+		d := time.Now().Add(p.gap)
+		if p.frameBy.Before(d) {
+			d = p.frameBy
+		}
+		p.setDeadline(d)
+	}
+	n, err := p.Conn.Read(b)
+	if n > 0 && !p.started {
+		p.started, p.frameBy = true, time.Now().Add(p.frameTime)
+	}
+	return n, err
+}
+
+// setDeadline sets the read deadline unless the connection is being shut
+// down: the shutdown's own deadline (now) must not be pushed back.
+func (p *pacedConn) setDeadline(t time.Time) {
+	_ = p.Conn.SetReadDeadline(t)
+	if p.ctx.Err() != nil {
+		_ = p.Conn.SetReadDeadline(time.Now())
 	}
 }
 

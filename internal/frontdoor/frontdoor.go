@@ -10,11 +10,15 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/net/netutil"
 
 	"github.com/rebookhq/rebook/internal/codec"
 	"github.com/rebookhq/rebook/internal/dashboard"
@@ -67,7 +71,7 @@ func New(o Options) (http.Handler, error) {
 		if err != nil {
 			return nil, err
 		}
-		m.Handle("/codec/", cors(o.CodecOrigin, o.Auth.Operator(auditDecode(o.Store, http.StripPrefix("/codec", h)))))
+		m.Handle("/codec/", cors(o.CodecOrigin, o.Auth.Operator(bufferBody(codecBodyLimit, auditDecode(o.Store, http.StripPrefix("/codec", h))))))
 	}
 	m.Handle("GET /healthz", health.Handler(append([]health.Check{{Name: "postgres", Ping: o.Store.Ping}}, o.Health...)...))
 	if o.Metrics != nil {
@@ -174,6 +178,20 @@ const (
 	codecBodyLimit = 4 << 20
 )
 
+// MaxConns caps the front door's connections at once: far above what a
+// trust's staff, Slack and a PAS feed hold, far below what exhausts the
+// process's files. Beyond it a connection waits in the listen queue.
+const MaxConns = 512
+
+// LimitConns caps the connections l serves at once.
+func LimitConns(l net.Listener, n int) net.Listener { return netutil.LimitListener(l, n) }
+
+// readsAfterAuth are the paths whose handlers check who is calling from
+// the headers alone: their bodies are not read until that has passed
+// (the codec's guard, then bufferBody; the feed's bearer check, then its
+// own bounded read), so an anonymous upload is refused unread.
+var readsAfterAuth = []string{"/codec/", "/feed/"}
+
 // limitBody answers 413 to a body over its path's limit, before the
 // handler reads any of it, so a large POST cannot grow the process.
 func limitBody(h http.Handler) http.Handler {
@@ -186,6 +204,31 @@ func limitBody(h http.Handler) http.Handler {
 			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
 			return
 		}
+		if slices.ContainsFunc(readsAfterAuth, func(p string) bool { return strings.HasPrefix(r.URL.Path, p) }) {
+			h.ServeHTTP(refusalCloses{w}, r)
+			return
+		}
+		bufferBody(n, h).ServeHTTP(w, r)
+	})
+}
+
+// refusalCloses ends the connection after a 401 or 403: net/http would
+// otherwise read up to 256 KiB of the unread body before answering, to
+// keep the connection, which is the read the refusal exists to avoid.
+type refusalCloses struct{ http.ResponseWriter }
+
+func (w refusalCloses) WriteHeader(code int) {
+	if code == http.StatusUnauthorized || code == http.StatusForbidden {
+		w.Header().Set("Connection", "close")
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// bufferBody reads the whole body, up to n bytes (413 beyond), before h
+// runs: a handler that meets a cut body would otherwise answer as if the
+// sender had sent nonsense.
+func bufferBody(n int64, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil && r.Body != http.NoBody {
 			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, n))
 			var tooLarge *http.MaxBytesError

@@ -1,19 +1,25 @@
 package frontdoor_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/rebookhq/rebook/internal/dev/testdb"
 	"github.com/rebookhq/rebook/internal/dev/webclient"
+	"github.com/rebookhq/rebook/internal/feed"
 	"github.com/rebookhq/rebook/internal/frontdoor"
 	"github.com/rebookhq/rebook/internal/signin"
 	"github.com/rebookhq/rebook/internal/store"
@@ -239,4 +245,73 @@ func TestSecurityEveryDecodeIsAudited(t *testing.T) {
 	require.NoError(t, err)
 	_ = resp.Body.Close()
 	assert.Contains(t, strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers")), "authorization", "the Web UI may forward its token")
+}
+
+// rawStatus sends head, then part of a body it never finishes, over its own
+// connection to srv, and returns the status line of the answer. The
+// deadline is a safety net for a server that waits for the rest.
+func rawStatus(t *testing.T, srv *httptest.Server, head string) string {
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	require.NoError(t, err)
+	defer func() { _ = conn.Close() }()
+	_, err = io.WriteString(conn, head+"\r\n"+strings.Repeat("x", 1000))
+	require.NoError(t, err)
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	require.NoError(t, err, "an answer before the body is finished")
+	return strings.TrimSpace(line)
+}
+
+// Finding 4: /codec and /feed say who may call from the headers alone and
+// refuse an anonymous upload without reading it; the front door's
+// listener serves a bounded number of connections at once.
+func TestSecurityRefusesBeforeReading(t *testing.T) {
+	key := bytes.Repeat([]byte{9}, 32)
+	srv := httptest.NewUnstartedServer(nil)
+	auth, err := signin.New(context.Background(), signin.Options{PublicURL: "http://" + srv.Listener.Addr().String(), Key: key})
+	require.NoError(t, err)
+	f := &feed.Feed{Log: slog.New(slog.DiscardHandler)}
+	h, err := frontdoor.New(frontdoor.Options{EncryptionKey: key, Auth: auth, Feed: f.HTTP("a-feed-token-of-some-length")})
+	require.NoError(t, err)
+	srv.Config.Handler = h
+	srv.Start()
+	t.Cleanup(srv.Close)
+
+	for _, path := range []string{"/codec/decode", "/feed/fhir/Appointment"} {
+		status := rawStatus(t, srv, "POST "+path+" HTTP/1.1\r\nHost: rebook\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n")
+		assert.Contains(t, status, " 401 ", "%s: refused unread, before the body arrived", path)
+		status = rawStatus(t, srv, "POST "+path+" HTTP/1.1\r\nHost: rebook\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n3e8")
+		assert.Contains(t, status, " 401 ", "%s (chunked): refused unread", path)
+	}
+
+	// The connection cap: with one allowed, a second connection is not
+	// answered while the first is held, and is once it is let go.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	capped := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok") })}
+	go func() { _ = capped.Serve(frontdoor.LimitConns(l, 1)) }()
+	t.Cleanup(func() { _ = capped.Close() })
+	get := "GET / HTTP/1.1\r\nHost: rebook\r\n\r\n"
+	first, err := net.Dial("tcp", l.Addr().String())
+	require.NoError(t, err)
+	_, err = io.WriteString(first, get)
+	require.NoError(t, err)
+	_ = first.SetReadDeadline(time.Now().Add(30 * time.Second))
+	line, err := bufio.NewReader(first).ReadString('\n')
+	require.NoError(t, err)
+	require.Contains(t, line, "200", "the first connection is served and kept alive")
+	second, err := net.Dial("tcp", l.Addr().String())
+	require.NoError(t, err)
+	defer func() { _ = second.Close() }()
+	_, err = io.WriteString(second, get)
+	require.NoError(t, err)
+	br := bufio.NewReader(second)
+	_ = second.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	_, err = br.ReadString('\n')
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded, "over the cap: not served while the first is held")
+	_ = first.Close()
+	_ = second.SetReadDeadline(time.Now().Add(30 * time.Second))
+	line, err = br.ReadString('\n')
+	require.NoError(t, err)
+	assert.Contains(t, line, "200", "served once the first is let go")
 }
