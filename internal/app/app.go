@@ -388,7 +388,7 @@ func FrontDoor(ctx context.Context, cfg config.Config, st *store.Store, tc clien
 	if cfg.FeedToken != "" && fd != nil {
 		feedHandler = fd.HTTP(cfg.FeedToken)
 	}
-	auth, err := SignIn(ctx, cfg, log)
+	auth, err := SignIn(ctx, cfg, st, log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -406,11 +406,11 @@ func FrontDoor(ctx context.Context, cfg config.Config, st *store.Store, tc clien
 
 // SignIn is the web pages' sign-in: the trust's identity provider, or
 // local users on a developer's machine.
-func SignIn(ctx context.Context, cfg config.Config, log *slog.Logger) (*signin.Auth, error) {
+func SignIn(ctx context.Context, cfg config.Config, st *store.Store, log *slog.Logger) (*signin.Auth, error) {
 	auth, err := signin.New(ctx, signin.Options{
 		PublicURL: cfg.PublicURL, Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID, ClientSecret: cfg.OIDCClientSecret,
 		RolesClaim: cfg.OIDCRolesClaim, TeamsClaim: cfg.OIDCTeamsClaim, CodecAudience: cfg.CodecAudience,
-		LocalUsers: cfg.LocalUsers, ListenAddr: cfg.HTTPAddr, Key: cfg.EncryptionKey, OldKeys: cfg.OldEncryptionKeys, Log: log,
+		LocalUsers: cfg.LocalUsers, ListenAddr: cfg.HTTPAddr, Key: cfg.EncryptionKey, OldKeys: cfg.OldEncryptionKeys, Log: log, Sessions: st,
 	})
 	if err != nil {
 		return nil, err

@@ -3,14 +3,19 @@ package dashboard
 import (
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/rebookhq/rebook/internal/grantflow"
 	"github.com/rebookhq/rebook/internal/signin"
 	"github.com/rebookhq/rebook/internal/store"
 )
 
-// ActionGrantLinkIssued is the audit log's action for a grant link made.
-const ActionGrantLinkIssued = "grant-link-issued"
+// The audit log's actions for a grant link made, and for everyone signed
+// out by an admin.
+const (
+	ActionGrantLinkIssued   = "grant-link-issued"
+	ActionSignedOutEveryone = "signed-out-everyone"
+)
 
 // admin shows the routing rules and the PKB grant's state (never its
 // tokens), for admins only.
@@ -80,4 +85,26 @@ func (d *dashboard) grantLink(w http.ResponseWriter, r *http.Request) {
 	until := d.Now().Add(grantflow.LinkTTL)
 	data["Link"], data["LinkUntil"] = d.GrantLinkURL(link), &until
 	d.render(w, "admin", data)
+}
+
+// signOutEveryone ends every session at once, the admin's own included:
+// after a lost laptop, a leaked cookie, or roles changed in a hurry.
+func (d *dashboard) signOutEveryone(w http.ResponseWriter, r *http.Request) {
+	u := signin.FromContext(r.Context())
+	if !u.Has(signin.Admin) {
+		http.Error(w, "signing everyone out is for admins", http.StatusForbidden)
+		return
+	}
+	n, err := d.Auth.EndAllSessions(r.Context())
+	if err != nil {
+		d.Log.Error("dashboard: sign out everyone", "err", err)
+		http.Error(w, "could not sign everyone out; try again", http.StatusInternalServerError)
+		return
+	}
+	if err := d.Store.Audit(r.Context(), store.AuditEntry{Actor: u.Name, Action: ActionSignedOutEveryone, Subject: "sessions",
+		Detail: map[string]string{"sessions": strconv.FormatInt(n, 10), "subject": u.Subject}}); err != nil {
+		d.Log.Error("dashboard: sign out everyone: audit", "err", err)
+	}
+	d.Log.Info("everyone signed out", "user", u.Name, "sessions", n)
+	http.Redirect(w, r, "/signin", http.StatusSeeOther)
 }

@@ -110,6 +110,7 @@ func Register(m *http.ServeMux, o Options) {
 	page("GET /reports/chart.svg", d.reportSVG)
 	page("GET /admin", d.admin)
 	page("POST /admin/grant-link", d.grantLink)
+	page("POST /admin/sign-out-everyone", d.signOutEveryone)
 }
 
 // span says a duration the way a ward clerk would.

@@ -71,7 +71,7 @@ func newRig(t *testing.T, p dashboard.Patients) *rig {
 			{Name: "nat", Roles: []string{signin.Staff}},
 			{Name: "olive", Roles: []string{signin.Operator}},
 			{Name: "ada", Roles: []string{signin.Admin}},
-		}})
+		}, Sessions: st})
 	require.NoError(t, err)
 	r := &rig{st: st, srv: srv, acts: &actions{}}
 	m := http.NewServeMux()
@@ -369,4 +369,34 @@ func TestSecurityAmbiguousReferenceShowsNoRequest(t *testing.T) {
 	resp, page = sam.Get("/requests/rb-cccc-0001")
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Contains(t, page, "RB-CCCC-0001")
+}
+
+// Finding 6: sessions are rows in PostgreSQL, so an admin's "sign out
+// everyone" ends every one at once (their own too), with an audit row;
+// staff cannot press it.
+func TestSecurityAdminSignsEveryoneOut(t *testing.T) {
+	r := newRig(t, patients{})
+	ctx := context.Background()
+	sam := webclient.New(t, r.srv.URL).SignIn("sam")
+	olive := webclient.New(t, r.srv.URL).SignIn("olive")
+	resp, _ := sam.Form("/admin/sign-out-everyone", nil)
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode, "staff cannot")
+	resp, _ = sam.Get("/requests")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	ada := webclient.New(t, r.srv.URL).SignIn("ada")
+	_, page := ada.Get("/admin")
+	assert.Contains(t, page, "Sign out everyone")
+	resp, _ = ada.Form("/admin/sign-out-everyone", nil)
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	for name, c := range map[string]*webclient.Client{"sam": sam, "olive": olive, "ada": ada} {
+		resp, _ = c.Get("/requests")
+		assert.Equal(t, http.StatusSeeOther, resp.StatusCode, "%s is signed out", name)
+	}
+	trail, err := r.st.AuditTrail(ctx, "sessions")
+	require.NoError(t, err)
+	require.Len(t, trail, 1)
+	assert.Equal(t, dashboard.ActionSignedOutEveryone, trail[0].Action)
+	assert.Equal(t, "ada", trail[0].Actor)
+	assert.Equal(t, "3", trail[0].Detail["sessions"], "sam's, olive's and ada's")
 }

@@ -109,7 +109,7 @@ func (a *Auth) localSignin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	lu := a.o.LocalUsers[i]
-	if err := a.startSession(w, User{Name: lu.Name, Roles: lu.Roles, Teams: lu.Teams, Local: true}); err != nil {
+	if err := a.startSession(w, r, User{Name: lu.Name, Roles: lu.Roles, Teams: lu.Teams, Local: true, Subject: "local:" + lu.Name}, ""); err != nil {
 		http.Error(w, "could not sign in", http.StatusInternalServerError)
 		return
 	}
@@ -151,7 +151,7 @@ func (a *Auth) callback(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusForbidden)
 		return
 	}
-	if err := a.startSession(w, *u); err != nil {
+	if err := a.startSession(w, r, *u, tok.RefreshToken); err != nil {
 		http.Error(w, "could not sign in", http.StatusInternalServerError)
 		return
 	}
@@ -172,6 +172,10 @@ func (a *Auth) user(t *oidc.IDToken) (*User, error) {
 			break
 		}
 	}
+	u.Subject = t.Subject
+	if oid, _ := claims["oid"].(string); oid != "" {
+		u.Subject = oid // Entra ID: the same across its applications
+	}
 	if u.Name == "" {
 		u.Name = t.Subject
 	}
@@ -190,6 +194,7 @@ func (a *Auth) user(t *oidc.IDToken) (*User, error) {
 func (a *Auth) signout(w http.ResponseWriter, r *http.Request) {
 	u := a.session(r)
 	if u != nil && a.validCSRF(r, u.CSRF) {
+		a.endSession(r)
 		http.SetCookie(w, a.cookie(sessionCookie, "", -time.Second))
 		a.o.Log.Info("signed out", "user", u.Name)
 	}

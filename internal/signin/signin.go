@@ -60,6 +60,9 @@ type User struct {
 	// Local marks a local user's session, which works only from this
 	// machine, as the sign-in did.
 	Local bool `json:"l,omitempty"`
+	// Subject is the identity provider's stable id for the person (sub,
+	// or Entra ID's oid), which a renamed account keeps.
+	Subject string `json:"s,omitempty"`
 }
 
 // Has says whether the user holds role.
@@ -112,6 +115,8 @@ type Options struct {
 	// OldKeys open cookies sealed before a key rotation.
 	OldKeys [][]byte
 	Log     *slog.Logger
+	// Sessions keeps the sessions; in this process only if nil.
+	Sessions Sessions
 	// Now is the clock; time.Now if nil.
 	Now func() time.Time
 }
@@ -145,6 +150,9 @@ func New(ctx context.Context, o Options) (*Auth, error) {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
+	if o.Sessions == nil {
+		o.Sessions = &memSessions{}
+	}
 	a := &Auth{o: o, box: box, secure: strings.HasPrefix(o.PublicURL, "https://")}
 	listen := o.ListenAddr
 	if listen == "" {
@@ -162,7 +170,7 @@ func New(ctx context.Context, o Options) (*Auth, error) {
 		}
 		a.oauth = &oauth2.Config{
 			ClientID: o.ClientID, ClientSecret: o.ClientSecret, Endpoint: p.Endpoint(),
-			RedirectURL: o.PublicURL + "/auth/callback", Scopes: []string{oidc.ScopeOpenID, "profile", "email"},
+			RedirectURL: o.PublicURL + "/auth/callback", Scopes: []string{oidc.ScopeOpenID, "profile", "email", oidc.ScopeOfflineAccess},
 		}
 		a.verifier = p.Verifier(&oidc.Config{ClientID: o.ClientID, Now: o.Now})
 		aud := o.CodecAudience
@@ -294,22 +302,6 @@ func (a *Auth) Operator(h http.Handler) http.Handler {
 // SignedIn says whether r carries a valid session.
 func (a *Auth) SignedIn(r *http.Request) bool { return a.session(r) != nil }
 
-// session reads and checks the session cookie.
-func (a *Auth) session(r *http.Request) *User {
-	c, err := r.Cookie(sessionCookie)
-	if err != nil {
-		return nil
-	}
-	var u User
-	if !a.openCookie(c.Value, sessionCookie, &u) || a.o.Now().Unix() >= u.Expires || u.Name == "" {
-		return nil
-	}
-	if u.Local && !fromThisMachine(r) {
-		return nil
-	}
-	return &u
-}
-
 func (a *Auth) validCSRF(r *http.Request, want string) bool {
 	got := r.Header.Get("X-CSRF-Token")
 	if got == "" {
@@ -321,17 +313,6 @@ func (a *Auth) validCSRF(r *http.Request, want string) bool {
 // CSRFField is the hidden form field's name; each form carries
 // FromContext(ctx).CSRF in it.
 const CSRFField = csrfField
-
-func (a *Auth) startSession(w http.ResponseWriter, u User) error {
-	u.CSRF = random()
-	u.Expires = a.o.Now().Add(SessionTTL).Unix()
-	v, err := a.sealCookie(sessionCookie, u)
-	if err != nil {
-		return err
-	}
-	http.SetCookie(w, a.cookie(sessionCookie, v, SessionTTL))
-	return nil
-}
 
 // flashCookie carries the outcome of a person's action to the page they
 // are sent to: sealed, so only Rebook can write what a page shows as its

@@ -256,3 +256,83 @@ func TestWhoMaySeeWhat(t *testing.T) {
 	assert.True(t, (&signin.User{Roles: []string{signin.Operator}}).MaySee("Dermatology"))
 	assert.False(t, (&signin.User{Teams: []string{"Cardiology"}}).MaySee("Cardiology"), "teams without the staff role")
 }
+
+// copyOf is a second browser holding a copy of c's cookies, as someone
+// who copied the session cookie would.
+func copyOf(t *testing.T, c *webclient.Client) *webclient.Client {
+	other := webclient.New(t, c.Base)
+	u, _ := url.Parse(c.Base)
+	other.HTTP.Jar.SetCookies(u, c.HTTP.Jar.Cookies(u))
+	return other
+}
+
+// Finding 6: sessions end when Rebook says. A cookie copied before
+// sign-out is dead after it; an unused session ends at the idle timeout;
+// roles are read again from the identity provider, so a role removed
+// there is gone within RolesFor, and a disabled account's session ends;
+// "sign out everyone" ends every session.
+func TestSecuritySessionsEndWhenRebookSays(t *testing.T) {
+	now := time.Now()
+	clock := func() time.Time { return now }
+	idp := idpfake.New("rebook", "s3cret")
+	t.Cleanup(idp.Close)
+	srv, auth := site(t, signin.Options{Issuer: idp.URL, ClientID: "rebook", ClientSecret: "s3cret", Now: clock,
+		LocalUsers: []signin.LocalUser{{Name: "dev", Roles: []string{signin.Admin}}}})
+
+	c := webclient.New(t, srv.URL).SignIn("dev")
+	stolen := copyOf(t, c)
+	resp, _ := stolen.Get("/page")
+	require.Equal(t, http.StatusOK, resp.StatusCode, "the copy works while the session does")
+	resp, _ = c.Form("/signout", nil)
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	resp, _ = stolen.Get("/page")
+	assert.Equal(t, http.StatusSeeOther, resp.StatusCode, "a cookie copied before sign-out is dead after it")
+
+	c = webclient.New(t, srv.URL).SignIn("dev")
+	now = now.Add(signin.IdleTimeout - time.Minute)
+	resp, _ = c.Get("/page")
+	require.Equal(t, http.StatusOK, resp.StatusCode, "used within the idle timeout")
+	now = now.Add(signin.IdleTimeout - time.Minute)
+	resp, _ = c.Get("/page")
+	require.Equal(t, http.StatusOK, resp.StatusCode, "each use starts the idle timeout again")
+	now = now.Add(signin.IdleTimeout + time.Second)
+	resp, _ = c.Get("/page")
+	assert.Equal(t, http.StatusSeeOther, resp.StatusCode, "unused for the idle timeout: ended")
+
+	// Roles from the identity provider are read again. (The provider's
+	// tokens live an hour of real time.)
+	now = time.Now()
+	sam := map[string]any{"sub": "u1", "preferred_username": "sam@trust.nhs.uk", "roles": []any{"rebook.staff", "rebook.operator"}, "groups": []any{"Cardiology"}}
+	idp.SignInAs(sam)
+	web := webclient.New(t, srv.URL)
+	_, body := follow(t, web, srv.URL+"/signin?idp=1&next=/page")
+	require.Equal(t, "hello sam@trust.nhs.uk staff,operator Cardiology", body)
+	idp.Change("u1", map[string]any{"sub": "u1", "preferred_username": "sam@trust.nhs.uk", "roles": []any{"rebook.staff"}, "groups": []any{"Dermatology"}})
+	now = now.Add(signin.RolesFor - time.Minute)
+	_, body = web.Get("/page")
+	assert.Equal(t, "hello sam@trust.nhs.uk staff,operator Cardiology", body, "within RolesFor the roles read at sign-in stand")
+	now = now.Add(2 * time.Minute)
+	_, body = web.Get("/page")
+	assert.Equal(t, "hello sam@trust.nhs.uk staff Dermatology", body, "past RolesFor the provider's current roles and teams apply")
+	resp, _ = web.Post("/codec/decode", nil)
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode, "the operator role is gone")
+	idp.Change("u1", nil)
+	now = now.Add(signin.RolesFor + time.Minute)
+	resp, _ = web.Get("/page")
+	assert.Equal(t, http.StatusSeeOther, resp.StatusCode, "an account the provider no longer refreshes is signed out")
+
+	// Sign out everyone.
+	now = time.Now()
+	a := webclient.New(t, srv.URL).SignIn("dev")
+	idp.SignInAs(sam)
+	b := webclient.New(t, srv.URL)
+	resp, _ = follow(t, b, srv.URL+"/signin?idp=1&next=/page")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	n, err := auth.EndAllSessions(context.Background())
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, n, int64(2))
+	for _, who := range []*webclient.Client{a, b} {
+		resp, _ = who.Get("/page")
+		assert.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	}
+}

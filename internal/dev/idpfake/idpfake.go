@@ -29,9 +29,11 @@ type Provider struct {
 	key    *rsa.PrivateKey
 	signer jose.Signer
 
-	mu    sync.Mutex
-	next  map[string]any // the claims the next sign-in gets
-	codes map[string]grant
+	mu      sync.Mutex
+	next    map[string]any // the claims the next sign-in gets
+	codes   map[string]grant
+	current map[string]map[string]any // by sub: the claims a refresh gets now
+	refresh map[string]string         // refresh token -> sub
 }
 
 type grant struct {
@@ -51,7 +53,7 @@ func New(clientID, clientSecret string) *Provider {
 	if err != nil {
 		panic(err)
 	}
-	p := &Provider{ClientID: clientID, ClientSecret: clientSecret, key: key, signer: signer, codes: map[string]grant{}}
+	p := &Provider{ClientID: clientID, ClientSecret: clientSecret, key: key, signer: signer, codes: map[string]grant{}, current: map[string]map[string]any{}, refresh: map[string]string{}}
 	m := http.NewServeMux()
 	m.HandleFunc("GET /.well-known/openid-configuration", p.discovery)
 	m.HandleFunc("GET /jwks", p.jwks)
@@ -71,6 +73,22 @@ func (p *Provider) SignInAs(claims map[string]any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.next = claims
+	if sub, _ := claims["sub"].(string); sub != "" {
+		p.current[sub] = claims
+	}
+}
+
+// Change sets the claims a refresh for sub gets from now on, as when an
+// administrator changes a person's roles; nil refuses their refreshes,
+// as when the account is disabled.
+func (p *Provider) Change(sub string, claims map[string]any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if claims == nil {
+		delete(p.current, sub)
+		return
+	}
+	p.current[sub] = claims
 }
 
 // Token mints a signed token for audience with these claims, as the
@@ -127,6 +145,10 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		id, secret = r.PostFormValue("client_id"), r.PostFormValue("client_secret")
 	}
+	if r.PostFormValue("grant_type") == "refresh_token" {
+		p.refreshGrant(w, r, id == p.ClientID && secret == p.ClientSecret)
+		return
+	}
 	p.mu.Lock()
 	g, found := p.codes[r.PostFormValue("code")]
 	delete(p.codes, r.PostFormValue("code"))
@@ -147,6 +169,43 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{
 		"access_token": p.Token(p.ClientID, g.claims, time.Hour), "token_type": "Bearer", "expires_in": 3600,
-		"id_token": p.Token(p.ClientID, claims, time.Hour),
+		"id_token": p.Token(p.ClientID, claims, time.Hour), "refresh_token": p.newRefresh(g.claims),
+	})
+}
+
+func (p *Provider) newRefresh(claims map[string]any) string {
+	sub, _ := claims["sub"].(string)
+	if sub == "" {
+		return ""
+	}
+	rt := rand.Text()
+	p.mu.Lock()
+	p.refresh[rt] = sub
+	p.mu.Unlock()
+	return rt
+}
+
+// refreshGrant answers a refresh with the claims the person has now, and
+// a new refresh token (the old one is spent).
+func (p *Provider) refreshGrant(w http.ResponseWriter, r *http.Request, client bool) {
+	p.mu.Lock()
+	sub, found := p.refresh[r.PostFormValue("refresh_token")]
+	delete(p.refresh, r.PostFormValue("refresh_token"))
+	claims := p.current[sub]
+	p.mu.Unlock()
+	switch {
+	case !client:
+		http.Error(w, `{"error":"invalid_client"}`, http.StatusUnauthorized)
+		return
+	case !found || claims == nil:
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write([]byte(`{"error":"invalid_grant"}`))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"access_token": p.Token(p.ClientID, claims, time.Hour), "token_type": "Bearer", "expires_in": 3600,
+		"id_token": p.Token(p.ClientID, claims, time.Hour), "refresh_token": p.newRefresh(claims),
 	})
 }
