@@ -8,6 +8,7 @@
 package codec
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -30,7 +31,15 @@ const (
 type Codec struct {
 	box   *secret.Box
 	keyID []byte // the box's key id, as each payload's metadata carries it
+	// strict refuses a payload this codec did not seal: Rebook's own
+	// clients and workers seal everything, so a plain one was written by
+	// someone else with write access to Temporal (a CLI signal, a start
+	// from the Web UI), who must not be able to steer a request.
+	strict bool
 }
+
+// ErrUnsealed is Decode's refusal of a payload that is not sealed.
+var ErrUnsealed = errors.New("codec: the payload is not sealed with REBOOK_ENCRYPTION_KEY; Rebook takes only payloads its own clients wrote")
 
 // New makes a Codec that seals under key and opens under it or any old
 // key (each 32 bytes).
@@ -60,11 +69,16 @@ func (c *Codec) Encode(in []*commonpb.Payload) ([]*commonpb.Payload, error) {
 	return out, nil
 }
 
-// Decode opens payloads this codec sealed and passes others through.
+// Decode opens payloads this codec sealed. Others pass through for the
+// Web UI's codec (which only shows them) and are refused (ErrUnsealed)
+// for the workers and clients.
 func (c *Codec) Decode(in []*commonpb.Payload) ([]*commonpb.Payload, error) {
 	out := make([]*commonpb.Payload, len(in))
 	for i, p := range in {
 		if string(p.GetMetadata()[metaKey]) != Encoding {
+			if c.strict {
+				return nil, fmt.Errorf("%w (its encoding is %q)", ErrUnsealed, p.GetMetadata()[metaKey])
+			}
 			out[i] = p
 			continue
 		}
@@ -81,8 +95,22 @@ func (c *Codec) Decode(in []*commonpb.Payload) ([]*commonpb.Payload, error) {
 	return out, nil
 }
 
-// DataConverter is the SDK's default converter with this codec underneath.
+// DataConverter is the SDK's default converter with this codec underneath,
+// refusing unsealed payloads: a signal carrying one is dropped by the SDK
+// (logged, and counted as a corrupted signal), an update is rejected, and
+// a start fails its first workflow task with ErrUnsealed.
 func DataConverter(key []byte, old ...[]byte) (converter.DataConverter, error) {
+	c, err := New(key, old...)
+	if err != nil {
+		return nil, err
+	}
+	c.strict = true
+	return converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), c), nil
+}
+
+// LenientDataConverter is DataConverter that lets unsealed payloads
+// through, for tests that say why they need it.
+func LenientDataConverter(key []byte, old ...[]byte) (converter.DataConverter, error) {
 	c, err := New(key, old...)
 	if err != nil {
 		return nil, err

@@ -69,7 +69,7 @@ func (d *dashboard) grantLink(w http.ResponseWriter, r *http.Request) {
 	link, err := d.Store.NewGrantLink(r.Context(), d.PKBClientID, u.Name, grantflow.LinkTTL)
 	if err == nil {
 		err = d.Store.Audit(r.Context(), store.AuditEntry{Actor: u.Name, Action: ActionGrantLinkIssued, Subject: "pkb-grant/" + d.PKBClientID,
-			Detail: map[string]string{"via": "web"}})
+			Detail: map[string]string{"via": "web", "subject": u.Subject}})
 	}
 	if err != nil {
 		d.Log.Error("dashboard: grant link", "err", err)

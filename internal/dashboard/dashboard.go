@@ -35,6 +35,11 @@ var staticFS embed.FS
 // request's patient details.
 const ActionViewedPatient = "viewed-patient-details"
 
+// ActionWebPress is the audit log's action for a button pressed on the
+// web, applied or refused, with who pressed it (display name and stable
+// subject).
+const ActionWebPress = "web-press"
+
 // Requests applies a staff action to a request's workflow (wfclient).
 type Requests interface {
 	StaffAction(ctx context.Context, workflowID string, a workflows.StaffAction) (string, error)
@@ -308,6 +313,16 @@ func (d *dashboard) action(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	said, err := d.Requests.StaffAction(ctx, req.WorkflowID, a)
 	log := d.Log.With("workflow_id", req.WorkflowID, "action", a.Action, "user", u.Name, "via", "web")
+	// The workflow records the press under the display name; this row
+	// ties it to the identity provider's stable subject, refused or not.
+	outcome := "applied"
+	if err != nil {
+		outcome = "refused"
+	}
+	if aerr := d.Store.Audit(r.Context(), store.AuditEntry{Actor: u.Name, Action: ActionWebPress, Subject: req.WorkflowID,
+		Detail: map[string]string{"action": a.Action, "outcome": outcome, "subject": u.Subject}}); aerr != nil {
+		log.Error("dashboard: audit a press", "err", aerr)
+	}
 	if err != nil {
 		log.Info("staff action refused", "why", err)
 		d.back(w, r, req.Ref, "problem", wfclient.Refusal(err))
@@ -334,7 +349,7 @@ func (d *dashboard) patient(w http.ResponseWriter, r *http.Request) {
 	// request shows no details, so there is no view to record.
 	if d.Patients != nil && req.RedactedAt == nil {
 		if err := d.Store.Audit(r.Context(), store.AuditEntry{Actor: u.Name, Action: ActionViewedPatient, Subject: req.WorkflowID,
-			Detail: map[string]string{"ref": req.Ref, "via": "web"}}); err != nil {
+			Detail: map[string]string{"ref": req.Ref, "via": "web", "subject": u.Subject}}); err != nil {
 			d.Log.Error("dashboard: audit a patient view", "err", err)
 			http.Error(w, "the view could not be recorded, so the details are not shown; try again", http.StatusInternalServerError)
 			return

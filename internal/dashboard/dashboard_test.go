@@ -400,3 +400,28 @@ func TestSecurityAdminSignsEveryoneOut(t *testing.T) {
 	assert.Equal(t, "ada", trail[0].Actor)
 	assert.Equal(t, "3", trail[0].Detail["sessions"], "sam's, olive's and ada's")
 }
+
+// Finding 15: a press on the web is audited with the stable subject of
+// whoever pressed it, applied or refused.
+func TestSecurityWebPressesNameTheStableSubject(t *testing.T) {
+	r := newRig(t, patients{})
+	sam := webclient.New(t, r.srv.URL).SignIn("sam")
+	resp, _ := sam.Form("/requests/RB-CCCC-0001/action", url.Values{"action": {workflows.ActionClaim}})
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	resp, _ = sam.Form("/requests/RB-CCCC-0001/action", url.Values{"action": {workflows.ActionClaim}})
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	trail, err := r.st.AuditTrail(context.Background(), workflows.RequestWorkflowID("c1"))
+	require.NoError(t, err)
+	var presses []store.AuditEntry
+	for _, e := range trail {
+		if e.Action == dashboard.ActionWebPress {
+			presses = append(presses, e)
+		}
+	}
+	require.Len(t, presses, 2)
+	for i, want := range []string{"applied", "refused"} {
+		assert.Equal(t, "sam", presses[i].Actor)
+		assert.Equal(t, "local:sam", presses[i].Detail["subject"])
+		assert.Equal(t, want, presses[i].Detail["outcome"])
+	}
+}

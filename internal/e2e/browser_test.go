@@ -1,12 +1,16 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +21,10 @@ import (
 
 	"github.com/rebookhq/rebook/internal/config"
 	"github.com/rebookhq/rebook/internal/dashboard"
+	"github.com/rebookhq/rebook/internal/dev/idpfake"
 	"github.com/rebookhq/rebook/internal/dev/slackfake"
+	"github.com/rebookhq/rebook/internal/dev/testdb"
+	"github.com/rebookhq/rebook/internal/frontdoor"
 	"github.com/rebookhq/rebook/internal/routing"
 	"github.com/rebookhq/rebook/internal/signin"
 	"github.com/rebookhq/rebook/internal/store"
@@ -200,4 +207,63 @@ func TestSecurityInTheBrowser(t *testing.T) {
 	})()`))
 	require.NoError(t, err)
 	assert.False(t, ran, "the Content-Security-Policy blocks inline script")
+}
+
+// Issue 23, finding 15, in a real browser: a page on the Temporal Web
+// UI's origin calls the codec on Rebook's with the operator's forwarded
+// access token in Authorization, as the UI does with
+// TEMPORAL_CODEC_PASS_ACCESS_TOKEN; Chromium's preflight must pass for
+// the decode to reach Rebook, and the decode is audited under the token's
+// subject.
+func TestSecurityCodecPreflightInTheBrowser(t *testing.T) {
+	exe := chromium(t)
+	ctx := context.Background()
+	key := bytes.Repeat([]byte{7}, 32)
+	st, err := store.Open(ctx, testdb.URL(t), key)
+	require.NoError(t, err)
+	t.Cleanup(st.Close)
+	idp := idpfake.New("rebook", "s3cret")
+	t.Cleanup(idp.Close)
+	ui := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = w.Write([]byte("<!doctype html><title>Temporal Web UI</title><p>ui</p>"))
+	}))
+	t.Cleanup(ui.Close)
+	door := httptest.NewUnstartedServer(nil)
+	auth, err := signin.New(ctx, signin.Options{PublicURL: "http://" + door.Listener.Addr().String(), Issuer: idp.URL, ClientID: "rebook",
+		ClientSecret: "s3cret", CodecAudience: "temporal-ui", Key: key})
+	require.NoError(t, err)
+	h, err := frontdoor.New(frontdoor.Options{Store: st, EncryptionKey: key, Auth: auth, CodecOrigin: ui.URL})
+	require.NoError(t, err)
+	door.Config.Handler = h
+	door.Start()
+	t.Cleanup(door.Close)
+	token := idp.Token("temporal-ui", map[string]any{"sub": "op-1", "preferred_username": "olive@trust", "roles": []any{"rebook.operator"}}, time.Hour)
+
+	bctx := browser(t, exe)
+	bctx, cancel := context.WithTimeout(bctx, 2*time.Minute)
+	defer cancel()
+	require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(ui.URL), chromedp.WaitVisible(chromedp.CSS("p"))))
+	got, err := chromedp.Run(bctx, chromedp.Evaluate[string](`fetch(`+strconv.Quote(door.URL+"/codec/decode")+`, {
+		method: "POST",
+		headers: {"Authorization": "Bearer `+token+`", "Content-Type": "application/json", "X-Namespace": "default"},
+		body: JSON.stringify({payloads: [{metadata: {encoding: btoa("json/plain")}, data: btoa('"hi"')}]}),
+	}).then(r => r.status + " " + r.headers.get("Content-Type"), e => "refused: " + e)`, chromedp.EvalAwaitPromise))
+	require.NoError(t, err)
+	assert.Equal(t, "200 application/json", got, "the preflight passed and the codec answered")
+	trail, err := st.AuditTrail(ctx, "codec")
+	require.NoError(t, err)
+	require.Len(t, trail, 1)
+	assert.Equal(t, "olive@trust", trail[0].Actor)
+	assert.Equal(t, "op-1", trail[0].Detail["subject"])
+
+	// Another origin's page is not let through.
+	other := httptest.NewServer(ui.Config.Handler)
+	t.Cleanup(other.Close)
+	require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(other.URL), chromedp.WaitVisible(chromedp.CSS("p"))))
+	got, err = chromedp.Run(bctx, chromedp.Evaluate[string](`fetch(`+strconv.Quote(door.URL+"/codec/decode")+`, {
+		method: "POST", headers: {"Authorization": "Bearer `+token+`", "Content-Type": "application/json"}, body: "{}",
+	}).then(r => String(r.status), e => "refused")`, chromedp.EvalAwaitPromise))
+	require.NoError(t, err)
+	assert.Equal(t, "refused", got, "the browser refuses the codec's answer to another origin")
 }

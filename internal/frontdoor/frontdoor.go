@@ -138,8 +138,9 @@ func auditDecode(st *store.Store, h http.Handler) http.Handler {
 			h.ServeHTTP(w, r) // nothing to open: the codec answers
 			return
 		}
-		e := store.AuditEntry{Actor: signin.FromContext(r.Context()).Name, Action: ActionCodecDecode, Subject: "codec",
-			Detail: map[string]string{"payloads": strconv.Itoa(len(in.Payloads)), "namespace": r.Header.Get("X-Namespace")}}
+		who := signin.FromContext(r.Context())
+		e := store.AuditEntry{Actor: who.Name, Action: ActionCodecDecode, Subject: "codec",
+			Detail: map[string]string{"payloads": strconv.Itoa(len(in.Payloads)), "namespace": r.Header.Get("X-Namespace"), "subject": who.Subject}}
 		if wid := workflowOf(r.Referer()); wid != "" {
 			e.Subject, e.Detail["workflow"] = wid, wid
 		}

@@ -33,6 +33,9 @@ func site(t *testing.T, o signin.Options) (*httptest.Server, *signin.Auth) {
 		u := signin.FromContext(r.Context())
 		_, _ = w.Write([]byte("hello " + u.Name + " " + strings.Join(u.Roles, ",") + " " + strings.Join(u.Teams, ",")))
 	})))
+	m.Handle("/whoami", auth.Operator(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(signin.FromContext(r.Context()).Subject))
+	})))
 	m.Handle("/codec/decode", auth.Operator(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("decoded")) })))
 	srv.Config.Handler = m
 	srv.Start()
@@ -335,4 +338,31 @@ func TestSecuritySessionsEndWhenRebookSays(t *testing.T) {
 		resp, _ = who.Get("/page")
 		assert.Equal(t, http.StatusSeeOther, resp.StatusCode)
 	}
+}
+
+// Finding 15: who acted is recorded by the identity provider's stable
+// subject as well as the display name: sub, or Entra ID's oid when the
+// token carries one; a local user's is marked local.
+func TestSecurityStableSubject(t *testing.T) {
+	idp := idpfake.New("rebook", "s3cret")
+	t.Cleanup(idp.Close)
+	srv, _ := site(t, signin.Options{Issuer: idp.URL, ClientID: "rebook", ClientSecret: "s3cret", CodecAudience: "temporal-ui"})
+	get := func(token string) string {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/whoami", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer func() { _ = resp.Body.Close() }()
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(resp.Body)
+		return b.String()
+	}
+	op := []any{"rebook.operator"}
+	assert.Equal(t, "s-123", get(idp.Token("temporal-ui", map[string]any{"sub": "s-123", "preferred_username": "olive@trust", "roles": op}, time.Hour)))
+	assert.Equal(t, "oid-9", get(idp.Token("temporal-ui", map[string]any{"sub": "pairwise-x", "oid": "oid-9", "preferred_username": "olive@trust", "roles": op}, time.Hour)))
+
+	local, _ := site(t, signin.Options{LocalUsers: []signin.LocalUser{{Name: "dev", Roles: []string{signin.Operator}}}})
+	c := webclient.New(t, local.URL).SignIn("dev")
+	_, body := c.Get("/whoami")
+	assert.Equal(t, "local:dev", body)
 }
