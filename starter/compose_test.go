@@ -183,16 +183,28 @@ func TestComposeFileAgreesWithConfig(t *testing.T) {
 	}
 	assert.Equal(t, "http://localhost:"+published["temporal"][uiPort], flagValue(rebook["serve"].Command, "--temporal-ui"))
 
-	// PostgreSQL: the service, with the user, password and database it
-	// creates.
-	db, err := url.Parse(worker.DatabaseURL)
-	require.NoError(t, err)
-	assert.Equal(t, "postgres", db.Hostname())
-	pw, _ := db.User.Password()
+	// PostgreSQL: migrate logs in as the owner the service creates; the
+	// rest as the login migrate makes a member of the application role,
+	// with the password it gives it.
 	pg := svcs["postgres"].Environment
-	assert.Equal(t, pg["POSTGRES_USER"], db.User.Username())
+	mig, err := url.Parse(load("migrate", config.DatabaseURL).DatabaseURL)
+	require.NoError(t, err)
+	pw, _ := mig.User.Password()
+	assert.Equal(t, "postgres", mig.Hostname())
+	assert.Equal(t, pg["POSTGRES_USER"], mig.User.Username())
 	assert.Equal(t, pg["POSTGRES_PASSWORD"], pw)
-	assert.Equal(t, "/"+pg["POSTGRES_DB"], db.Path)
+	assert.Equal(t, "/"+pg["POSTGRES_DB"], mig.Path)
+	login := flagValue(rebook["migrate"].Command, "--login")
+	require.NotEmpty(t, login, "migrate makes the services' login")
+	for _, name := range []string{"worker", "serve", "schedule", "sim-grant"} {
+		db, err := url.Parse(rebook[name].Environment[config.DatabaseURL])
+		require.NoError(t, err)
+		pw, _ := db.User.Password()
+		assert.Equal(t, "postgres", db.Hostname(), name)
+		assert.Equal(t, login, db.User.Username(), "%s logs in as the services' login, not the owner", name)
+		assert.Equal(t, rebook["migrate"].Environment[config.DBLoginPassword], pw, name)
+		assert.Equal(t, mig.Path, db.Path, name)
+	}
 
 	// The front door: it listens on the published port, people reach it
 	// at the public URL, and PKB sends clinicians back to it.
@@ -280,7 +292,7 @@ func TestSecurityComposeShipsNoSecret(t *testing.T) {
 			defaulted[m[1]] = m[3]
 		}
 	}
-	for _, name := range []string{config.EncryptionKey, config.PKBClientSecret, config.SlackBotToken} {
+	for _, name := range []string{config.EncryptionKey, config.PKBClientSecret, config.SlackBotToken, config.DBLoginPassword, "POSTGRES_PASSWORD"} {
 		assert.True(t, required[name], "compose requires %s", name)
 	}
 	for _, name := range []string{config.SlackSigningSecret, config.SlackAppToken, config.OIDCClientSecret, config.FeedToken, config.MetricsToken} {

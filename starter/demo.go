@@ -92,11 +92,14 @@ func runSimGrant(ctx context.Context, args []string) error {
 func simGrant(ctx context.Context, cfg config.Config) error {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	st, err := store.Open(ctx, cfg.DatabaseURL, cfg.EncryptionKey, cfg.OldEncryptionKeys...)
+	st, err := store.Connect(ctx, cfg.DatabaseURL, cfg.EncryptionKey, cfg.OldEncryptionKeys...)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	if err := st.CheckSchema(ctx); err != nil {
+		return err
+	}
 	if g, err := st.Grant(ctx, cfg.PKBClientID); err == nil && g.Status == store.GrantHealthy {
 		return nil
 	} else if err != nil && !errors.Is(err, store.ErrNotFound) {

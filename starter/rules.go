@@ -32,11 +32,14 @@ func runRules(ctx context.Context, args []string) error {
 	}
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	st, err := store.Open(octx, cfg.DatabaseURL, nil)
+	st, err := store.Connect(octx, cfg.DatabaseURL, nil)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	if err := st.CheckSchema(octx); err != nil {
+		return err
+	}
 	switch args[0] {
 	case "list":
 		rules, err := st.Rules(ctx)

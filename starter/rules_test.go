@@ -19,6 +19,7 @@ import (
 func TestRulesImportExport(t *testing.T) {
 	t.Setenv("DATABASE_URL", testdb.URL(t))
 	ctx := context.Background()
+	require.NoError(t, runMigrate(ctx, nil), "rules work on a migrated database, as every command but migrate")
 	dir := t.TempDir()
 	good := filepath.Join(dir, "rules.csv")
 	require.NoError(t, os.WriteFile(good, []byte(routing.DemoCSV), 0o600))
@@ -56,6 +57,7 @@ func mustOpen(t *testing.T, path string) *os.File {
 // the bad channel named, and changes nothing.
 func TestHazardRulesImportChecksEveryChannel(t *testing.T) {
 	t.Setenv("DATABASE_URL", testdb.URL(t))
+	require.NoError(t, runMigrate(context.Background(), nil))
 	sl := slackfake.New(nil)
 	t.Cleanup(sl.Stop)
 	t.Setenv("SLACK_BOT_TOKEN", "xoxb-test")

@@ -22,15 +22,16 @@ import (
 
 func main() {
 	health := flag.String("health-addr", "127.0.0.1:8081", "address for GET /healthz and GET /metrics (empty: none)")
+	migrate := flag.Bool("migrate", false, "bring the database schema up to date first (needs DDL rights; `starter migrate` is the usual way)")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	if err := run(log, *health); err != nil {
+	if err := run(log, *health, *migrate); err != nil {
 		fmt.Fprintln(os.Stderr, "worker:", err)
 		os.Exit(1)
 	}
 }
 
-func run(log *slog.Logger, healthAddr string) error {
+func run(log *slog.Logger, healthAddr string, migrate bool) error {
 	cfg, err := config.FromEnv(app.WorkerNeeds...)
 	if err != nil {
 		return err
@@ -38,7 +39,7 @@ func run(log *slog.Logger, healthAddr string) error {
 	if err := cfg.RefuseShipped(); err != nil {
 		return err
 	}
-	conns, err := app.Connect(context.Background(), cfg, log, true)
+	conns, err := app.Connect(context.Background(), cfg, log, migrate)
 	if err != nil {
 		return err
 	}

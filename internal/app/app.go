@@ -113,8 +113,10 @@ type Conns struct {
 }
 
 // Connect opens the store and dials Temporal, within 30 seconds. With
-// migrate it first brings the schema up to date (the worker does; `starter
-// serve` does not, so it can run as a role without DDL rights).
+// migrate it first brings the schema up to date (the worker told to with
+// --migrate, `make dev`); without, it refuses a schema behind this release
+// (ErrSchemaBehind), so `serve` and the worker run as roles with no DDL
+// rights and never change the schema unasked.
 func Connect(ctx context.Context, cfg config.Config, log *slog.Logger, migrate bool) (*Conns, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -124,6 +126,10 @@ func Connect(ctx context.Context, cfg config.Config, log *slog.Logger, migrate b
 	}
 	st, err := open(ctx, cfg.DatabaseURL, cfg.EncryptionKey, cfg.OldEncryptionKeys...)
 	if err != nil {
+		return nil, err
+	}
+	if err := st.CheckSchema(ctx); err != nil {
+		st.Close()
 		return nil, err
 	}
 	m := Metrics(cfg, st, log)

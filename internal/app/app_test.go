@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -16,12 +17,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/rebookhq/rebook/internal/app"
 	"github.com/rebookhq/rebook/internal/config"
+	"github.com/rebookhq/rebook/internal/dev/testdb"
 	"github.com/rebookhq/rebook/internal/metrics"
+	"github.com/rebookhq/rebook/internal/store"
 )
 
 // Case 13: Temporal's TLS and API key come from the environment.
@@ -89,4 +93,23 @@ func TestSecurityMetricsLeaveThePublicAddress(t *testing.T) {
 		return ""
 	})
 	assert.ErrorContains(t, err, config.MetricsToken)
+}
+
+// Finding 16: the worker and serve never change the schema unasked: on a
+// database behind this release they stop with ErrSchemaBehind, before
+// anything else, and leave it as it was.
+func TestSecurityProcessesNeverMigrateUnasked(t *testing.T) {
+	ctx := context.Background()
+	dbURL := testdb.URL(t)
+	require.NoError(t, store.EnsureDatabase(ctx, dbURL))
+	cfg := config.Config{DatabaseURL: dbURL, TemporalAddress: "127.0.0.1:1", TemporalNamespace: "default"}
+	_, err := app.Connect(ctx, cfg, slog.New(slog.DiscardHandler), false)
+	require.ErrorIs(t, err, store.ErrSchemaBehind)
+	assert.Contains(t, err.Error(), "starter migrate")
+	conn, err := pgx.Connect(ctx, dbURL)
+	require.NoError(t, err)
+	defer func() { _ = conn.Close(ctx) }()
+	var tables int
+	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'`).Scan(&tables))
+	assert.Zero(t, tables, "nothing was created")
 }

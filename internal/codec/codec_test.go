@@ -35,7 +35,7 @@ func TestSecurityUnsealedPayloadsAreRefused(t *testing.T) {
 	key := bytes.Repeat([]byte{3}, 32)
 	dc, err := DataConverter(key)
 	require.NoError(t, err)
-	plain, err := converter.GetDefaultDataConverter().ToPayload(map[string]string{"action": "cant-action"})
+	plain, err := converter.GetDefaultDataConverter().ToPayload(map[string]string{"note": "closed in clear"})
 	require.NoError(t, err)
 	var got map[string]string
 	err = dc.FromPayload(plain, &got)
@@ -50,7 +50,7 @@ func TestSecurityUnsealedPayloadsAreRefused(t *testing.T) {
 	lenient, err := LenientDataConverter(key)
 	require.NoError(t, err)
 	require.NoError(t, lenient.FromPayload(plain, &got))
-	assert.Equal(t, "cant-action", got["action"])
+	assert.Equal(t, "closed in clear", got["note"])
 
 	c, err := New(key)
 	require.NoError(t, err)

@@ -67,6 +67,7 @@ const (
 	OldEncryptionKeys  = "REBOOK_ENCRYPTION_OLD_KEYS"
 	SlackDetail        = "REBOOK_SLACK_DETAIL"
 	Demo               = "REBOOK_DEMO"
+	DBLoginPassword    = "REBOOK_DB_LOGIN_PASSWORD"
 )
 
 // Shipped are the secrets this project ships for its demos (`make dev`,
@@ -170,6 +171,9 @@ type Config struct {
 	RetentionDays int
 	// SlackDetail is how much a request's Slack card shows.
 	SlackDetail slackmsg.Detail
+	// DBLoginPassword is the password `starter migrate --login` gives
+	// the login serve and the worker use.
+	DBLoginPassword string
 	// Demo allows the Shipped secrets: on for `make dev` and compose's
 	// demo profile, never in a trust's deployment.
 	Demo bool
@@ -244,6 +248,7 @@ func Load(getenv func(string) string, need ...string) (Config, error) {
 		OIDCRolesClaim:     get(OIDCRolesClaim),
 		OIDCTeamsClaim:     get(OIDCTeamsClaim),
 		CodecAudience:      get(CodecAudience),
+		DBLoginPassword:    get(DBLoginPassword),
 	}
 	if v := get(LocalUsers); v != "" {
 		users, err := signin.ParseLocalUsers(v)

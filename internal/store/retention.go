@@ -14,7 +14,7 @@ const ActionRedacted = "redacted"
 
 // auditKept are the audit detail keys a redaction leaves: where a request
 // went and how, never what it said or whom it was about.
-var auditKept = []string{"team", "channel", "reason", "via", "ref", "need", "started_by", "count"}
+var auditKept = []string{"team", "channel", "reason", "via", "ref", "need", "started_by", "count", "subject", "action", "outcome", "pkb_account", "sessions"}
 
 // RedactClosed removes the patient identifiers (PKB patient id,
 // appointment ids, the appointment's time) and free text (staff's close
@@ -47,10 +47,9 @@ func (s *Store) RedactClosed(ctx context.Context, cutoff time.Time, limit int, a
 		if n == 0 {
 			return nil
 		}
-		if _, err := tx.Exec(ctx, `
-			UPDATE audit_log SET detail = COALESCE(
-			    (SELECT jsonb_object_agg(k, v) FROM jsonb_each(detail) AS d(k, v) WHERE k = ANY($2)), '{}')
-			WHERE subject = ANY($1)`, ids, auditKept); err != nil {
+		// The audit log changes only through this function (migration
+		// 00014): no role Rebook runs as may update it directly.
+		if _, err := tx.Exec(ctx, `SELECT redact_audit($1, $2)`, ids, auditKept); err != nil {
 			return err
 		}
 		for _, id := range ids {

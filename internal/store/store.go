@@ -8,6 +8,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
@@ -139,15 +140,55 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if _, err := p.Up(ctx); err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
+	return s.grantApp(ctx)
+}
+
+// AppRole is the role whose members `serve` and the worker log in as:
+// rows, not schema; the audit log append-only.
+const AppRole = "rebook_app"
+
+// grantApp gives AppRole what `serve` and the worker need and nothing
+// more, on every table there is now: run after every migration, so a new
+// table is covered the release it arrives.
+func (s *Store) grantApp(ctx context.Context) error {
+	var exists bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)`, AppRole).Scan(&exists); err != nil {
+		return fmt.Errorf("store: grants: %w", err)
+	}
+	if !exists {
+		return nil // the migration said to ask a DBA for it
+	}
+	role := pgx.Identifier{AppRole}.Sanitize()
+	for _, q := range []string{
+		`GRANT USAGE ON SCHEMA public TO ` + role,
+		`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ` + role,
+		`GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO ` + role,
+		`REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON goose_db_version FROM ` + role,
+		`REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM ` + role,
+		`GRANT EXECUTE ON FUNCTION redact_audit(text[], text[]) TO ` + role,
+	} {
+		if _, err := s.pool.Exec(ctx, q); err != nil {
+			return fmt.Errorf("store: grants (%s): %w", q, err)
+		}
+	}
 	return nil
 }
 
 // ErrSchemaBehind means migrations are waiting: run `starter migrate`, or
-// start the worker, which migrates at start.
-var ErrSchemaBehind = errors.New("store: the database schema is behind this release: run `starter migrate` (or start the worker) first")
+// start the worker with --migrate.
+var ErrSchemaBehind = errors.New("store: the database schema is behind this release: run `starter migrate` first (or start the worker once with --migrate)")
 
 // CheckSchema says whether the schema is this release's, changing nothing.
 func (s *Store) CheckSchema(ctx context.Context) error {
+	// goose would create its version table to answer: a database never
+	// migrated is simply behind.
+	var versions *string
+	if err := s.pool.QueryRow(ctx, `SELECT to_regclass('goose_db_version')::text`).Scan(&versions); err != nil {
+		return fmt.Errorf("store: schema: %w", err)
+	}
+	if versions == nil {
+		return ErrSchemaBehind
+	}
 	p, done, err := s.migrations(false)
 	if err != nil {
 		return err
@@ -195,3 +236,33 @@ func unwrapPg(err error) error {
 	}
 	return err
 }
+
+// EnsureLogin makes login a role that can log in, is a member of AppRole
+// and nothing else Rebook grants, with password when one is given.
+func (s *Store) EnsureLogin(ctx context.Context, login, password string) error {
+	if login == AppRole || login == "" {
+		return fmt.Errorf("store: the login must be its own role, not %q", login)
+	}
+	id := pgx.Identifier{login}.Sanitize()
+	var exists bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)`, login).Scan(&exists); err != nil {
+		return fmt.Errorf("store: login %s: %w", login, err)
+	}
+	stmts := []string{}
+	if !exists {
+		stmts = append(stmts, `CREATE ROLE `+id+` LOGIN`)
+	}
+	if password != "" {
+		// A role's password cannot be a bind parameter: quote it as a literal.
+		stmts = append(stmts, `ALTER ROLE `+id+` LOGIN PASSWORD `+quoteLiteral(password))
+	}
+	stmts = append(stmts, `GRANT `+pgx.Identifier{AppRole}.Sanitize()+` TO `+id)
+	for _, q := range stmts {
+		if _, err := s.pool.Exec(ctx, q); err != nil {
+			return fmt.Errorf("store: login %s: %w", login, unwrapPg(err))
+		}
+	}
+	return nil
+}
+
+func quoteLiteral(v string) string { return "'" + strings.ReplaceAll(v, "'", "''") + "'" }
