@@ -63,7 +63,7 @@ func TestSecurityLeastPrivilege(t *testing.T) {
 	closed := time.Now().Add(-200 * 24 * time.Hour)
 	require.NoError(t, app.SaveRequest(ctx, store.Request{MessageID: id, WorkflowID: wid, Ref: "RB-AAAA-0001", PatientID: "p-1", Team: "Cardiology",
 		State: workflows.StateCompleted, ReceivedAt: closed.Add(-time.Hour), ClosedAt: &closed}))
-	require.NoError(t, app.Audit(ctx, store.AuditEntry{Actor: "sam", Action: "claimed", Subject: wid, Detail: map[string]string{"note": "patient rang", "team": "Cardiology"}}))
+	require.NoError(t, app.Audit(ctx, store.AuditEntry{Actor: "sam", Action: "test-entry", Subject: wid, Detail: map[string]string{"note": "patient rang", "team": "Cardiology"}}))
 
 	// The audit log is append-only for the app.
 	_, err = app.Pool().Exec(ctx, `UPDATE audit_log SET actor = 'someone else'`)
