@@ -20,7 +20,6 @@ import (
 
 	"github.com/rebookhq/rebook/internal/card"
 	"github.com/rebookhq/rebook/internal/metrics"
-	"github.com/rebookhq/rebook/internal/subject"
 )
 
 // Button action ids. Their value is the request's workflow id.
@@ -38,93 +37,37 @@ const (
 // candidate appointment.
 func QuestionValue(q card.Question) string { return q.WorkflowID + "|" + q.Candidate }
 
-// Detail is how much of a request its card shows (REBOOK_SLACK_DETAIL).
-// No level shows a patient identifier or the patient's words: those are
-// on the signed-in request page, where each view is audited.
-type Detail string
+// Detail is how much of a request its card shows (REBOOK_SLACK_DETAIL);
+// package card owns it, since Teams shows the same.
+type Detail = card.Detail
 
+// The detail levels.
 const (
-	// DetailAppointment shows the specialty, clinic and appointment time:
-	// enough to find the booking in the PAS. The default.
-	DetailAppointment Detail = "appointment"
-	// DetailMinimal shows the reference, request type, age and status,
-	// and no staff note: for a workspace shared beyond the teams, or for
-	// specialties whose name alone says too much.
-	DetailMinimal Detail = "minimal"
+	DetailAppointment = card.DetailAppointment
+	DetailMinimal     = card.DetailMinimal
 )
 
 // ParseDetail reads a detail level; empty is the default.
-func ParseDetail(v string) (Detail, error) {
-	switch d := Detail(strings.ToLower(strings.TrimSpace(v))); d {
-	case "":
-		return DetailAppointment, nil
-	case DetailAppointment, DetailMinimal:
-		return d, nil
-	}
-	return "", fmt.Errorf("must be %s or %s", DetailAppointment, DetailMinimal)
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "—"
-	}
-	return s
-}
-
-func age(from, now time.Time) string {
-	d := now.Sub(from)
-	switch {
-	case d < time.Minute:
-		return "just now"
-	case d < time.Hour:
-		return fmt.Sprintf("%d min ago", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%d h ago", int(d.Hours()))
-	default:
-		return fmt.Sprintf("%d days ago", int(d.Hours()/24))
-	}
-}
-
-func title(c card.Card) string {
-	kind := "Appointment request"
-	switch c.RequestType {
-	case "cancel":
-		kind = "Cancel request"
-	case "change":
-		kind = "Change request"
-	}
-	if c.Triage {
-		kind = "Triage: " + strings.ToLower(kind[:1]) + kind[1:]
-	}
-	return kind
-}
+func ParseDetail(v string) (Detail, error) { return card.ParseDetail(v) }
 
 // Text is the notification and fallback text; it carries the reference so
 // a lost post can be found again in the channel's history.
 func Text(c card.Card, d Detail) string {
 	if d == DetailMinimal {
-		return title(c) + " " + c.Ref
+		return c.Title() + " " + c.Ref
 	}
-	return fmt.Sprintf("%s %s: %s, %s", title(c), c.Ref, orDash(c.Specialty), orDash(c.Clinic))
+	return fmt.Sprintf("%s %s: %s, %s", c.Title(), c.Ref, card.OrDash(c.Specialty), card.OrDash(c.Clinic))
 }
 
 // Blocks lays the card out at a detail level.
 func Blocks(c card.Card, now time.Time, d Detail) []slack.Block {
-	when := "—"
-	if !c.Start.IsZero() {
-		when = c.Start.In(subject.London()).Format("Mon 2 Jan 2006 15:04")
-	}
-	state := map[card.State]string{"": "Open", card.Open: "Open", card.Claimed: "Claimed by " + card.Mention(c.ClaimedBy),
-		card.Completed: "Completed", card.Closed: "Closed by " + card.Mention(c.ClosedBy), card.Ended: "Ended without the change"}[c.State]
-	if state == "" {
-		state = string(c.State)
-	}
+	when, state, orDash := c.When(), c.Status(), card.OrDash
 	fields := []*slack.TextBlockObject{
 		slack.NewTextBlockObject(slack.MarkdownType, "*Specialty*\n"+orDash(c.Specialty), false, false),
 		slack.NewTextBlockObject(slack.MarkdownType, "*Clinic*\n"+orDash(c.Clinic), false, false),
 		slack.NewTextBlockObject(slack.MarkdownType, "*Appointment*\n"+when, false, false),
 		slack.NewTextBlockObject(slack.MarkdownType, "*Reference*\n"+c.Ref, false, false),
-		slack.NewTextBlockObject(slack.MarkdownType, "*Received*\n"+age(c.ReceivedAt, now), false, false),
+		slack.NewTextBlockObject(slack.MarkdownType, "*Received*\n"+card.Age(c.ReceivedAt, now), false, false),
 		slack.NewTextBlockObject(slack.MarkdownType, "*Status*\n"+state, false, false),
 	}
 	if d == DetailMinimal {
@@ -132,7 +75,7 @@ func Blocks(c card.Card, now time.Time, d Detail) []slack.Block {
 		c.CloseNote = ""
 	}
 	bs := []slack.Block{
-		slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, title(c), false, false)),
+		slack.NewHeaderBlock(slack.NewTextBlockObject(slack.PlainTextType, c.Title(), false, false)),
 		slack.NewSectionBlock(nil, fields, nil),
 	}
 	var notes []string

@@ -102,8 +102,14 @@ func WithPress(ctx context.Context, press string) context.Context {
 	return context.WithValue(ctx, pressKey{}, press)
 }
 
-func (c Client) staffAction(ctx context.Context, workflowID string, a workflows.StaffAction) (string, error) {
+// PressOf is the press id WithPress put in ctx, or empty.
+func PressOf(ctx context.Context) string {
 	press, _ := ctx.Value(pressKey{}).(string)
+	return press
+}
+
+func (c Client) staffAction(ctx context.Context, workflowID string, a workflows.StaffAction) (string, error) {
+	press := PressOf(ctx)
 	handle, err := c.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		UpdateID:   press,
 		WorkflowID: workflowID, UpdateName: workflows.UpdateStaffAction, Args: []interface{}{a},
