@@ -6,13 +6,14 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/rebookhq/rebook/internal/slackmsg"
+	"github.com/rebookhq/rebook/internal/notify"
 	"github.com/rebookhq/rebook/internal/store"
 )
 
-// NoticeActivities redraw cards and post reminders and alerts in Slack.
+// NoticeActivities redraw cards and post reminders and alerts, in Slack or
+// Teams as each channel says.
 type NoticeActivities struct {
-	Slack *slackmsg.Client
+	Out notify.Notifier
 	// Store keeps which keyed notices were posted; without it a retry may
 	// post a keyed notice twice.
 	Store *store.Store
@@ -23,22 +24,23 @@ type NoticeActivities struct {
 	Links         Links
 }
 
-// UpdateCard redraws the request's Slack message, with its dashboard link.
+// UpdateCard redraws the request's card, with its dashboard link.
 func (a *NoticeActivities) UpdateCard(ctx context.Context, in CardInput) error {
 	c := in.Card
 	c.DashboardURL = a.Links.Request(c.Ref)
-	return undeliverable(a.Slack.Update(ctx, in.ChannelID, in.TS, c, time.Now()))
+	return undeliverable(a.Out.Update(ctx, in.ChannelID, in.TS, c, time.Now()))
 }
 
-// SlackUndeliverable is the error type of a post or edit Slack refuses
-// for the channel itself (not found, archived, the app not in it): a
-// workflow that bounds its tries stops at once on it.
+// SlackUndeliverable is the error type of a post or edit Slack or Teams
+// refuses for the channel itself (not found, archived, the app not in
+// it): a workflow that bounds its tries stops at once on it. The name
+// predates Teams and is kept: histories in flight carry it.
 const SlackUndeliverable = "Slack:undeliverable"
 
-// undeliverable names Slack's refusal of the channel by its type, still
-// retryable for callers that retry without bounds.
+// undeliverable names the service's refusal of the channel by its type,
+// still retryable for callers that retry without bounds.
 func undeliverable(err error) error {
-	if code, ok := slackmsg.Undeliverable(err); ok {
+	if code, ok := notify.Undeliverable(err); ok {
 		return temporal.NewApplicationErrorWithCause(code, SlackUndeliverable, err)
 	}
 	return err
@@ -57,15 +59,15 @@ func (a *NoticeActivities) notify(ctx context.Context, in NotifyInput) error {
 	if in.Channel == "" {
 		in.Channel = a.TriageChannel
 	}
-	ch, err := a.Slack.ChannelID(ctx, in.Channel)
+	ch, err := a.Out.Resolve(ctx, in.Channel)
 	if err != nil {
 		return err
 	}
 	say := func() (string, error) {
 		if in.Question != nil {
-			return a.Slack.Ask(ctx, ch, in.ThreadTS, in.Text, *in.Question)
+			return a.Out.Ask(ctx, ch, in.ThreadTS, in.Text, *in.Question)
 		}
-		return a.Slack.Say(ctx, ch, in.ThreadTS, in.Text)
+		return a.Out.Say(ctx, ch, in.ThreadTS, in.Text)
 	}
 	if in.Key == "" || a.Store == nil {
 		_, err = say()
@@ -81,7 +83,7 @@ func (a *NoticeActivities) notify(ctx context.Context, in NotifyInput) error {
 	ts := ""
 	if before.StartedAt != nil {
 		// An earlier attempt may have posted and lost the answer.
-		if ts, err = a.Slack.FindText(ctx, ch, in.ThreadTS, in.Text, before.StartedAt.Add(-time.Minute)); err != nil {
+		if ts, err = a.Out.FindText(ctx, ch, in.ThreadTS, in.Text, before.StartedAt.Add(-time.Minute)); err != nil {
 			return err
 		}
 	}

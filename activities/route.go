@@ -8,8 +8,8 @@ import (
 
 	"go.temporal.io/sdk/activity"
 
+	"github.com/rebookhq/rebook/internal/notify"
 	"github.com/rebookhq/rebook/internal/routing"
-	"github.com/rebookhq/rebook/internal/slackmsg"
 	"github.com/rebookhq/rebook/internal/store"
 )
 
@@ -20,7 +20,8 @@ const TriageTeam = "Triage"
 // keep the read model and audit log of its transitions.
 type RouteActivities struct {
 	Store *store.Store
-	Slack *slackmsg.Client
+	// Notify posts to the rule's channel, in Slack or Teams.
+	Out notify.Notifier
 	// TriageChannel is REBOOK_TRIAGE_CHANNEL; triaged requests are due
 	// within TriageSLAHours (24 if zero).
 	TriageChannel  string
@@ -83,17 +84,18 @@ func (a *RouteActivities) fallBack(ctx context.Context, in RouteInput, r Route, 
 	if r.Triage {
 		return r, err
 	}
-	code, undeliverable := slackmsg.Undeliverable(err)
+	code, undeliverable := notify.Undeliverable(err)
 	if !undeliverable && (!activity.IsActivity(ctx) || activity.GetInfo(ctx).Attempt < teamPostAttempts) {
 		return r, err
 	}
-	reason := fmt.Sprintf("Slack would not take the card in #%s (%s)", strings.TrimPrefix(r.Channel, "#"), code)
+	svc, where := Place(r.Channel)
+	reason := fmt.Sprintf("%s would not take the card in %s (%s)", svc, where, code)
 	if !undeliverable {
-		reason = fmt.Sprintf("Slack kept failing to post the card in #%s", strings.TrimPrefix(r.Channel, "#"))
+		reason = fmt.Sprintf("%s kept failing to post the card in %s", svc, where)
 	}
 	if undeliverable && a.Notices != nil && a.AdminChannel != "" {
-		text := fmt.Sprintf(":warning: Rebook cannot post to #%s (%s): requests for %s go to triage until the routing rule or the channel is fixed (`starter rules import` checks every channel).",
-			strings.TrimPrefix(r.Channel, "#"), code, r.Team)
+		text := fmt.Sprintf(":warning: Rebook cannot post to %s (%s): requests for %s go to triage until the routing rule or the channel is fixed (`starter rules import` checks every channel).",
+			where, code, r.Team)
 		if err := a.Notices.Notify(ctx, NotifyInput{Channel: a.AdminChannel, Text: text, Key: "undeliverable-channel/" + r.Channel}); err != nil {
 			return r, err
 		}
@@ -109,6 +111,16 @@ func (a *RouteActivities) fallBack(ctx context.Context, in RouteInput, r Route, 
 	}
 	t.ChannelID, t.TS, err = a.postOnce(ctx, in, t)
 	return t, err
+}
+
+// Place names a channel setting's service and the channel as people know
+// it: "Slack", "#rebook-cardiology"; "Teams", "the Teams channel 19:…".
+func Place(channel string) (service, where string) {
+	svc, id, err := notify.Parse(channel)
+	if err == nil && svc == notify.Teams {
+		return "Teams", "the Teams channel " + id
+	}
+	return "Slack", "#" + strings.TrimPrefix(strings.TrimPrefix(channel, "slack:"), "#")
 }
 
 // pick chooses the team: the first matching rule, or triage with the
@@ -172,7 +184,7 @@ func (a *RouteActivities) record(ctx context.Context, in RouteInput, r Route) er
 // retry after a lost response finds the earlier post instead of repeating
 // it. It returns the channel id and the post's timestamp.
 func (a *RouteActivities) postOnce(ctx context.Context, in RouteInput, r Route) (string, string, error) {
-	chID, err := a.Slack.ChannelID(ctx, r.Channel)
+	chID, err := a.Out.Resolve(ctx, r.Channel)
 	if err != nil {
 		return "", "", err
 	}
@@ -187,14 +199,14 @@ func (a *RouteActivities) postOnce(ctx context.Context, in RouteInput, r Route) 
 	if before.StartedAt != nil {
 		// An earlier attempt may have posted and lost the answer; ts stays
 		// empty when it did not.
-		if ts, _, err = a.Slack.FindByRef(ctx, chID, r.Ref, before.StartedAt.Add(-time.Minute)); err != nil {
+		if ts, err = a.Out.FindCard(ctx, chID, r.Ref, before.StartedAt.Add(-time.Minute)); err != nil {
 			return "", "", err
 		}
 	}
 	if ts == "" {
 		c := in.Card
 		c.Ref, c.Triage, c.Reason, c.DashboardURL = r.Ref, r.Triage, r.Reason, a.Links.Request(r.Ref)
-		if _, ts, err = a.Slack.Post(ctx, chID, c, time.Now()); err != nil {
+		if ts, err = a.Out.Post(ctx, chID, c, time.Now()); err != nil {
 			return "", "", err
 		}
 	}

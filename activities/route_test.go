@@ -12,6 +12,7 @@ import (
 	"github.com/rebookhq/rebook/activities"
 	"github.com/rebookhq/rebook/internal/dev/slackfake"
 	"github.com/rebookhq/rebook/internal/dev/testdb"
+	"github.com/rebookhq/rebook/internal/notify"
 	"github.com/rebookhq/rebook/internal/slackmsg"
 	"github.com/rebookhq/rebook/internal/store"
 	"github.com/rebookhq/rebook/workflows"
@@ -28,7 +29,7 @@ func TestRouteToTeamPostsOnceDespiteALostAnswer(t *testing.T) {
 	t.Cleanup(fake.Stop)
 	fake.AddChannel("rebook-cardiology")
 	fake.AddChannel("rebook-triage")
-	a := &activities.RouteActivities{Store: st, Slack: slackmsg.New("xoxb-test", fake.GetAPIURL()), TriageChannel: "rebook-triage",
+	a := &activities.RouteActivities{Store: st, Out: notify.Router{Slack: slackmsg.New("xoxb-test", fake.GetAPIURL())}, TriageChannel: "rebook-triage",
 		Links: activities.Links{PublicURL: "http://rebook.test"}, States: workflows.ReadModelStates}
 
 	in := activities.RouteInput{MessageID: "msg-1", WorkflowID: workflows.RequestWorkflowID("msg-1"), ReceivedAt: time.Now().Add(-time.Hour),

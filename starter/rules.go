@@ -6,13 +6,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/rebookhq/rebook/activities"
+	"github.com/rebookhq/rebook/internal/app"
 	"github.com/rebookhq/rebook/internal/config"
+	"github.com/rebookhq/rebook/internal/notify"
 	"github.com/rebookhq/rebook/internal/routing"
-	"github.com/rebookhq/rebook/internal/slackmsg"
 	"github.com/rebookhq/rebook/internal/store"
 )
 
@@ -86,9 +87,9 @@ func runRules(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		if cfg.SlackBotToken == "" {
-			fmt.Println("channels not checked: SLACK_BOT_TOKEN is not set")
-		} else if bad := badChannels(ctx, slackmsg.New(cfg.SlackBotToken, cfg.SlackAPIURL), rules); len(bad) > 0 {
+		if cfg.SlackBotToken == "" && cfg.TeamsAppID == "" {
+			fmt.Println("channels not checked: neither SLACK_BOT_TOKEN nor TEAMS_APP_ID is set")
+		} else if bad := badChannels(ctx, app.Notifier(cfg, nil), rules); len(bad) > 0 {
 			for _, b := range bad {
 				fmt.Fprintln(os.Stderr, b)
 			}
@@ -103,9 +104,10 @@ func runRules(ctx context.Context, args []string) error {
 	return errors.New(rulesUsage)
 }
 
-// badChannels checks each rule's channel against Slack, once per channel,
-// and says which cannot take posts and why.
-func badChannels(ctx context.Context, sl *slackmsg.Client, rules []store.Rule) []string {
+// badChannels checks each rule's channel against its service (Slack or
+// Teams), once per channel, and says which cannot take posts and why. A
+// channel of a service Rebook has no credentials for is one of them.
+func badChannels(ctx context.Context, out notify.Router, rules []store.Rule) []string {
 	var bad []string
 	seen := map[string]bool{}
 	for _, r := range rules {
@@ -113,8 +115,9 @@ func badChannels(ctx context.Context, sl *slackmsg.Client, rules []store.Rule) [
 			continue
 		}
 		seen[r.SlackChannel] = true
-		if err := sl.CheckChannel(ctx, r.SlackChannel); err != nil {
-			bad = append(bad, fmt.Sprintf("#%s (team %s): %v", strings.TrimPrefix(r.SlackChannel, "#"), r.Team, err))
+		if err := out.Check(ctx, r.SlackChannel); err != nil {
+			_, where := activities.Place(r.SlackChannel)
+			bad = append(bad, fmt.Sprintf("%s (team %s): %v", where, r.Team, err))
 		}
 	}
 	return bad

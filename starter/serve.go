@@ -20,14 +20,17 @@ func runServe(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := config.FromEnv(config.EncryptionKey, config.SlackBotToken)
+	cfg, err := config.FromEnv(config.EncryptionKey)
 	if err != nil {
 		return err
 	}
 	if err := cfg.RefuseShipped(); err != nil {
 		return err
 	}
-	if cfg.SlackSigningSecret == "" && cfg.SlackAppToken == "" {
+	if cfg.SlackBotToken == "" && cfg.TeamsAppID == "" {
+		return app.ErrNoNotifier
+	}
+	if cfg.SlackBotToken != "" && cfg.SlackSigningSecret == "" && cfg.SlackAppToken == "" {
 		return errors.New("config: SLACK_SIGNING_SECRET is not set (or set SLACK_APP_TOKEN for Socket Mode)")
 	}
 	return serveFrontDoor(ctx, cfg, *ui, slog.Default())

@@ -531,7 +531,7 @@ func TestHazardRetriedNoticesAndAuditRowsAreOnce(t *testing.T) {
 	r := testrig.New(t)
 	ctx := context.Background()
 	ch := r.Slack.AddChannel("rebook-cardiology")
-	root, err := r.Set.Notices.Slack.Say(ctx, ch, "", "card")
+	root, err := r.Set.Notices.Out.Say(ctx, ch, "", "card")
 	require.NoError(t, err)
 	in := activities.NotifyInput{Channel: ch, ThreadTS: root, Text: "Reminder: RB-1 is due within 6 h (SLA 24 h).", Key: workflows.RequestWorkflowID("m1") + "#reminder"}
 	r.Slack.FailNext("chat.postMessage", 1)

@@ -36,11 +36,13 @@ import (
 	"github.com/rebookhq/rebook/internal/health"
 	"github.com/rebookhq/rebook/internal/interactions"
 	"github.com/rebookhq/rebook/internal/metrics"
+	"github.com/rebookhq/rebook/internal/notify"
 	"github.com/rebookhq/rebook/internal/pkb"
 	"github.com/rebookhq/rebook/internal/pkbauth"
 	"github.com/rebookhq/rebook/internal/signin"
 	"github.com/rebookhq/rebook/internal/slackmsg"
 	"github.com/rebookhq/rebook/internal/store"
+	"github.com/rebookhq/rebook/internal/teams"
 	"github.com/rebookhq/rebook/internal/wfclient"
 	"github.com/rebookhq/rebook/workflows"
 )
@@ -166,6 +168,23 @@ func OAuth(cfg config.Config) *pkb.OAuthConfig {
 	return pkb.OAuth(cfg.PKBBaseURL, cfg.PKBClientID, cfg.PKBClientSecret, cfg.PKBRedirectURL)
 }
 
+// Notifier posts to each channel's service: Slack when SLACK_BOT_TOKEN is
+// set, Teams when TEAMS_APP_ID is.
+func Notifier(cfg config.Config, m *metrics.Registry) notify.Router {
+	var r notify.Router
+	if cfg.SlackBotToken != "" {
+		r.Slack = Slack(cfg, m)
+	}
+	if cfg.TeamsAppID != "" {
+		r.Teams = &notify.TeamsNotifier{Client: teams.New(teams.Config{AppID: cfg.TeamsAppID, AppPassword: cfg.TeamsAppPassword,
+			TenantID: cfg.TeamsTenantID, LoginBase: cfg.TeamsLoginBase, ServiceURL: cfg.TeamsServiceURL}), Detail: cfg.SlackDetail}
+	}
+	return r
+}
+
+// ErrNoNotifier is a worker or front door with neither Slack nor Teams.
+var ErrNoNotifier = errors.New("config: set SLACK_BOT_TOKEN (Slack) or TEAMS_APP_ID, TEAMS_APP_PASSWORD and TEAMS_TENANT_ID (Microsoft Teams): requests need somewhere to go")
+
 // Slack is the Slack Web API client.
 func Slack(cfg config.Config, m *metrics.Registry) *slackmsg.Client {
 	c := slackmsg.NewCounted(cfg.SlackBotToken, cfg.SlackAPIURL, m.Handler())
@@ -217,15 +236,18 @@ func Activities(cfg config.Config, st *store.Store, tc client.Client, o WorkerOp
 		return activities.Set{}, err
 	}
 	p := activities.PKB{Client: pc, GrantRetryDelay: o.GrantRetryDelay, Forbidden: tokens.Forbidden}
-	slack, links, wf := Slack(cfg, o.Metrics), activities.Links{PublicURL: cfg.PublicURL}, wfclient.Client{Temporal: tc}
-	notices := &activities.NoticeActivities{Slack: slack, Store: st, TriageChannel: cfg.TriageChannel, AdminChannel: cfg.AdminChannel, Links: links}
+	if cfg.SlackBotToken == "" && cfg.TeamsAppID == "" {
+		return activities.Set{}, ErrNoNotifier
+	}
+	out, links, wf := Notifier(cfg, o.Metrics), activities.Links{PublicURL: cfg.PublicURL}, wfclient.Client{Temporal: tc}
+	notices := &activities.NoticeActivities{Out: out, Store: st, TriageChannel: cfg.TriageChannel, AdminChannel: cfg.AdminChannel, Links: links}
 	// The feed's updates kept for a request not yet routed are applied
 	// by the routing that gives the request its placer id.
 	kept := &feed.Feed{Store: st, Requests: wf, Log: slog.Default()}
 	return activities.Set{
 		Poll:    &activities.PollActivities{PKB: p, Store: st, Requests: wf, States: workflows.ReadModelStates, Overlap: cfg.PollOverlap},
 		Request: &activities.RequestActivities{PKB: p, Digest: st.PatientDigest},
-		Route: &activities.RouteActivities{Store: st, Slack: slack, TriageChannel: cfg.TriageChannel, TriageSLAHours: cfg.TriageSLAHours,
+		Route: &activities.RouteActivities{Store: st, Out: out, TriageChannel: cfg.TriageChannel, TriageSLAHours: cfg.TriageSLAHours,
 			Links: links, States: workflows.ReadModelStates, Notices: notices, AdminChannel: cfg.AdminChannel, FirstCheckAfter: cfg.FirstCheckAfter,
 			Pending: kept.ApplyPending},
 		Appointments: &activities.AppointmentActivities{PKB: p, Store: st, Requests: wf, CallsPerHour: cfg.PKBCallsPerHour, FirstCheckAfter: cfg.FirstCheckAfter,
@@ -237,7 +259,8 @@ func Activities(cfg config.Config, st *store.Store, tc client.Client, o WorkerOp
 }
 
 // WorkerNeeds are the settings the worker cannot run without.
-var WorkerNeeds = []string{config.PKBBaseURL, config.PKBFHIRBaseURL, config.PKBClientID, config.PKBClientSecret, config.PKBRedirectURL, config.EncryptionKey, config.SlackBotToken}
+// (and SLACK_BOT_TOKEN or TEAMS_APP_ID: ErrNoNotifier).
+var WorkerNeeds = []string{config.PKBBaseURL, config.PKBFHIRBaseURL, config.PKBClientID, config.PKBClientSecret, config.PKBRedirectURL, config.EncryptionKey}
 
 // RegisterSearchAttributes adds Rebook's search attributes to the
 // namespace, skipping those already there.
@@ -377,6 +400,11 @@ func WorkerHealth(st *store.Store, tc client.Client) http.Handler {
 func FrontDoor(ctx context.Context, cfg config.Config, st *store.Store, tc client.Client, fd *feed.Feed, m *metrics.Registry, temporalUI string, log *slog.Logger) (http.Handler, *interactions.Handler, error) {
 	wf := wfclient.Client{Temporal: tc}
 	ih := &interactions.Handler{Requests: wf, Slack: Slack(cfg, m), SigningSecret: cfg.SlackSigningSecret, Log: log}
+	var teamsHandler http.Handler
+	if cfg.TeamsAppID != "" {
+		teamsHandler = &interactions.Teams{Requests: wf, AppID: cfg.TeamsAppID, TenantID: cfg.TeamsTenantID, Log: log,
+			Verifier: &teams.Verifier{AppID: cfg.TeamsAppID, OpenIDURL: cfg.TeamsOpenIDURL}}
+	}
 	var grant *grantflow.Handler
 	dash := dashboard.Options{Requests: wf, TemporalUI: temporalUI, Namespace: cfg.TemporalNamespace}
 	if cfg.PKBBaseURL != "" && cfg.PKBClientID != "" && cfg.PKBRedirectURL != "" {
@@ -403,7 +431,7 @@ func FrontDoor(ctx context.Context, cfg config.Config, st *store.Store, tc clien
 		checks = append(checks, health.Check{Name: "mllp", Ping: fd.AcceptHealth})
 	}
 	h, err := frontdoor.New(frontdoor.Options{Health: checks,
-		Store: st, Interactions: ih, Grant: grant, Feed: feedHandler, EncryptionKey: cfg.EncryptionKey, OldEncryptionKeys: cfg.OldEncryptionKeys, CodecOrigin: temporalUI,
+		Store: st, Interactions: ih, Teams: teamsHandler, Grant: grant, Feed: feedHandler, EncryptionKey: cfg.EncryptionKey, OldEncryptionKeys: cfg.OldEncryptionKeys, CodecOrigin: temporalUI,
 		Auth: auth, Log: log, Metrics: PublicMetrics(cfg, m), HSTS: strings.HasPrefix(cfg.PublicURL, "https://"),
 		Dashboard: dash,
 	})

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rebookhq/rebook/internal/notify"
 	"github.com/rebookhq/rebook/internal/signin"
 	"github.com/rebookhq/rebook/internal/slackmsg"
 )
@@ -68,6 +69,12 @@ const (
 	SlackDetail        = "REBOOK_SLACK_DETAIL"
 	Demo               = "REBOOK_DEMO"
 	DBLoginPassword    = "REBOOK_DB_LOGIN_PASSWORD"
+	TeamsAppID         = "TEAMS_APP_ID"
+	TeamsAppPassword   = "TEAMS_APP_PASSWORD"
+	TeamsTenantID      = "TEAMS_TENANT_ID"
+	TeamsServiceURL    = "TEAMS_SERVICE_URL"
+	TeamsLoginBase     = "TEAMS_LOGIN_BASE"
+	TeamsOpenIDURL     = "TEAMS_OPENID_URL"
 )
 
 // Shipped are the secrets this project ships for its demos (`make dev`,
@@ -97,6 +104,9 @@ var defaults = map[string]string{
 	OIDCTeamsClaim:    "groups",
 	RetentionDays:     "90",
 	SlackDetail:       string(slackmsg.DetailAppointment),
+	TeamsServiceURL:   "https://smba.trafficmanager.net/teams/",
+	TeamsLoginBase:    "https://login.microsoftonline.com",
+	TeamsOpenIDURL:    "https://login.botframework.com/v1/.well-known/openidconfiguration",
 }
 
 // Config holds every setting. EncryptionKey is decoded; the rest are as set.
@@ -171,6 +181,12 @@ type Config struct {
 	RetentionDays int
 	// SlackDetail is how much a request's Slack card shows.
 	SlackDetail slackmsg.Detail
+	// Teams: the bot's Entra app id and client secret, the trust's
+	// tenant, the Bot Connector's service URL before Teams names one, and
+	// (for tests and sovereign clouds) the token authority and the Bot
+	// Framework's OpenID metadata.
+	TeamsAppID, TeamsAppPassword, TeamsTenantID     string
+	TeamsServiceURL, TeamsLoginBase, TeamsOpenIDURL string
 	// DBLoginPassword is the password `starter migrate --login` gives
 	// the login serve and the worker use.
 	DBLoginPassword string
@@ -249,6 +265,12 @@ func Load(getenv func(string) string, need ...string) (Config, error) {
 		OIDCTeamsClaim:     get(OIDCTeamsClaim),
 		CodecAudience:      get(CodecAudience),
 		DBLoginPassword:    get(DBLoginPassword),
+		TeamsAppID:         get(TeamsAppID),
+		TeamsAppPassword:   get(TeamsAppPassword),
+		TeamsTenantID:      get(TeamsTenantID),
+		TeamsServiceURL:    get(TeamsServiceURL),
+		TeamsLoginBase:     strings.TrimRight(get(TeamsLoginBase), "/"),
+		TeamsOpenIDURL:     get(TeamsOpenIDURL),
 	}
 	if v := get(LocalUsers); v != "" {
 		users, err := signin.ParseLocalUsers(v)
@@ -320,6 +342,9 @@ func Load(getenv func(string) string, need ...string) (Config, error) {
 		{SlackAPIURL, c.SlackAPIURL, httpURL},
 		{PublicURL, c.PublicURL, httpURL},
 		{OIDCIssuer, c.OIDCIssuer, httpURL},
+		{TeamsServiceURL, c.TeamsServiceURL, httpURL},
+		{TeamsLoginBase, c.TeamsLoginBase, httpURL},
+		{TeamsOpenIDURL, c.TeamsOpenIDURL, httpURL},
 		{SlackBotToken, c.SlackBotToken, prefixed("xoxb-")},
 		{SlackAppToken, c.SlackAppToken, prefixed("xapp-")},
 		{TriageChannel, c.TriageChannel, channel},
@@ -332,6 +357,9 @@ func Load(getenv func(string) string, need ...string) (Config, error) {
 		if reason := ch.check(ch.value); reason != "" {
 			return Config{}, &Error{ch.name, reason}
 		}
+	}
+	if c.TeamsAppID != "" && (c.TeamsAppPassword == "" || c.TeamsTenantID == "") {
+		return Config{}, &Error{TeamsAppID, "needs " + TeamsAppPassword + " and " + TeamsTenantID + " as well"}
 	}
 	if c.OIDCIssuer != "" && (c.OIDCClientID == "" || c.OIDCClientSecret == "") {
 		return Config{}, &Error{OIDCClientID, "and " + OIDCClientSecret + " must be set with " + OIDCIssuer}
@@ -435,10 +463,8 @@ func prefixed(p string) func(string) string {
 }
 
 func channel(v string) string {
-	for _, r := range v {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r >= 'A' && r <= 'Z') {
-			return "must be a Slack channel name or id (letters, digits, - and _)"
-		}
+	if _, _, err := notify.Parse(v); err != nil {
+		return "must be a Slack channel name or id, or teams:<channel id>"
 	}
 	return ""
 }

@@ -33,6 +33,9 @@ import (
 type Options struct {
 	Store        *store.Store
 	Interactions *interactions.Handler
+	// Teams serves POST /teams/messages when set: the Bot Connector's
+	// activities (interactions.Teams).
+	Teams http.Handler
 	// Feed serves POST /feed/fhir/Appointment when set: the PAS's copies.
 	Feed http.Handler
 	// Grant serves /oauth/start and /oauth/callback when set.
@@ -65,6 +68,9 @@ func New(o Options) (http.Handler, error) {
 	m := http.NewServeMux()
 	if o.Interactions != nil {
 		m.Handle("POST /slack/interactions", o.Interactions)
+	}
+	if o.Teams != nil {
+		m.Handle("POST "+interactions.TeamsPath, o.Teams)
 	}
 	if o.EncryptionKey != nil {
 		h, err := codec.Handler(o.EncryptionKey, o.OldEncryptionKeys...)
@@ -191,7 +197,7 @@ func LimitConns(l net.Listener, n int) net.Listener { return netutil.LimitListen
 // the headers alone: their bodies are not read until that has passed
 // (the codec's guard, then bufferBody; the feed's bearer check, then its
 // own bounded read), so an anonymous upload is refused unread.
-var readsAfterAuth = []string{"/codec/", "/feed/"}
+var readsAfterAuth = []string{"/codec/", "/feed/", "/teams/"}
 
 // limitBody answers 413 to a body over its path's limit, before the
 // handler reads any of it, so a large POST cannot grow the process.

@@ -42,7 +42,7 @@ type visitor struct {
 // limited says whether a path is rate limited. Health checks are not: a
 // monitor behind a busy shared address must not see the front door down.
 func limited(path string) bool {
-	return !strings.HasPrefix(path, "/slack/") && !strings.HasPrefix(path, "/codec/") && !strings.HasPrefix(path, "/feed/") &&
+	return !strings.HasPrefix(path, "/slack/") && !strings.HasPrefix(path, "/teams/") && !strings.HasPrefix(path, "/codec/") && !strings.HasPrefix(path, "/feed/") &&
 		!strings.HasPrefix(path, "/static/") && path != "/metrics" && path != "/healthz"
 }
 

@@ -7,10 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"strconv"
 	"strings"
 
+	"github.com/rebookhq/rebook/internal/notify"
 	"github.com/rebookhq/rebook/internal/store"
 )
 
@@ -53,11 +53,9 @@ func Match(rules []store.Rule, specialty, clinic, requestType string) (store.Rul
 	return best, bestScore >= 0
 }
 
-var channelName = regexp.MustCompile(`^([a-z0-9][a-z0-9_-]{0,79}|[CG][A-Z0-9]{8,})$`)
-
 // ValidChannel reports whether s is a Slack channel name (without '#') or
-// a channel id.
-func ValidChannel(s string) bool { return channelName.MatchString(s) }
+// id, with or without "slack:", or a Teams channel as teams:<channel id>.
+func ValidChannel(s string) bool { return notify.Valid(s) }
 
 // ReadCSV reads and validates a whole rules file. It returns every problem
 // found, each with its line number, so one import run shows them all.
@@ -102,7 +100,7 @@ func ReadCSV(r io.Reader) ([]store.Rule, error) {
 			problems = append(problems, fmt.Sprintf("line %d: team is empty", line))
 		}
 		if !ValidChannel(r.SlackChannel) {
-			problems = append(problems, fmt.Sprintf("line %d: slack_channel %q is not a Slack channel name (lower case, digits, - and _) or id", line, rec[4]))
+			problems = append(problems, fmt.Sprintf("line %d: slack_channel %q is not a Slack channel name (lower case, digits, - and _) or id, nor teams:<channel id>", line, rec[4]))
 		}
 		sla, err := strconv.Atoi(rec[5])
 		if err != nil || sla < 1 || sla > 24*365 {

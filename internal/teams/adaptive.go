@@ -11,11 +11,11 @@ import (
 // Verbs of the card's Action.Execute buttons; each press comes back as
 // an adaptiveCard/action invoke carrying the verb and the action's data.
 const (
-	VerbClaim        = "claim"
-	VerbDone         = "done"
-	VerbCantAction   = "cant-action"
-	VerbRebookingYes = "rebooking-yes"
-	VerbRebookingNo  = "rebooking-no"
+	VerbClaim        = "rebook.claim"
+	VerbDone         = "rebook.done"
+	VerbCantAction   = "rebook.cant-action"
+	VerbRebookingYes = "rebook.rebooking-yes"
+	VerbRebookingNo  = "rebook.rebooking-no"
 )
 
 // Data keys of an action: the request's workflow id, the candidate
@@ -120,10 +120,14 @@ func Card(c card.Card, now time.Time, d card.Detail) Activity {
 	return Activity{Type: "message", Attachments: []Attachment{{ContentType: CardContentType, Content: content}}}
 }
 
-// Notice is a plain message in a request's thread. A Slack-style mention
-// (<@U…>) means nothing in Teams and is left as the id.
+// emoji are the Slack short codes Rebook's notices use, as Teams shows
+// them.
+var emoji = strings.NewReplacer(":warning:", "⚠️", ":rotating_light:", "🚨", ":information_source:", "ℹ️")
+
+// Notice is a plain message in a request's thread, its Slack short codes
+// as emoji and its text escaped (Teams reads message text as HTML).
 func Notice(s string) Activity {
-	return Activity{Type: "message", Text: html.EscapeString(strings.TrimSpace(s))}
+	return Activity{Type: "message", Text: html.EscapeString(emoji.Replace(strings.TrimSpace(s)))}
 }
 
 // Question is a notice that asks "Is this the rebooking?" with Yes and
@@ -131,7 +135,7 @@ func Notice(s string) Activity {
 func Question(s string, q card.Question) Activity {
 	data := object{DataWorkflow: q.WorkflowID, DataCandidate: q.Candidate}
 	content := object{"type": "AdaptiveCard", "$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "version": "1.5",
-		"body": []object{text(s, nil), {"type": "ActionSet", "actions": []object{
+		"body": []object{text(emoji.Replace(s), nil), {"type": "ActionSet", "actions": []object{
 			execute("Yes, it is", VerbRebookingYes, data, "positive"), execute("No", VerbRebookingNo, data, ""),
 		}}}}
 	return Activity{Type: "message", Attachments: []Attachment{{ContentType: CardContentType, Content: content}}}

@@ -150,10 +150,12 @@ const CardContentType = "application/vnd.microsoft.card.adaptive"
 
 // CreateThread posts activity as the root of a new thread in a channel
 // and returns the thread's conversation id and the root's activity id.
-// The root is attachment-only: an activity with text and a card is split
-// by Teams and could not be edited later.
+// A card root is attachment-only: an activity with text and a card is
+// split by Teams and could not be edited later.
 func (c *Client) CreateThread(ctx context.Context, channelID string, a Activity) (conversation, root string, err error) {
-	a.Text = ""
+	if len(a.Attachments) > 0 {
+		a.Text = ""
+	}
 	body := map[string]any{
 		"isGroup": true, "bot": Account{ID: "28:" + c.appID}, "tenantId": c.tenantID,
 		"channelData": map[string]any{"channel": map[string]string{"id": channelID}, "tenant": map[string]string{"id": c.tenantID}},
@@ -191,6 +193,12 @@ func (c *Client) Reply(ctx context.Context, conversation string, a Activity) (st
 func (c *Client) Update(ctx context.Context, conversation, activityID string, a Activity) error {
 	a.Text = ""
 	return c.call(ctx, http.MethodPut, "v3/conversations/"+conversation+"/activities/"+activityID, a, nil)
+}
+
+// CheckChannel asks whether the bot can post in a channel: Teams answers
+// its roster only to a bot installed in the channel's team.
+func (c *Client) CheckChannel(ctx context.Context, channelID string) error {
+	return c.call(ctx, http.MethodGet, "v3/conversations/"+channelID+"/pagedmembers?pageSize=1", nil, nil)
 }
 
 // Channels lists a team's channels (the General channel's id is the

@@ -37,7 +37,7 @@ func TestTeamsPostsEditsAndReplies(t *testing.T) {
 	c := client(f)
 	ctx := context.Background()
 	now := time.Now()
-	cd := card.Card{Ref: "RB-7KQ2-M9XD", WorkflowID: "appointment-request-m1", RequestType: "cancel", Specialty: "Cardiology",
+	cd := card.Card{Ref: "RB-7KQ2-M9XD", WorkflowID: "wf-m1", RequestType: "cancel", Specialty: "Cardiology",
 		Clinic: "Outpatients", ReceivedAt: now.Add(-time.Hour), DashboardURL: "https://rebook.test/requests/RB-7KQ2-M9XD"}
 	conv, root, err := c.CreateThread(ctx, ch, teams.Card(cd, now, card.DetailAppointment))
 	require.NoError(t, err)
@@ -73,7 +73,7 @@ func TestTeamsRefusals(t *testing.T) {
 	t.Cleanup(f.Close)
 	c := client(f)
 	ctx := context.Background()
-	a := teams.Card(card.Card{Ref: "RB-1", WorkflowID: "appointment-request-m1"}, time.Now(), card.DetailMinimal)
+	a := teams.Card(card.Card{Ref: "RB-1", WorkflowID: "wf-m1"}, time.Now(), card.DetailMinimal)
 
 	_, _, err := c.CreateThread(ctx, ch, a)
 	code, undeliverable := teams.Undeliverable(err)

@@ -97,6 +97,7 @@ func New(appID, tenantID, secret string) *Server {
 	m.HandleFunc("POST /v3/conversations/{conv}/activities", s.reply)
 	m.HandleFunc("PUT /v3/conversations/{conv}/activities/{id}", s.update)
 	m.HandleFunc("GET /v3/teams/{team}/conversations", s.listChannels)
+	m.HandleFunc("GET /v3/conversations/{conv}/pagedmembers", s.members)
 	s.srv = httptest.NewServer(m)
 	s.URL = s.srv.URL
 	return s
@@ -379,6 +380,20 @@ func (s *Server) update(w http.ResponseWriter, r *http.Request) {
 	t.Root = m
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]string{"id": m.ID})
+}
+
+func (s *Server) members(w http.ResponseWriter, r *http.Request) {
+	if s.refuse(w, r) {
+		return
+	}
+	s.mu.Lock()
+	installed := s.channels[r.PathValue("conv")]
+	s.mu.Unlock()
+	if !installed {
+		connectorError(w, http.StatusForbidden, "BotNotInConversationRoster", "", "")
+		return
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"members": []map[string]any{{"id": "29:someone", "name": "Someone"}}})
 }
 
 func (s *Server) listChannels(w http.ResponseWriter, r *http.Request) {

@@ -18,6 +18,7 @@ import (
 	"github.com/rebookhq/rebook/internal/dev/pkbsim"
 	"github.com/rebookhq/rebook/internal/dev/slackfake"
 	"github.com/rebookhq/rebook/internal/dev/testdb"
+	"github.com/rebookhq/rebook/internal/notify"
 	"github.com/rebookhq/rebook/internal/pkb"
 	"github.com/rebookhq/rebook/internal/pkbauth"
 	"github.com/rebookhq/rebook/internal/slackmsg"
@@ -135,11 +136,11 @@ func New(t testing.TB) *Rig {
 	}
 	p := activities.PKB{Client: client, GrantRetryDelay: time.Second, Forbidden: tokens.Forbidden}
 	sl, links := slackmsg.New("xoxb-test", r.Slack.GetAPIURL()), activities.Links{PublicURL: "http://rebook.test"}
-	notices := &activities.NoticeActivities{Slack: sl, Store: st, TriageChannel: "rebook-triage", AdminChannel: "rebook-admin", Links: links}
+	notices := &activities.NoticeActivities{Out: notify.Router{Slack: sl}, Store: st, TriageChannel: "rebook-triage", AdminChannel: "rebook-admin", Links: links}
 	r.Set = activities.Set{
 		Poll:    &activities.PollActivities{PKB: p, Store: st, Requests: r.Requests, States: workflows.ReadModelStates},
 		Request: &activities.RequestActivities{PKB: p, Digest: st.PatientDigest},
-		Route: &activities.RouteActivities{Store: st, Slack: sl, TriageChannel: "rebook-triage", Links: links, States: workflows.ReadModelStates,
+		Route: &activities.RouteActivities{Store: st, Out: notify.Router{Slack: sl}, TriageChannel: "rebook-triage", Links: links, States: workflows.ReadModelStates,
 			Notices: notices, AdminChannel: "rebook-admin"},
 		Appointments: &activities.AppointmentActivities{PKB: p, Store: st, Requests: r.Requests, Notices: notices},
 		Notices:      notices,
