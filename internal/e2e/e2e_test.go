@@ -7,12 +7,14 @@ package e2e
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -29,6 +31,7 @@ import (
 	"github.com/rebookhq/rebook/internal/dev/devserver"
 	"github.com/rebookhq/rebook/internal/dev/pkbsim"
 	"github.com/rebookhq/rebook/internal/dev/slackfake"
+	"github.com/rebookhq/rebook/internal/dev/teamsfake"
 	"github.com/rebookhq/rebook/internal/dev/testdb"
 	"github.com/rebookhq/rebook/internal/metrics"
 	"github.com/rebookhq/rebook/internal/pkbauth"
@@ -62,6 +65,8 @@ type stack struct {
 	workerMetrics, doorMetrics *metrics.Registry
 	dbURL                      string
 	rules                      []store.Rule
+	// teams, when a test sets it, holds the cards posted to Teams.
+	teams *teamsfake.Server
 }
 
 // start runs the whole stack over n open requests; tune adjusts the
@@ -200,6 +205,26 @@ func (s *stack) cards() map[string][]slackfake.Message {
 		if i := strings.Index(m.Text, " RB-"); i >= 0 {
 			ref := strings.TrimSuffix(strings.Fields(m.Text[i+1:])[0], ":")
 			out[ref] = append(out[ref], m)
+		}
+	}
+	return out
+}
+
+var refPattern = regexp.MustCompile(`RB-[0-9A-Z]{4}-[0-9A-Z]{4}|RB-[0-9a-f]{8}`)
+
+// teamsCards are the request cards posted to Teams, by reference.
+func (s *stack) teamsCards() map[string][]teamsfake.Thread {
+	if s.teams == nil {
+		return nil
+	}
+	out := map[string][]teamsfake.Thread{}
+	for _, th := range s.teams.Threads("") {
+		if th.Root.Card == nil {
+			continue // a notice
+		}
+		b, _ := json.Marshal(th.Root.Card)
+		if ref := refPattern.FindString(string(b)); ref != "" {
+			out[ref] = append(out[ref], th)
 		}
 	}
 	return out
@@ -403,11 +428,15 @@ func (s *stack) closeAll(t *testing.T, n int, wait time.Duration) map[string][]s
 	assert.EqualValues(t, n, s.count(t, "WorkflowType = 'AppointmentRequest' AND ExecutionStatus = 'Completed'"))
 	assert.EqualValues(t, 0, s.count(t, "WorkflowType = 'AppointmentRequest' AND ExecutionStatus = 'Failed'"))
 
-	// One root message per request: no duplicates.
-	cards := s.cards()
-	assert.Len(t, cards, n)
+	// One root message per request, in Slack or Teams: no duplicates.
+	cards, inTeams := s.cards(), s.teamsCards()
+	assert.Equal(t, n, len(cards)+len(inTeams))
 	for ref, ms := range cards {
 		assert.Len(t, ms, 1, "request %s posted %d times", ref, len(ms))
+		assert.NotContains(t, inTeams, ref, "request %s posted in both", ref)
+	}
+	for ref, ts := range inTeams {
+		assert.Len(t, ts, 1, "request %s posted %d times in Teams", ref, len(ts))
 	}
 	return cards
 }

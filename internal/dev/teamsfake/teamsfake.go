@@ -141,13 +141,14 @@ func (s *Server) TokensIssued() int {
 	return s.issued
 }
 
-// Threads are the threads in a channel, oldest first (copies).
+// Threads are the threads in a channel, or in every channel when
+// channelID is empty, oldest first (copies).
 func (s *Server) Threads(channelID string) []Thread {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []Thread
 	for _, id := range s.order {
-		if t := s.threads[id]; t.Channel == channelID {
+		if t := s.threads[id]; channelID == "" || t.Channel == channelID {
 			cp := *t
 			root := *t.Root
 			cp.Root = &root
