@@ -2,12 +2,14 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/rebookhq/rebook/internal/notify"
 	"github.com/rebookhq/rebook/internal/store"
+	"github.com/rebookhq/rebook/internal/teams"
 )
 
 // NoticeActivities redraw cards and post reminders and alerts, in Slack or
@@ -42,6 +44,16 @@ const SlackUndeliverable = "Slack:undeliverable"
 func undeliverable(err error) error {
 	if code, ok := notify.Undeliverable(err); ok {
 		return temporal.NewApplicationErrorWithCause(code, SlackUndeliverable, err)
+	}
+	return throttled(err)
+}
+
+// throttled retries a post Teams throttled after the wait it asked for
+// (Retry-After), not on Temporal's own schedule.
+func throttled(err error) error {
+	var te *teams.Error
+	if errors.As(err, &te) && te.RetryAfter > 0 {
+		return temporal.NewApplicationErrorWithOptions(err.Error(), "Teams:throttled", temporal.ApplicationErrorOptions{NextRetryDelay: te.RetryAfter, Cause: err})
 	}
 	return err
 }

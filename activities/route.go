@@ -60,7 +60,7 @@ func (a *RouteActivities) RouteToTeam(ctx context.Context, in RouteInput) (Route
 	}
 	if r.ChannelID, r.TS, err = a.postOnce(ctx, in, r); err != nil {
 		if r, err = a.fallBack(ctx, in, r, err); err != nil {
-			return Route{}, err
+			return Route{}, throttled(err)
 		}
 	}
 	if a.Pending != nil && in.PlacerID != "" {
