@@ -18,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rebookhq/rebook/activities"
+	"github.com/rebookhq/rebook/internal/nhsnumber"
 	"github.com/rebookhq/rebook/internal/signin"
 	"github.com/rebookhq/rebook/internal/store"
 	"github.com/rebookhq/rebook/internal/subject"
@@ -100,6 +102,24 @@ func Register(m *http.ServeMux, o Options) {
 		"now":  func() string { return d.Now().In(subject.London()).Format("15:04:05") },
 		"age":  func(t time.Time) string { return span(d.Now().Sub(t)) },
 		"sla":  d.sla,
+		// The NHS number as the NHS writes it: 999 123 4567.
+		"nhsNumber": func(n string) string {
+			digits := strings.Map(func(r rune) rune {
+				if r >= '0' && r <= '9' {
+					return r
+				}
+				return -1
+			}, n)
+			if len(digits) != 10 {
+				return n
+			}
+			return nhsnumber.Format(digits)
+		},
+		"stateTag": stateTag,
+		"channel": func(c string) string {
+			_, where := activities.Place(c)
+			return where
+		},
 	}).ParseFS(templateFS, "templates/*.html"))
 
 	static, _ := fs.Sub(staticFS, "static")
@@ -116,6 +136,23 @@ func Register(m *http.ServeMux, o Options) {
 	page("GET /admin", d.admin)
 	page("POST /admin/grant-link", d.grantLink)
 	page("POST /admin/sign-out-everyone", d.signOutEveryone)
+}
+
+// stateTag is a state's NHS tag colour: blue while it waits on a team,
+// yellow in triage, green once claimed or done, grey once closed
+// otherwise.
+func stateTag(state string) string {
+	switch state {
+	case workflows.StateTriaged:
+		return "nhsuk-tag--yellow"
+	case workflows.StateClaimed:
+		return "nhsuk-tag--aqua-green"
+	case workflows.StateCompleted, workflows.StateTriagedThenCompleted:
+		return "nhsuk-tag--green"
+	case workflows.StateClosedByStaff, workflows.StateEnded:
+		return "nhsuk-tag--grey"
+	}
+	return "nhsuk-tag--blue"
 }
 
 // span says a duration the way a ward clerk would.

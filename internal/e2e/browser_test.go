@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	_ "embed"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -72,7 +74,7 @@ func TestDashboardInTheBrowser(t *testing.T) {
 		}
 	}
 	s := start(t, 16, func(c *config.Config) {
-		c.LocalUsers = []signin.LocalUser{{Name: "sam", Roles: []string{signin.Staff}, Teams: teams}}
+		c.LocalUsers = []signin.LocalUser{{Name: "sam", Roles: []string{signin.Staff}, Teams: teams}, {Name: "ada", Roles: []string{signin.Admin}}}
 	})
 	ctx := context.Background()
 	require.NoError(t, s.startSchedules(ctx))
@@ -122,14 +124,19 @@ func TestDashboardInTheBrowser(t *testing.T) {
 		}
 	}
 
+	axe := accessibility(t, bctx)
+
 	// Without a session the dashboard sends the browser to sign in.
 	run(chromedp.Navigate(s.door+"/requests"), chromedp.WaitVisible(chromedp.CSS("#signin-sam")))
 	assert.Contains(t, get(chromedp.Location()), "/signin?next=")
+	axe("the sign-in page")
+	shot("signin.png")
 
 	// Signed in, the staff member sees their teams' open requests only.
 	run(chromedp.Click(chromedp.CSS("#signin-sam")), chromedp.WaitVisible(chromedp.CSS("#rows table")))
 	assert.True(t, strings.HasSuffix(get(chromedp.Location()), "/requests"))
 	listText := get(chromedp.Text(chromedp.CSS("#rows")))
+	axe("the requests")
 	shot("dashboard.png")
 	for _, r := range mine {
 		assert.Contains(t, listText, r.Ref, "%s (%s) is the staff member's", r.Ref, r.Team)
@@ -138,18 +145,22 @@ func TestDashboardInTheBrowser(t *testing.T) {
 		assert.NotContains(t, listText, r.Ref, "%s (%s) is not the staff member's", r.Ref, r.Team)
 	}
 
-	// A request's page, and a Claim from the web.
+	// A request's page, and a Claim from the web, by keyboard alone.
 	target := mine[0]
-	run(chromedp.Click(chromedp.CSS(`a[href="/requests/`+target.Ref+`"]`)), chromedp.WaitVisible(chromedp.CSS("#claim")),
-		chromedp.Click(chromedp.CSS("#claim")), chromedp.WaitVisible(chromedp.CSS(".said")))
-	assert.Equal(t, "You have claimed "+target.Ref+".", get(chromedp.Text(chromedp.CSS(".said"))))
+	run(chromedp.Click(chromedp.CSS(`a[href="/requests/`+target.Ref+`"]`)), chromedp.WaitVisible(chromedp.CSS("#claim")))
+	axe("a request")
+	tabTo(t, bctx, "claim")
+	run(chromedp.KeyEvent(kb.Enter), chromedp.WaitVisible(chromedp.CSS(".said")))
+	assert.Equal(t, "You have claimed "+target.Ref+".", strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(get(chromedp.Text(chromedp.CSS(".said")))), "Information:")))
+	axe("a request with a message")
 	assert.Contains(t, get(chromedp.Text(chromedp.CSS("main"))), "Open its workflow in the Temporal Web UI")
 	// The patient's details, read from PKB on request, with the view
 	// written to the request's timeline.
 	run(chromedp.Click(chromedp.CSS("#show-patient")), chromedp.WaitVisible(chromedp.CSS(".patient")))
 	patient := get(chromedp.Text(chromedp.CSS(".patient")))
-	assert.Regexp(t, `NHS number\s+\d{10}`, patient)
+	assert.Regexp(t, `NHS number\s+\d{3} \d{3} \d{4}\b`, patient, "the NHS number as the NHS writes it")
 	assert.Contains(t, get(chromedp.Text(chromedp.CSS("main"))), dashboard.ActionViewedPatient)
+	axe("a request with the patient's details")
 	shot("request.png")
 	got, err := s.st.RequestByRef(ctx, target.Ref)
 	require.NoError(t, err)
@@ -170,7 +181,93 @@ func TestDashboardInTheBrowser(t *testing.T) {
 	require.NoError(t, err)
 	assert.Greater(t, paths, 5, "the chart has lines drawn")
 	assert.Contains(t, get(chromedp.Text(chromedp.CSS("table"))), mine[0].Specialty)
+	axe("the reports")
 	shot("report.png")
+	// The report form by keyboard: "every week" chosen with the arrow
+	// keys, submitted with Enter.
+	tabTo(t, bctx, "r-every")
+	run(chromedp.KeyEvent(kb.ArrowDown))
+	tabTo(t, bctx, "show-report")
+	run(chromedp.KeyEvent(kb.Enter))
+	waitFor(t, "the report by week", limit(30*time.Second), func() bool { return strings.Contains(get(chromedp.Location()), "every=week") })
+	run(chromedp.WaitVisible(chromedp.CSS("#chart svg")))
+
+	// Done and Can't action by keyboard: Done is refused (PKB shows no
+	// change yet) with the reason; a reason typed and Can't action closes.
+	other := mine[1]
+	run(chromedp.Navigate(s.door+"/requests/"+other.Ref), chromedp.WaitVisible(chromedp.CSS("#done")))
+	tabTo(t, bctx, "done")
+	run(chromedp.KeyEvent(kb.Enter), chromedp.WaitVisible(chromedp.CSS(".problem")))
+	axe("a request with a refusal")
+	tabTo(t, bctx, "reason")
+	run(chromedp.KeyEvent("Patient moved to another trust"))
+	tabTo(t, bctx, "cant")
+	run(chromedp.KeyEvent(kb.Enter), chromedp.WaitVisible(chromedp.CSS(".said")))
+	waitFor(t, "the keyboard's Can't action closed the request", limit(30*time.Second), func() bool {
+		got, err := s.st.RequestByRef(ctx, other.Ref)
+		return err == nil && got.State == workflows.StateClosedByStaff
+	})
+
+	// The admin page, as an admin.
+	run(chromedp.Click(chromedp.CSS(".nhsuk-header__account-button")), chromedp.WaitVisible(chromedp.CSS("#signin-ada")),
+		chromedp.Click(chromedp.CSS("#signin-ada")), chromedp.WaitVisible(chromedp.CSS("#rows")),
+		chromedp.Navigate(s.door+"/admin"), chromedp.WaitVisible(chromedp.CSS("#sign-out-everyone")))
+	axe("the admin page")
+	shot("admin.png")
+}
+
+//go:embed testdata/axe/axe.min.js
+var axeSource string
+
+// accessibility returns a check that runs axe-core (vendored from npm) on
+// the page the browser shows and fails the test on any WCAG 2.2 A or AA
+// violation, naming each rule and the elements it found. It first shows
+// that it finds one on a page made to have one.
+func accessibility(t *testing.T, bctx context.Context) func(page string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(bctx, time.Minute)
+	defer cancel()
+	_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.body.innerHTML = '<img src="x.png"><input type="text">'; true`))
+	require.NoError(t, err)
+	require.NotEmpty(t, axeViolations(t, bctx), "axe-core finds the missing alt text and label of a page made without them")
+	return func(page string) {
+		t.Helper()
+		assert.Empty(t, axeViolations(t, bctx), "axe-core on %s", page)
+	}
+}
+
+func axeViolations(t *testing.T, bctx context.Context) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(bctx, time.Minute)
+	defer cancel()
+	// DevTools' evaluation is outside the page's Content-Security-Policy,
+	// which forbids the page's own inline script.
+	_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](axeSource+";true"))
+	require.NoError(t, err)
+	found, err := chromedp.Run(ctx, chromedp.Evaluate[string](`axe.run(document, {runOnly: {type: "tag",
+		values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22a", "wcag22aa"]}}).then(r => JSON.stringify(r.violations.map(v =>
+		v.id + " (" + v.impact + "): " + v.nodes.map(n => n.target.join(" ")).join(", "))))`, chromedp.EvalAwaitPromise))
+	require.NoError(t, err)
+	var violations []string
+	require.NoError(t, json.Unmarshal([]byte(found), &violations))
+	return violations
+}
+
+// tabTo presses Tab until the element with id has the focus, as someone
+// using the keyboard alone would; at most 60 presses.
+func tabTo(t *testing.T, bctx context.Context, id string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(bctx, time.Minute)
+	defer cancel()
+	for range 60 {
+		at, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.activeElement ? document.activeElement.id : ""`))
+		require.NoError(t, err)
+		if at == id {
+			return
+		}
+		require.NoError(t, chromedp.Do(ctx, chromedp.KeyEvent(kb.Tab)))
+	}
+	t.Fatalf("60 presses of Tab never reached #%s", id)
 }
 
 // cardText is everything a card shows: its text and its blocks.

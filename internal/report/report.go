@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"fmt"
+	"image/color"
 	"io"
 	"slices"
 	"strconv"
@@ -16,7 +17,6 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/font"
 	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
 
 	"github.com/rebookhq/rebook/internal/store"
@@ -91,8 +91,18 @@ func init() {
 	plotter.DefaultFont = plot.DefaultFont
 }
 
-// palette tells up to 14 specialties or teams apart.
-var palette = append(slices.Clone(plotutil.SoftColors), plotutil.DarkColors...)
+// palette tells specialties or teams apart for readers with any of the
+// common colour-vision deficiencies: Okabe and Ito's (less black, the text's colour), then Paul
+// Tol's muted scheme. Stacked segments are also outlined in white, so
+// neighbours never rely on colour alone.
+var palette = []color.Color{
+	rgb(0xE6, 0x9F, 0x00), rgb(0x56, 0xB4, 0xE9), rgb(0x00, 0x9E, 0x73), rgb(0xF0, 0xE4, 0x42),
+	rgb(0x00, 0x72, 0xB2), rgb(0xD5, 0x5E, 0x00), rgb(0xCC, 0x79, 0xA7),
+	rgb(0x33, 0x22, 0x88), rgb(0x88, 0xCC, 0xEE), rgb(0x44, 0xAA, 0x99), rgb(0x11, 0x77, 0x33),
+	rgb(0x99, 0x99, 0x33), rgb(0xDD, 0xCC, 0x77), rgb(0xCC, 0x66, 0x77), rgb(0x88, 0x22, 0x55), rgb(0xAA, 0x44, 0x99),
+}
+
+func rgb(r, g, b uint8) color.Color { return color.NRGBA{R: r, G: g, B: b, A: 0xFF} }
 
 // Chart draws requests per period as SVG: a bar per period, stacked by
 // specialty or team.
@@ -133,7 +143,8 @@ func Chart(by string, rows []store.ReportRow) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		b.Color, b.LineStyle.Width = palette[i%len(palette)], 0
+		b.Color = palette[i%len(palette)]
+		b.LineStyle.Width, b.LineStyle.Color = vg.Points(1), color.White
 		if below != nil {
 			b.StackOn(below)
 		}

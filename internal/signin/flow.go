@@ -25,23 +25,30 @@ type flow struct {
 const flowTTL = 10 * time.Minute
 
 var signinTmpl = template.Must(template.New("signin").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Sign in to Rebook</title>
-<link rel="stylesheet" href="/static/rebook.css"></head>
-<body class="narrow"><h1>Sign in to Rebook</h1>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Sign in · Rebook</title>
+<link rel="stylesheet" href="/static/nhsuk/nhsuk-frontend.min.css"><link rel="stylesheet" href="/static/rebook.css">
+<link rel="icon" href="/static/nhsuk/assets/images/favicon.ico"></head>
+<body class="rebook-narrow"><a class="nhsuk-skip-link" href="#maincontent">Skip to main content</a>
+<header class="nhsuk-header" role="banner"><div class="nhsuk-header__container nhsuk-width-container"><div class="nhsuk-header__service">
+<span class="nhsuk-header__service-logo"><svg class="nhsuk-header__logo" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 200 80" height="40" width="100" focusable="false" role="img" aria-label="NHS"><title>NHS</title><path fill="currentcolor" d="M200 0v80H0V0h200Zm-27.5 5.5c-14.5 0-29 5-29 22 0 10.2 7.7 13.5 14.7 16.3l.7.3c5.4 2 10.1 3.9 10.1 8.4 0 6.5-8.5 7.5-14 7.5s-12.5-1.5-16-3.5L135 70c5.5 2 13.5 3.5 20 3.5 15.5 0 32-4.5 32-22.5 0-19.5-25.5-16.5-25.5-25.5 0-5.5 5.5-6.5 12.5-6.5a35 35 0 0 1 14.5 3l4-13.5c-4.5-2-12-3-20-3Zm-131 2h-22l-14 65H22l9-45h.5l13.5 45h21.5l14-65H64l-9 45h-.5l-13-45Zm63 0h-18l-13 65h17l6-28H117l-5.5 28H129l13.5-65H125L119.5 32h-20l5-24.5Z"/></svg>
+<span class="nhsuk-header__service-name">Rebook</span></span></div></div></header>
+<div class="nhsuk-width-container"><main class="nhsuk-main-wrapper" id="maincontent">
+<h1>Sign in to Rebook</h1>
 {{with .User}}<p>Signed in as <strong>{{.Name}}</strong>. <a href="/requests">Go to the requests</a>.</p>
-<form method="post" action="/signout"><input type="hidden" name="csrf" value="{{.CSRF}}"><button type="submit">Sign out</button></form>
+<form method="post" action="/signout"><input type="hidden" name="csrf" value="{{.CSRF}}"><button class="nhsuk-button nhsuk-button--secondary" type="submit">Sign out</button></form>
 <p>Or sign in again:</p>{{end}}
-{{if .Problem}}<p class="problem">{{.Problem}}</p>{{end}}
-{{if .IdP}}<p><a class="button" href="/signin?idp=1&amp;next={{.Next}}">Sign in with your organisation's account</a></p>{{end}}
-{{if .Local}}<p>Local users (this machine only, no identity provider):</p>
+{{if .Problem}}<div class="nhsuk-error-summary"><div role="alert"><h2 class="nhsuk-error-summary__title">There is a problem</h2><div class="nhsuk-error-summary__body"><p class="problem">{{.Problem}}</p></div></div></div>{{end}}
+{{if .IdP}}<p><a class="nhsuk-button nhsuk-button--login" href="/signin?idp=1&amp;next={{.Next}}">Sign in with your organisation's account</a></p>{{end}}
+{{if .Local}}<h2>Local users</h2><p>This machine only, no identity provider.</p>
 {{range .Local}}<form method="post" action="/signin/local">
 <input type="hidden" name="csrf" value="{{$.CSRF}}"><input type="hidden" name="next" value="{{$.Next}}">
 <input type="hidden" name="user" value="{{.Name}}">
-<button type="submit" id="signin-{{.Name}}">Sign in as {{.Name}}</button> <span class="muted">{{range $i, $r := .Roles}}{{if $i}}, {{end}}{{$r}}{{end}}{{if .Teams}} of {{range $i, $t := .Teams}}{{if $i}}, {{end}}{{$t}}{{end}}{{end}}</span>
+<div class="nhsuk-hint" id="hint-{{.Name}}">{{range $i, $r := .Roles}}{{if $i}}, {{end}}{{$r}}{{end}}{{if .Teams}} of {{range $i, $t := .Teams}}{{if $i}}, {{end}}{{$t}}{{end}}{{end}}</div>
+<button class="nhsuk-button nhsuk-button--secondary" type="submit" id="signin-{{.Name}}" aria-describedby="hint-{{.Name}}">Sign in as {{.Name}}</button>
 </form>{{end}}{{end}}
-{{if .Elsewhere}}<p class="problem">Local users sign in only on the machine Rebook runs on, not through a proxy or from another address.</p>{{end}}
-{{if not (or .IdP .Local .Elsewhere)}}<p class="problem">Sign-in is not configured. Set REBOOK_OIDC_ISSUER, REBOOK_OIDC_CLIENT_ID and REBOOK_OIDC_CLIENT_SECRET for the trust's identity provider.</p>{{end}}
-</body></html>`))
+{{if .Elsewhere}}<div class="nhsuk-warning-callout"><h2 class="nhsuk-warning-callout__label"><span role="text"><span class="nhsuk-u-visually-hidden">Important: </span>Local users</span></h2><p>Local users sign in only on the machine Rebook runs on, not through a proxy or from another address.</p></div>{{end}}
+{{if not (or .IdP .Local .Elsewhere)}}<div class="nhsuk-error-summary"><div role="alert"><h2 class="nhsuk-error-summary__title">Sign-in is not configured</h2><div class="nhsuk-error-summary__body"><p class="problem">Set REBOOK_OIDC_ISSUER, REBOOK_OIDC_CLIENT_ID and REBOOK_OIDC_CLIENT_SECRET for the trust's identity provider.</p></div></div></div>{{end}}
+</main></div></body></html>`))
 
 func (a *Auth) signinPage(w http.ResponseWriter, r *http.Request) {
 	next := localPath(r.URL.Query().Get("next"))
