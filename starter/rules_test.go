@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/rebookhq/rebook/internal/dev/slackfake"
+	"github.com/rebookhq/rebook/internal/dev/teamsfake"
 	"github.com/rebookhq/rebook/internal/dev/testdb"
 	"github.com/rebookhq/rebook/internal/routing"
 	"github.com/rebookhq/rebook/internal/store"
@@ -96,4 +97,27 @@ func TestHazardServeRunsNoMigrations(t *testing.T) {
 	require.ErrorIs(t, st.CheckSchema(ctx), store.ErrSchemaBehind, "a fresh database is behind")
 	require.NoError(t, runMigrate(ctx, nil))
 	require.NoError(t, st.CheckSchema(ctx))
+}
+
+// A rule naming a Teams channel is checked against Teams as Slack's are
+// against Slack: while the bot is not in the channel's team the import is
+// refused, naming it; once it is, the import goes through.
+func TestTeamsRulesImportChecksTeamsChannels(t *testing.T) {
+	t.Setenv("DATABASE_URL", testdb.URL(t))
+	require.NoError(t, runMigrate(context.Background(), nil))
+	f := teamsfake.New("app-1", "tenant-1", "secret")
+	t.Cleanup(f.Close)
+	for k, v := range map[string]string{"TEAMS_APP_ID": "app-1", "TEAMS_APP_PASSWORD": "secret", "TEAMS_TENANT_ID": "tenant-1",
+		"TEAMS_LOGIN_BASE": f.LoginBase(), "TEAMS_SERVICE_URL": f.ServiceURL()} {
+		t.Setenv(k, v)
+	}
+	const ch = "19:cardiology@thread.tacv2"
+	path := filepath.Join(t.TempDir(), "rules.csv")
+	require.NoError(t, os.WriteFile(path, []byte("specialty,clinic,request_type,team,slack_channel,sla_hours\nCardiology,,,Cardiology bookings,teams:"+ch+",48\n"), 0o600))
+	ctx := context.Background()
+	err := runRules(ctx, []string{"import", path})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "nothing imported")
+	f.Install(ch)
+	require.NoError(t, runRules(ctx, []string{"import", path}))
 }
