@@ -4,11 +4,11 @@ FUZZTIME ?= 30s
 
 .PHONY: dev test test-unit lint fuzz build clean screenshots record-histories bench chaos
 
-dev: ## the whole local stack; Ctrl-C stops it (same as: go run ./starter dev)
-	@$(GO) build -o bin/starter ./starter && bin/starter dev
+dev: ## the whole local stack; Ctrl-C stops it (same as: go run ./starter dev); starts PostgreSQL first if none answers
+	@pg=$$(tools/ensure.sh postgres) && eval "$$pg" && $(GO) build -o bin/starter ./starter && bin/starter dev
 
-test: ## unit and integration tests (needs PostgreSQL on 127.0.0.1:5432 and chromium; starts its own Temporal)
-	$(GO) test -count=1 -timeout 45m ./...
+test: ## unit and integration tests; starts (or installs) PostgreSQL and Chromium first if missing, and its own Temporal
+	@pg=$$(tools/ensure.sh postgres) && eval "$$pg" && tools/ensure.sh chromium && $(GO) test -count=1 -timeout 45m ./...
 
 test-unit: ## the fast tests: no PostgreSQL, no Temporal server (under a minute)
 	$(GO) test -count=1 -short ./...
