@@ -69,6 +69,7 @@ func runChaos(ctx context.Context, args []string) error {
 	fmt.Fprintf(tw, "Slack answered 429\t%d\n", res.Slack429Answered)
 	fmt.Fprintf(tw, "staff presses (triage Done)\t%d\n", res.StaffPresses)
 	fmt.Fprintf(tw, "run took\t%.0f s\n", res.Seconds)
+	fmt.Fprintf(tw, "front door peak RSS\t%.0f MiB\n", res.DoorPeakRSSMiB)
 	_ = tw.Flush()
 	for _, p := range res.Problems {
 		fmt.Println("  " + p)

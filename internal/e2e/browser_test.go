@@ -149,7 +149,7 @@ func TestDashboardInTheBrowser(t *testing.T) {
 	target := mine[0]
 	run(chromedp.Click(chromedp.CSS(`a[href="/requests/`+target.Ref+`"]`)), chromedp.WaitVisible(chromedp.CSS("#claim")))
 	axe("a request")
-	tabTo(t, bctx, "claim")
+	tabTo(t, bctx, "#claim")
 	run(chromedp.KeyEvent(kb.Enter), chromedp.WaitVisible(chromedp.CSS(".said")))
 	assert.Equal(t, "You have claimed "+target.Ref+".", strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(get(chromedp.Text(chromedp.CSS(".said")))), "Information:")))
 	axe("a request with a message")
@@ -185,9 +185,9 @@ func TestDashboardInTheBrowser(t *testing.T) {
 	shot("report.png")
 	// The report form by keyboard: "every week" chosen with the arrow
 	// keys, submitted with Enter.
-	tabTo(t, bctx, "r-every")
+	tabTo(t, bctx, "#r-every")
 	run(chromedp.KeyEvent(kb.ArrowDown))
-	tabTo(t, bctx, "show-report")
+	tabTo(t, bctx, "#show-report")
 	run(chromedp.KeyEvent(kb.Enter))
 	waitFor(t, "the report by week", limit(30*time.Second), func() bool { return strings.Contains(get(chromedp.Location()), "every=week") })
 	run(chromedp.WaitVisible(chromedp.CSS("#chart svg")))
@@ -196,12 +196,12 @@ func TestDashboardInTheBrowser(t *testing.T) {
 	// change yet) with the reason; a reason typed and Can't action closes.
 	other := mine[1]
 	run(chromedp.Navigate(s.door+"/requests/"+other.Ref), chromedp.WaitVisible(chromedp.CSS("#done")))
-	tabTo(t, bctx, "done")
+	tabTo(t, bctx, "#done")
 	run(chromedp.KeyEvent(kb.Enter), chromedp.WaitVisible(chromedp.CSS(".problem")))
 	axe("a request with a refusal")
-	tabTo(t, bctx, "reason")
+	tabTo(t, bctx, "#reason")
 	run(chromedp.KeyEvent("Patient moved to another trust"))
-	tabTo(t, bctx, "cant")
+	tabTo(t, bctx, "#cant")
 	run(chromedp.KeyEvent(kb.Enter), chromedp.WaitVisible(chromedp.CSS(".said")))
 	waitFor(t, "the keyboard's Can't action closed the request", limit(30*time.Second), func() bool {
 		got, err := s.st.RequestByRef(ctx, other.Ref)
@@ -253,10 +253,11 @@ func axeViolations(t *testing.T, bctx context.Context) []string {
 	return violations
 }
 
-// tabTo presses Tab until the element with id has the focus, as someone
-// using the keyboard alone would; at most 60 presses.
-func tabTo(t *testing.T, bctx context.Context, id string) {
+// tabTo presses Tab until the element sel ("#id") has the focus, as
+// someone using the keyboard alone would; at most 60 presses.
+func tabTo(t *testing.T, bctx context.Context, sel string) {
 	t.Helper()
+	id := strings.TrimPrefix(sel, "#")
 	ctx, cancel := context.WithTimeout(bctx, time.Minute)
 	defer cancel()
 	for range 60 {
@@ -267,7 +268,7 @@ func tabTo(t *testing.T, bctx context.Context, id string) {
 		}
 		require.NoError(t, chromedp.Do(ctx, chromedp.KeyEvent(kb.Tab)))
 	}
-	t.Fatalf("60 presses of Tab never reached #%s", id)
+	t.Fatalf("60 presses of Tab never reached %s", sel)
 }
 
 // cardText is everything a card shows: its text and its blocks.

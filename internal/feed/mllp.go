@@ -76,14 +76,18 @@ func (f *Feed) ServeMLLP(ctx context.Context, l net.Listener) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer f.conns.Add(-1)
 			f.serveConn(ctx, conn)
+			// Counted out before the peer can see the close, so a peer
+			// that reconnects at once is not refused for its own old
+			// connection.
+			f.conns.Add(-1)
+			_ = conn.Close()
 		}()
 	}
 }
 
+// serveConn answers one connection until it ends; the caller closes it.
 func (f *Feed) serveConn(ctx context.Context, conn net.Conn) {
-	defer func() { _ = conn.Close() }()
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Now()) })
 	defer stop()
 	from := sender{addr: conn.RemoteAddr().String()}

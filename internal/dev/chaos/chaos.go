@@ -105,6 +105,9 @@ type Result struct {
 	Slack429Answered int64   `json:"slack_429_answered"`
 	StaffPresses     int     `json:"staff_presses"`
 	Seconds          float64 `json:"seconds"`
+	// DoorPeakRSSMiB is the front door's high-water resident set over the
+	// run (presses, the PAS feed, the grant's pages), for sizing it.
+	DoorPeakRSSMiB float64 `json:"door_peak_rss_mib"`
 	// Problems names each request that is not as it should be (by its
 	// reference, RB-…), at most 20.
 	Problems []string `json:"problems,omitempty"`
@@ -187,6 +190,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	if err == nil {
 		err = r.check(context.WithoutCancel(ctx))
+	}
+	if r.door != nil {
+		r.res.DoorPeakRSSMiB = r.door.Status("VmHWM:")
 	}
 	r.stop()
 	r.res.Seconds = time.Since(t0).Seconds()
