@@ -2,7 +2,7 @@
 GO ?= go
 FUZZTIME ?= 30s
 
-.PHONY: dev test test-unit lint fuzz build clean screenshots record-histories bench chaos
+.PHONY: dev test test-unit lint fuzz build clean screenshots record-histories bench chaos cluster cluster-down cluster-test
 
 dev: ## the whole local stack; Ctrl-C stops it (same as: go run ./starter dev); starts PostgreSQL first if none answers
 	@pg=$$(tools/ensure.sh postgres) && eval "$$pg" && $(GO) build -o bin/starter ./starter && bin/starter dev
@@ -37,6 +37,12 @@ chaos: ## requests through the real stack while it breaks it; fails unless each 
 	$(GO) build -o bin/worker ./worker
 	$(GO) build -o bin/starter ./starter
 	bin/starter chaos --requests $(CHAOS_REQUESTS) --json chaos.json
+
+cluster: ## a production-shaped Temporal here: the pinned server on PostgreSQL, each service its own process, and the Web UI (tools/cluster.sh)
+	@tools/cluster.sh up
+
+cluster-down: ## stop what make cluster started (its databases stay)
+	@tools/cluster.sh down
 
 lint: ## gofmt, go vet, staticcheck and Temporal's determinism checker
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
