@@ -94,11 +94,15 @@ func startLogged(t *testing.T, n int, logs io.Writer, tune ...func(*config.Confi
 	wd, _ := os.Getwd()
 	root, err := devserver.RepoRoot(wd)
 	require.NoError(t, err)
-	bin, err := devserver.Binary(ctx, root)
-	require.NoError(t, err)
-	srv, err := devserver.Start(ctx, devserver.Options{Binary: bin, UIPort: -1, SearchAttributes: workflows.SearchAttributes})
-	require.NoError(t, err)
-	t.Cleanup(srv.Stop)
+	temporalAddr, namespace := clusterNamespace(t, ctx)
+	if temporalAddr == "" {
+		bin, err := devserver.Binary(ctx, root)
+		require.NoError(t, err)
+		srv, err := devserver.Start(ctx, devserver.Options{Binary: bin, UIPort: -1, SearchAttributes: workflows.SearchAttributes})
+		require.NoError(t, err)
+		t.Cleanup(srv.Stop)
+		temporalAddr, namespace = srv.Address, "default"
+	}
 
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
@@ -126,7 +130,7 @@ func startLogged(t *testing.T, n int, logs io.Writer, tune ...func(*config.Confi
 	t.Cleanup(pkbSrv.Close)
 
 	s.cfg = config.Config{
-		TemporalAddress: srv.Address, TemporalNamespace: "default", PKBBaseURL: pkbSrv.URL, PKBFHIRBaseURL: pkbSrv.URL + "/fhir",
+		TemporalAddress: temporalAddr, TemporalNamespace: namespace, PKBBaseURL: pkbSrv.URL, PKBFHIRBaseURL: pkbSrv.URL + "/fhir",
 		PKBClientID: "rebook-e2e", PKBClientSecret: "e2e-secret", PKBRedirectURL: doorURL + "/oauth/callback",
 		SlackBotToken: "xoxb-e2e", SlackAPIURL: s.slack.GetAPIURL(), SlackSigningSecret: signingSecret,
 		EncryptionKey: key, PublicURL: doorURL, TriageChannel: triage, AdminChannel: admin,
@@ -177,7 +181,7 @@ func (s *stack) startSchedules(ctx context.Context) error {
 
 func (s *stack) count(t *testing.T, query string) int64 {
 	t.Helper()
-	resp, err := s.tc.CountWorkflow(context.Background(), &workflowservice.CountWorkflowExecutionsRequest{Namespace: "default", Query: query})
+	resp, err := s.tc.CountWorkflow(context.Background(), &workflowservice.CountWorkflowExecutionsRequest{Namespace: s.cfg.TemporalNamespace, Query: query})
 	require.NoError(t, err)
 	return resp.Count
 }

@@ -1,0 +1,98 @@
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/rebookhq/rebook/internal/app"
+	"github.com/rebookhq/rebook/internal/dev/devserver"
+	"github.com/rebookhq/rebook/workflows"
+)
+
+// clusterEnv names the frontend of a running cluster (`make cluster`);
+// with it set, the end-to-end stack runs there, each test in a namespace
+// of its own, instead of on a dev server of its own.
+const clusterEnv = "REBOOK_E2E_TEMPORAL"
+
+// clusterNamespace registers a fresh namespace, with Rebook's search
+// attributes, on the cluster clusterEnv names, and returns the address
+// and namespace; empty when clusterEnv is unset.
+func clusterNamespace(t *testing.T, ctx context.Context) (string, string) {
+	addr := os.Getenv(clusterEnv)
+	if addr == "" {
+		return "", ""
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	ns := "e2e-" + hex.EncodeToString(b)
+	nc, err := client.NewNamespaceClient(client.Options{HostPort: addr})
+	require.NoError(t, err)
+	defer nc.Close()
+	require.NoError(t, nc.Register(ctx, &workflowservice.RegisterNamespaceRequest{Namespace: ns, WorkflowExecutionRetentionPeriod: durationpb.New(24 * time.Hour)}))
+	c, err := client.Dial(client.Options{HostPort: addr, Namespace: ns})
+	require.NoError(t, err)
+	defer c.Close()
+	// A new namespace reaches every service's cache within seconds.
+	waitFor(t, "the namespace known to every service", time.Minute, func() bool {
+		return app.RegisterSearchAttributes(ctx, c, ns) == nil
+	})
+	return addr, ns
+}
+
+// restartService kills one of the cluster's services and starts it again
+// (tools/cluster.sh restart), as a node failing would.
+func restartService(t *testing.T, service string) {
+	t.Helper()
+	wd, _ := os.Getwd()
+	root, err := devserver.RepoRoot(wd)
+	require.NoError(t, err)
+	out, err := exec.Command(filepath.Join(root, "tools/cluster.sh"), "restart", service).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+}
+
+// TestClusterSurvivesServiceRestarts runs requests on the production-shaped
+// cluster (`make cluster-test`) with three workers, and kills and restarts
+// each Temporal service in turn (history, matching, frontend, worker) while
+// they arrive and wait: every request completes once, with one card.
+func TestClusterSurvivesServiceRestarts(t *testing.T) {
+	if os.Getenv(clusterEnv) == "" {
+		t.Skip("needs a running cluster: make cluster-test")
+	}
+	n := 30
+	s := start(t, n)
+	ctx := context.Background()
+	for range 2 {
+		w, err := app.Worker(s.cfg, s.st, s.tc, app.WorkerOptions{Metrics: s.workerMetrics})
+		require.NoError(t, err)
+		require.NoError(t, w.Start())
+		t.Cleanup(w.Stop)
+	}
+	require.NoError(t, s.startSchedules(ctx))
+	waitFor(t, "every request routed", limit(4*time.Minute), func() bool { return len(s.cards()) >= n })
+	// The PAS starts acting on the requests, and each service is killed
+	// and started again while they close: timers, signals from the
+	// watcher, staff presses and completions meet every fault.
+	s.sim.SetAutoPAS(time.Second)
+	for _, svc := range []string{"history", "matching", "frontend", "worker"} {
+		restartService(t, svc)
+		waitFor(t, "the cluster answering after "+svc+" restarted", limit(2*time.Minute), func() bool {
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			_, err := s.tc.DescribeTaskQueue(ctx, workflows.TaskQueue, enums.TASK_QUEUE_TYPE_WORKFLOW)
+			return err == nil
+		})
+	}
+	s.closeAll(t, n, limit(4*time.Minute))
+}
