@@ -16,7 +16,6 @@ import (
 
 	"github.com/rebookhq/rebook/internal/app"
 	"github.com/rebookhq/rebook/internal/config"
-	"github.com/rebookhq/rebook/workflows"
 )
 
 type composeService struct {
@@ -105,8 +104,9 @@ func TestComposeFileAgreesWithConfig(t *testing.T) {
 			continue
 		}
 		switch {
-		case slices.Equal(s.Entrypoint[:min(1, len(s.Entrypoint))], []string{"/usr/local/bin/temporal"}):
-			continue
+		case slices.Equal(s.Entrypoint[:min(1, len(s.Entrypoint))], []string{"/usr/local/bin/temporal-server"}),
+			len(s.Command) > 0 && s.Command[0] == "temporal-schema":
+			continue // Temporal's own settings, checked below
 		case len(s.Entrypoint) > 0:
 			assert.Equal(t, "/usr/local/bin/worker", s.Entrypoint[0], name)
 		default:
@@ -168,20 +168,38 @@ func TestComposeFileAgreesWithConfig(t *testing.T) {
 	assert.Equal(t, "temporal", h)
 	temporal := svcs["temporal"]
 	assert.Equal(t, p, published["temporal"]["7233"], "Temporal's gRPC port")
-	uiPort := flagValue(temporal.Command, "--ui-port")
-	assert.NotEmpty(t, published["temporal"][uiPort], "the Web UI's port is published")
-	assert.Equal(t, "0.0.0.0", flagValue(temporal.Command, "--ip"))
-	assert.Equal(t, serve.PublicURL+"/codec", flagValue(temporal.Command, "--ui-codec-endpoint"))
-	var attrs []string
-	for _, a := range temporal.Command {
-		if v, ok := strings.CutPrefix(a, "--search-attribute="); ok {
-			attrs = append(attrs, v)
+	assert.Equal(t, "--config-file", temporal.Command[0])
+	assert.Equal(t, "/etc/temporal/cluster.yaml", temporal.Command[1], "the config the image carries (Dockerfile)")
+	for _, svc := range []string{"frontend", "history", "matching", "worker"} {
+		assert.Contains(t, temporal.Command, svc, "one process runs every service in compose")
+	}
+	assert.Equal(t, "0.0.0.0", temporal.Environment["TEMPORAL_BIND_IP"], "reachable from the other containers")
+	// The server and its schema step reach the database the postgres
+	// service makes, as its owner, with the names deploy/temporal/cluster.yaml reads.
+	clusterYAML, err := os.ReadFile("../deploy/temporal/cluster.yaml")
+	require.NoError(t, err)
+	for _, name := range []string{"temporal", "temporal-schema"} {
+		env := svcs[name].Environment
+		assert.Equal(t, "postgres", env["TEMPORAL_DB_HOST"], name)
+		assert.Equal(t, svcs["postgres"].Environment["POSTGRES_USER"], env["TEMPORAL_DB_USER"], name)
+		assert.Equal(t, svcs["postgres"].Environment["POSTGRES_PASSWORD"], env["TEMPORAL_DB_PASSWORD"], name)
+		for k := range env {
+			assert.Contains(t, string(clusterYAML), `env "`+k+`"`, "%s sets %s, which the server's config reads", name, k)
 		}
 	}
-	for name, typ := range workflows.SearchAttributes {
-		assert.Contains(t, attrs, name+"="+typ)
-	}
-	assert.Equal(t, "http://localhost:"+published["temporal"][uiPort], flagValue(rebook["serve"].Command, "--temporal-ui"))
+	assert.Contains(t, svcs["temporal-schema"].DependsOn, "postgres")
+	assert.Contains(t, temporal.DependsOn, "temporal-schema", "the schema before the server")
+	assert.Equal(t, []string{"schedule", "--create-namespace"}, rebook["schedule"].Command,
+		"a fresh cluster's namespace is made, with Rebook's search attributes (schedule registers them unless told not to)")
+	// The Web UI image: published where people open it, pointed at the
+	// frontend, decoding through the front door's codec.
+	ui := svcs["temporal-ui"]
+	assert.Equal(t, "temporal:7233", ui.Environment["TEMPORAL_ADDRESS"])
+	assert.Equal(t, serve.PublicURL+"/codec", ui.Environment["TEMPORAL_CODEC_ENDPOINT"])
+	uiPort := ui.Environment["TEMPORAL_UI_PORT"]
+	assert.NotEmpty(t, published["temporal-ui"][uiPort], "the Web UI's port is published")
+	assert.Equal(t, "http://localhost:"+published["temporal-ui"][uiPort], flagValue(rebook["serve"].Command, "--temporal-ui"))
+	assert.Equal(t, "http://localhost:"+published["temporal-ui"][uiPort], ui.Environment["TEMPORAL_CORS_ORIGINS"])
 
 	// PostgreSQL: migrate logs in as the owner the service creates; the
 	// rest as the login migrate makes a member of the application role,

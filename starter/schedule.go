@@ -18,6 +18,7 @@ func runSchedule(ctx context.Context, args []string) error {
 	every := fs.Duration("every", 30*time.Second, "how often PollMessages reads new requests from PKB")
 	watch := fs.Duration("watch-every", 2*time.Minute, "how often WatchAppointments asks PKB for changed appointments")
 	attrs := fs.Bool("search-attributes", true, "register Rebook's search attributes in the namespace if missing")
+	create := fs.Bool("create-namespace", false, "create TEMPORAL_NAMESPACE when the cluster has none (a self-hosted cluster's first start), keeping closed histories for --retention or "+app.TemporalRetention.String())
 	retention := fs.Duration("retention", 0, "set how long the namespace keeps closed workflows' histories, such as 720h (Rebook's advice: "+app.TemporalRetention.String()+"); 0 leaves it as it is")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -31,8 +32,27 @@ func runSchedule(ctx context.Context, args []string) error {
 		return err
 	}
 	defer tc.Close()
+	if *create {
+		keep := *retention
+		if keep == 0 {
+			keep = app.TemporalRetention
+		}
+		made, err := app.EnsureNamespace(ctx, tc, cfg.TemporalNamespace, keep)
+		if err != nil {
+			return err
+		}
+		if made {
+			fmt.Printf("namespace %s created\n", cfg.TemporalNamespace)
+		}
+	}
 	if *attrs {
-		if err := app.RegisterSearchAttributes(ctx, tc, cfg.TemporalNamespace); err != nil {
+		// A namespace just made reaches every service within seconds.
+		err := app.RegisterSearchAttributes(ctx, tc, cfg.TemporalNamespace)
+		for i := 0; err != nil && *create && i < 30; i++ {
+			time.Sleep(2 * time.Second)
+			err = app.RegisterSearchAttributes(ctx, tc, cfg.TemporalNamespace)
+		}
+		if err != nil {
 			return fmt.Errorf("%w (on Temporal Cloud, add them with tcld; see README)", err)
 		}
 	}

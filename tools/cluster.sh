@@ -36,24 +36,11 @@ binaries() {
   ui=$(go tool -modfile=tools/go.mod -n server)
 }
 
-db() { # database, then the tool's command
-  local name=$1
-  shift
-  "$sqltool" --plugin postgres12 --ep "${TEMPORAL_DB_HOST:-127.0.0.1}" -p "${TEMPORAL_DB_PORT:-5432}" \
-    -u "${TEMPORAL_DB_USER:-postgres}" ${TEMPORAL_DB_PASSWORD:+--pw "$TEMPORAL_DB_PASSWORD"} --db "$name" "$@"
-}
-
 schema_up() {
-  for pair in "${TEMPORAL_DB:-temporal}:temporal" "${TEMPORAL_VISIBILITY_DB:-temporal_visibility}:visibility"; do
-    local name=${pair%%:*} kind=${pair##*:}
-    db "$name" create-database >/dev/null 2>&1 || true
-    # setup-schema -v 0.0 marks an empty database; update-schema applies
-    # every versioned step not yet applied, and nothing on a current one.
-    if ! db "$name" update-schema -d "$schema/$kind/versioned" >>"$state/schema.log" 2>&1; then
-      db "$name" setup-schema -v 0.0 >>"$state/schema.log" 2>&1
-      db "$name" update-schema -d "$schema/$kind/versioned" >>"$state/schema.log" 2>&1
-    fi
-  done
+  go run ./starter temporal-schema --sql-tool "$sqltool" --schema "$schema" >>"$state/schema.log" 2>&1 || {
+    say "the schema step failed; see $state/schema.log"
+    exit 1
+  }
   say "schema up to date ($(basename "$(ls -d "$schema"/temporal/versioned/v* | sort -V | tail -n1)") persistence, $(basename "$(ls -d "$schema"/visibility/versioned/v* | sort -V | tail -n1)") visibility)"
 }
 

@@ -20,6 +20,7 @@ import (
 	"go.temporal.io/api/enums/v1"
 	namespacepb "go.temporal.io/api/namespace/v1"
 	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
@@ -288,6 +289,28 @@ func RegisterSearchAttributes(ctx context.Context, c client.Client, namespace st
 		return fmt.Errorf("add search attributes: %w", err)
 	}
 	return nil
+}
+
+// EnsureNamespace creates the namespace, keeping closed histories for
+// retention, when the cluster has none by that name (a self-hosted
+// cluster's first start; Temporal Cloud's are made in its console), and
+// says whether it did.
+func EnsureNamespace(ctx context.Context, c client.Client, namespace string, retention time.Duration) (bool, error) {
+	_, err := c.WorkflowService().DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: namespace})
+	var missing *serviceerror.NamespaceNotFound
+	switch {
+	case err == nil:
+		return false, nil
+	case !errors.As(err, &missing):
+		return false, fmt.Errorf("describe namespace %s: %w", namespace, err)
+	}
+	_, err = c.WorkflowService().RegisterNamespace(ctx, &workflowservice.RegisterNamespaceRequest{Namespace: namespace,
+		WorkflowExecutionRetentionPeriod: durationpb.New(retention)})
+	var exists *serviceerror.NamespaceAlreadyExists
+	if err != nil && !errors.As(err, &exists) {
+		return false, fmt.Errorf("create namespace %s: %w", namespace, err)
+	}
+	return err == nil, nil
 }
 
 // TemporalRetention is how long Rebook asks Temporal to keep a closed

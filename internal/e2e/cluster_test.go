@@ -96,3 +96,33 @@ func TestClusterSurvivesServiceRestarts(t *testing.T) {
 	}
 	s.closeAll(t, n, limit(4*time.Minute))
 }
+
+// A self-hosted cluster's first start has no namespace for Rebook:
+// `starter schedule --create-namespace` makes it, with the retention
+// asked for, and changes nothing when it exists.
+func TestEnsureNamespaceCreatesItOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Temporal dev server")
+	}
+	ctx := context.Background()
+	wd, _ := os.Getwd()
+	root, err := devserver.RepoRoot(wd)
+	require.NoError(t, err)
+	bin, err := devserver.Binary(ctx, root)
+	require.NoError(t, err)
+	srv, err := devserver.Start(ctx, devserver.Options{Binary: bin, UIPort: -1})
+	require.NoError(t, err)
+	t.Cleanup(srv.Stop)
+	c, err := client.Dial(client.Options{HostPort: srv.Address})
+	require.NoError(t, err)
+	defer c.Close()
+	made, err := app.EnsureNamespace(ctx, c, "rebook-prod", 72*time.Hour)
+	require.NoError(t, err)
+	require.True(t, made)
+	made, err = app.EnsureNamespace(ctx, c, "rebook-prod", 24*time.Hour)
+	require.NoError(t, err)
+	require.False(t, made, "an existing namespace is left as it is")
+	ns, err := c.WorkflowService().DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: "rebook-prod"})
+	require.NoError(t, err)
+	require.Equal(t, 72*time.Hour, ns.GetConfig().GetWorkflowExecutionRetentionTtl().AsDuration())
+}
