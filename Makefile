@@ -33,10 +33,11 @@ bench: ## Rebook against the floor of bare Temporal workflows (needs PostgreSQL;
 	bin/starter bench --requests $(BENCH_REQUESTS) --json bench.json
 
 CHAOS_REQUESTS ?= 1000
-chaos: ## requests through the real stack while it breaks it; fails unless each completes once (about 6 minutes)
+CHAOS_TEMPORAL ?= dev
+chaos: ## requests through the real stack while it breaks it; fails unless each completes once (about 6 minutes); CHAOS_TEMPORAL=cluster: on make cluster, 3 workers, 2 front doors
 	$(GO) build -o bin/worker ./worker
 	$(GO) build -o bin/starter ./starter
-	bin/starter chaos --requests $(CHAOS_REQUESTS) --json chaos.json
+	bin/starter chaos --requests $(CHAOS_REQUESTS) --temporal $(CHAOS_TEMPORAL) --json chaos.json
 
 cluster: ## a production-shaped Temporal here: the pinned server on PostgreSQL, each service its own process, and the Web UI (tools/cluster.sh)
 	@tools/cluster.sh up

@@ -28,6 +28,9 @@ func runChaos(ctx context.Context, args []string) error {
 	fs.DurationVar(&o.Timeout, "timeout", 30*time.Minute, "limit on the whole run")
 	fs.StringVar(&o.WorkerBinary, "worker", "bin/worker", "Rebook's worker binary (make chaos builds it)")
 	fs.StringVar(&o.StarterBinary, "starter", "bin/starter", "Rebook's starter binary, run as the front door (make chaos builds it)")
+	temporal := fs.String("temporal", "dev", "dev: a Temporal dev server of the run's own; cluster: the production-shaped cluster (make cluster), started by the run, one service at a time killed")
+	fs.IntVar(&o.Workers, "workers", 0, "worker processes (1; 3 with --temporal cluster)")
+	fs.IntVar(&o.Doors, "doors", 0, "front door processes (1; 2 with --temporal cluster)")
 	out := fs.String("json", "", "also write the result as JSON to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -43,6 +46,19 @@ func runChaos(ctx context.Context, args []string) error {
 		if *b, err = filepath.Abs(*b); err != nil {
 			return err
 		}
+	}
+	switch *temporal {
+	case "dev":
+	case "cluster":
+		o.Cluster = "127.0.0.1:7233"
+		if o.Workers == 0 {
+			o.Workers = 3
+		}
+		if o.Doors == 0 {
+			o.Doors = 2
+		}
+	default:
+		return fmt.Errorf("chaos: --temporal is dev or cluster, not %q", *temporal)
 	}
 	o.Log = os.Stderr
 	res, err := chaos.Run(ctx, o)

@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -35,6 +36,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/rebookhq/rebook/internal/app"
 	"github.com/rebookhq/rebook/internal/config"
@@ -66,6 +68,14 @@ type Options struct {
 	// Timeout bounds the whole run; 30 minutes if zero.
 	Timeout time.Duration
 	Log     io.Writer
+	// Cluster, when set, is the frontend of the production-shaped cluster
+	// (make cluster, started by the run through tools/cluster.sh): the run
+	// takes a namespace of its own there, and its Temporal fault kills
+	// and restarts one service after another instead of a dev server.
+	Cluster string
+	// Workers and Doors are how many worker and front door processes run
+	// (1 each if zero); the worker and front door faults take each in turn.
+	Workers, Doors int
 }
 
 // Fault kinds, as Result.Faults counts them.
@@ -78,6 +88,7 @@ const (
 	FaultPKBSlow         = "PKB slow (2 s a call)"
 	FaultSlack429        = "Slack 429"
 	FaultGrantRevoked    = "grant revoked, then granted again"
+	FaultDoorKilled      = "front door SIGKILL"
 )
 
 // Result is what a run did and found.
@@ -136,6 +147,7 @@ func (o *Options) defaults() {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
+	o.Workers, o.Doors = max(o.Workers, 1), max(o.Doors, 1)
 }
 
 const (
@@ -160,11 +172,18 @@ type run struct {
 	ts      *devserver.Server
 	tc      client.Client
 	cfg     config.Config
-	worker  *child.Process
-	door    *child.Process
-	doorURL string
-	// workerMetrics answers once the worker is up.
-	workerMetrics string
+	workers []*child.Process
+	doors   []*child.Process
+	// doorURL is the first front door's, which PKB and the links name;
+	// doorURLs are every front door's, which staff press through in turn.
+	doorURL  string
+	doorURLs []string
+	// workerMetrics answer once each worker is up.
+	workerMetrics []string
+	namespace     string
+	// turn picks the next worker, front door and cluster service a fault
+	// takes.
+	turn map[string]int
 
 	mu     sync.Mutex
 	res    Result
@@ -178,7 +197,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	r := &run{o: o, say: func(format string, a ...any) { fmt.Fprintf(o.Log, "chaos: "+format+"\n", a...) },
-		res: Result{Requests: o.Requests, Faults: map[string]int{}}, closed: map[string]bool{}}
+		res: Result{Requests: o.Requests, Faults: map[string]int{}}, closed: map[string]bool{}, turn: map[string]int{}}
 	t0 := time.Now()
 	var err error
 	if r.tmp, err = os.MkdirTemp("", "rebook-chaos-"); err != nil {
@@ -191,8 +210,8 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if err == nil {
 		err = r.check(context.WithoutCancel(ctx))
 	}
-	if r.door != nil {
-		r.res.DoorPeakRSSMiB = r.door.Status("VmHWM:")
+	for _, d := range r.doors {
+		r.res.DoorPeakRSSMiB = max(r.res.DoorPeakRSSMiB, d.Status("VmHWM:"))
 	}
 	r.stop()
 	r.res.Seconds = time.Since(t0).Seconds()
@@ -236,15 +255,22 @@ func (r *run) up(ctx context.Context) error {
 	r.slack.AddChannel(triageChannel)
 	r.slack.AddChannel(adminChannel)
 
-	ports := make([]int, 3)
+	ports := make([]int, 1+r.o.Doors+r.o.Workers)
 	for i := range ports {
 		if ports[i], err = devserver.FreePort("127.0.0.1"); err != nil {
 			return err
 		}
 	}
-	doorAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
-	workerAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1]))
-	r.doorURL = "http://" + doorAddr
+	var doorAddrs, workerAddrs []string
+	for i := range r.o.Doors {
+		doorAddrs = append(doorAddrs, net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1+i])))
+		r.doorURLs = append(r.doorURLs, "http://"+doorAddrs[i])
+	}
+	for i := range r.o.Workers {
+		workerAddrs = append(workerAddrs, net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[1+r.o.Doors+i])))
+	}
+	doorAddr := doorAddrs[0]
+	r.doorURL = r.doorURLs[0]
 	tok := make([]byte, 16)
 	_, _ = rand.Read(tok)
 	feedToken := hex.EncodeToString(tok)
@@ -260,23 +286,37 @@ func (r *run) up(ctx context.Context) error {
 	pkbSrv := httptest.NewServer(r.sim)
 	go func() { <-ctx.Done(); pkbSrv.Close() }()
 
-	bin, err := devserver.Binary(ctx, r.o.RepoRoot)
-	if err != nil {
-		return err
+	temporalAddr, namespace := "", "default"
+	if r.o.Cluster != "" {
+		if err := r.clusterScript(ctx, "up"); err != nil {
+			return err
+		}
+		temporalAddr = r.o.Cluster
+		if namespace, err = freshNamespace(ctx, r.o.Cluster); err != nil {
+			return err
+		}
+		r.say("Temporal cluster at %s, namespace %s (each service its own process)", temporalAddr, namespace)
+	} else {
+		bin, err := devserver.Binary(ctx, r.o.RepoRoot)
+		if err != nil {
+			return err
+		}
+		tlog, err := os.Create(filepath.Join(r.tmp, "temporal.log"))
+		if err != nil {
+			return err
+		}
+		r.tsOpts = devserver.Options{Binary: bin, Port: ports[0], UIPort: -1, SearchAttributes: workflows.SearchAttributes,
+			DBFile: filepath.Join(r.tmp, "temporal.db"), Log: tlog}
+		if r.ts, err = devserver.Start(ctx, r.tsOpts); err != nil {
+			return err
+		}
+		temporalAddr = r.ts.Address
+		r.say("Temporal dev server at %s (persisted to %s)", r.ts.Address, r.tsOpts.DBFile)
 	}
-	tlog, err := os.Create(filepath.Join(r.tmp, "temporal.log"))
-	if err != nil {
-		return err
-	}
-	r.tsOpts = devserver.Options{Binary: bin, Port: ports[2], UIPort: -1, SearchAttributes: workflows.SearchAttributes,
-		DBFile: filepath.Join(r.tmp, "temporal.db"), Log: tlog}
-	if r.ts, err = devserver.Start(ctx, r.tsOpts); err != nil {
-		return err
-	}
-	r.say("Temporal dev server at %s (persisted to %s)", r.ts.Address, r.tsOpts.DBFile)
+	r.namespace = namespace
 
 	r.cfg = config.Config{
-		TemporalAddress: r.ts.Address, TemporalNamespace: "default", DatabaseURL: r.pg.URL(),
+		TemporalAddress: temporalAddr, TemporalNamespace: namespace, DatabaseURL: r.pg.URL(),
 		PKBBaseURL: pkbSrv.URL, PKBFHIRBaseURL: pkbSrv.URL + "/fhir", PKBClientID: clientID, PKBClientSecret: clientSecret,
 		PKBRedirectURL: r.doorURL + "/oauth/callback", EncryptionKey: key,
 		SlackBotToken: "xoxb-chaos", SlackAPIURL: r.slack.GetAPIURL(), SlackSigningSecret: signing,
@@ -291,20 +331,35 @@ func (r *run) up(ctx context.Context) error {
 		return err
 	}
 
-	if r.door, err = child.Start(r.o.StarterBinary, []string{"serve", "--temporal-ui", "http://127.0.0.1:1"}, child.Env(r.cfg),
-		filepath.Join(r.tmp, "door.log")); err != nil {
-		return err
+	if r.o.Cluster != "" {
+		if err := app.RegisterSearchAttributes(ctx, r.tc, namespace); err != nil {
+			return err
+		}
 	}
-	if err := r.healthy(ctx, r.door, r.doorURL+"/healthz"); err != nil {
-		return err
+	for i, addr := range doorAddrs {
+		cfg := r.cfg
+		cfg.HTTPAddr = addr
+		d, err := child.Start(r.o.StarterBinary, []string{"serve", "--temporal-ui", "http://127.0.0.1:1"}, child.Env(cfg),
+			filepath.Join(r.tmp, fmt.Sprintf("door%d.log", i+1)))
+		if err != nil {
+			return err
+		}
+		r.doors = append(r.doors, d)
+		if err := r.healthy(ctx, d, r.doorURLs[i]+"/healthz"); err != nil {
+			return err
+		}
 	}
-	if r.worker, err = child.Start(r.o.WorkerBinary, []string{"--health-addr", workerAddr}, child.Env(r.cfg),
-		filepath.Join(r.tmp, "worker.log")); err != nil {
-		return err
-	}
-	r.workerMetrics = "http://" + workerAddr + "/metrics"
-	if err := r.healthy(ctx, r.worker, r.workerMetrics); err != nil {
-		return err
+	for i, addr := range workerAddrs {
+		w, err := child.Start(r.o.WorkerBinary, []string{"--health-addr", addr}, child.Env(r.cfg),
+			filepath.Join(r.tmp, fmt.Sprintf("worker%d.log", i+1)))
+		if err != nil {
+			return err
+		}
+		r.workers = append(r.workers, w)
+		r.workerMetrics = append(r.workerMetrics, "http://"+addr+"/metrics")
+		if err := r.healthy(ctx, w, r.workerMetrics[i]); err != nil {
+			return err
+		}
 	}
 	if err := schedules.Ensure(ctx, r.tc, time.Second, 2*time.Second); err != nil {
 		return err
@@ -330,10 +385,8 @@ func (r *run) healthy(ctx context.Context, p *child.Process, u string) error {
 
 // stop stops what up started, whatever state the run left it in.
 func (r *run) stop() {
-	for _, p := range []*child.Process{r.worker, r.door} {
-		if p != nil {
-			p.Stop()
-		}
+	for _, p := range append(slices.Clone(r.workers), r.doors...) {
+		p.Stop()
 	}
 	if r.tc != nil {
 		r.tc.Close()
@@ -426,16 +479,18 @@ func (r *run) faults() []fault {
 		}
 	}
 	kill := fault{name: FaultWorkerKilled, on: func(ctx context.Context) (func(context.Context) error, error) {
-		r.worker.Kill()
+		i := r.next(FaultWorkerKilled, len(r.workers))
+		w := r.workers[i]
+		w.Kill()
 		// The next fault starts once the worker is back, so that it meets
 		// work in flight.
 		return func(ctx context.Context) error {
 			t0 := time.Now()
-			if err := r.worker.Start(); err != nil {
+			if err := w.Start(); err != nil {
 				return err
 			}
-			err := r.healthy(ctx, r.worker, r.workerMetrics)
-			r.say("worker back after %s", time.Since(t0).Round(100*time.Millisecond))
+			err := r.healthy(ctx, w, r.workerMetrics[i])
+			r.say("worker %d of %d back after %s", i+1, len(r.workers), time.Since(t0).Round(100*time.Millisecond))
 			return err
 		}, nil
 	}}
@@ -443,6 +498,12 @@ func (r *run) faults() []fault {
 		// PKB down: every answer 503.
 		{name: FaultPKB5xx, on: pkb(pkbsim.Faults{ErrorRate: 1}), seen: r.pkbCounter(pkbsim.CounterFault5xx)},
 		{name: FaultTemporalRestart, on: func(ctx context.Context) (func(context.Context) error, error) {
+			if r.o.Cluster != "" {
+				// One service of the cluster at a time, each in turn.
+				svc := clusterServices[r.next(FaultTemporalRestart, len(clusterServices))]
+				r.say("Temporal %s killed and restarted", svc)
+				return nil, r.clusterScript(ctx, "restart", svc)
+			}
 			r.ts.Stop()
 			return func(ctx context.Context) error {
 				var err error
@@ -467,11 +528,70 @@ func (r *run) faults() []fault {
 			return func(ctx context.Context) error { return r.regrant(ctx, since) }, nil
 		}},
 	}
+	if len(r.doors) > 1 {
+		// A front door dies with presses and feed updates in flight; the
+		// other keeps serving, as a load balancer's pool would.
+		others = append(others, fault{name: FaultDoorKilled, on: func(ctx context.Context) (func(context.Context) error, error) {
+			i := r.next(FaultDoorKilled, len(r.doors))
+			d := r.doors[i]
+			d.Kill()
+			return func(ctx context.Context) error {
+				if err := d.Start(); err != nil {
+					return err
+				}
+				return r.healthy(ctx, d, r.doorURLs[i]+"/healthz")
+			}, nil
+		}})
+	}
 	var out []fault
 	for _, f := range others {
 		out = append(out, kill, f)
 	}
 	return out
+}
+
+// clusterServices are the cluster's services its Temporal fault takes in
+// turn.
+var clusterServices = []string{"history", "matching", "frontend", "worker"}
+
+// next is the index of the next of n that a kind of fault takes.
+func (r *run) next(kind string, n int) int {
+	i := r.turn[kind] % n
+	r.turn[kind]++
+	return i
+}
+
+// clusterScript runs tools/cluster.sh with args.
+func (r *run) clusterScript(ctx context.Context, args ...string) error {
+	cmd := exec.CommandContext(ctx, filepath.Join(r.o.RepoRoot, "tools/cluster.sh"), args...)
+	cmd.Dir = r.o.RepoRoot
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("chaos: tools/cluster.sh %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// freshNamespace registers a namespace of the run's own on the cluster,
+// and waits until every service knows it.
+func freshNamespace(ctx context.Context, addr string) (string, error) {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	ns := "chaos-" + hex.EncodeToString(b)
+	nc, err := client.NewNamespaceClient(client.Options{HostPort: addr})
+	if err != nil {
+		return "", err
+	}
+	defer nc.Close()
+	if err := nc.Register(ctx, &workflowservice.RegisterNamespaceRequest{Namespace: ns, WorkflowExecutionRetentionPeriod: durationpb.New(24 * time.Hour)}); err != nil {
+		return "", err
+	}
+	c, err := client.Dial(client.Options{HostPort: addr, Namespace: ns})
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	err = child.Until(ctx, time.Minute, func() bool { return app.RegisterSearchAttributes(ctx, c, ns) == nil })
+	return ns, err
 }
 
 // apply breaks something for half of FaultEvery, mends it, and waits the
@@ -572,7 +692,8 @@ func (r *run) staff(ctx context.Context) {
 			if wf == "" || closed[wf] || time.Since(pressed[wf]) < 20*time.Second {
 				continue
 			}
-			if _, err := slackfake.Press(http.DefaultClient, r.doorURL+"/slack/interactions", signing, triageChannel, "UCHAOSSTAFF", slackmsg.ActionDone, wf, time.Now()); err == nil {
+			door := r.doorURLs[r.next("press", len(r.doorURLs))]
+			if _, err := slackfake.Press(http.DefaultClient, door+"/slack/interactions", signing, triageChannel, "UCHAOSSTAFF", slackmsg.ActionDone, wf, time.Now()); err == nil {
 				pressed[wf] = time.Now()
 				r.mu.Lock()
 				r.res.StaffPresses++
@@ -590,11 +711,11 @@ func (r *run) finish(ctx context.Context) error {
 	// Once a second: the Temporal server is what the run is waiting on,
 	// and visibility queries load it.
 	err := child.UntilEvery(ctx, r.o.Timeout, time.Second, func() bool {
-		resp, err := r.tc.CountWorkflow(ctx, countRequest(q))
+		resp, err := r.tc.CountWorkflow(ctx, r.countRequest(q))
 		if err != nil {
 			return false
 		}
-		total, err := r.tc.CountWorkflow(ctx, countRequest("WorkflowType = '"+workflows.AppointmentRequestWorkflow+"'"))
+		total, err := r.tc.CountWorkflow(ctx, r.countRequest("WorkflowType = '"+workflows.AppointmentRequestWorkflow+"'"))
 		if err != nil {
 			return false
 		}
@@ -709,8 +830,8 @@ func (r *run) appointmentStatus(messageID string) string {
 	return "unknown"
 }
 
-func countRequest(q string) *workflowservice.CountWorkflowExecutionsRequest {
-	return &workflowservice.CountWorkflowExecutionsRequest{Namespace: "default", Query: q}
+func (r *run) countRequest(q string) *workflowservice.CountWorkflowExecutionsRequest {
+	return &workflowservice.CountWorkflowExecutionsRequest{Namespace: r.namespace, Query: q}
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
