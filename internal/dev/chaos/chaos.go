@@ -498,12 +498,6 @@ func (r *run) faults() []fault {
 		// PKB down: every answer 503.
 		{name: FaultPKB5xx, on: pkb(pkbsim.Faults{ErrorRate: 1}), seen: r.pkbCounter(pkbsim.CounterFault5xx)},
 		{name: FaultTemporalRestart, on: func(ctx context.Context) (func(context.Context) error, error) {
-			if r.o.Cluster != "" {
-				// One service of the cluster at a time, each in turn.
-				svc := clusterServices[r.next(FaultTemporalRestart, len(clusterServices))]
-				r.say("Temporal %s killed and restarted", svc)
-				return nil, r.clusterScript(ctx, "restart", svc)
-			}
 			r.ts.Stop()
 			return func(ctx context.Context) error {
 				var err error
@@ -528,6 +522,16 @@ func (r *run) faults() []fault {
 			return func(ctx context.Context) error { return r.regrant(ctx, since) }, nil
 		}},
 	}
+	if r.o.Cluster != "" {
+		// The cluster's services instead of a dev server: each killed
+		// (SIGKILL) and started again, in turn.
+		others = slices.DeleteFunc(others, func(f fault) bool { return f.name == FaultTemporalRestart })
+		for _, svc := range clusterServices {
+			others = append(others, fault{name: "Temporal " + svc + " SIGKILL", on: func(ctx context.Context) (func(context.Context) error, error) {
+				return nil, r.clusterScript(ctx, "restart", svc)
+			}})
+		}
+	}
 	if len(r.doors) > 1 {
 		// A front door dies with presses and feed updates in flight; the
 		// other keeps serving, as a load balancer's pool would.
@@ -550,8 +554,7 @@ func (r *run) faults() []fault {
 	return out
 }
 
-// clusterServices are the cluster's services its Temporal fault takes in
-// turn.
+// clusterServices are the cluster's services the run kills in turn.
 var clusterServices = []string{"history", "matching", "frontend", "worker"}
 
 // next is the index of the next of n that a kind of fault takes.
