@@ -46,7 +46,7 @@ cluster-down: ## stop what make cluster started (its databases stay)
 	@tools/cluster.sh down
 
 cluster-test: ## Rebook on the cluster: requests through three workers while each Temporal service is killed in turn
-	@tools/cluster.sh up && REBOOK_E2E_TEMPORAL=127.0.0.1:7233 $(GO) test -count=1 -timeout 20m -run '^TestClusterSurvivesServiceRestarts$$' ./internal/e2e; \
+	@tools/cluster.sh up && REBOOK_E2E_TEMPORAL=127.0.0.1:7233 $(GO) test -count=1 -timeout 20m -run '^(TestClusterSurvivesServiceRestarts|TestWorkerVersioningCarriesWaitingRequests)$$' ./internal/e2e; \
 		rc=$$?; tools/cluster.sh down; exit $$rc
 
 lint: ## gofmt, go vet, staticcheck and Temporal's determinism checker

@@ -33,6 +33,7 @@ var commands = map[string]command{
 	"chaos":           {"requests through the real stack while it kills the worker, restarts Temporal and PostgreSQL, and makes PKB and Slack fail; checks none is lost or doubled (make chaos)", runChaos},
 	"rotate-key":      {"after a change of REBOOK_ENCRYPTION_KEY (the old key kept in REBOOK_ENCRYPTION_OLD_KEYS): re-seal the stored PKB tokens under the new key; safe to repeat", runRotateKey},
 	"migrate":         {"create the database if missing, bring its schema up to date and grant rebook_app its rights (--login NAME: the services' login)", runMigrate},
+	"deploy":          {"Worker Versioning: --build-id ID --ramp PERCENT, or --current, once `starter replay` passed on the new build (README, Shipping a workflow change)", runDeploy},
 	"temporal-schema": {"a self-hosted Temporal's databases on PostgreSQL: created if missing and brought up to the pinned server's schema (compose; tools/cluster.sh); safe to repeat", runTemporalSchema},
 	"teams-manifest":  {"write the Microsoft Teams app package (manifest.json and icons, zipped) a trust's Teams admin uploads: --out FILE", runTeamsManifest},
 }

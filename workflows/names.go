@@ -17,6 +17,10 @@ import (
 // TaskQueue is the one task queue every workflow and activity runs on.
 const TaskQueue = "rebook"
 
+// DeploymentName is the Worker Deployment a versioned worker belongs to
+// (REBOOK_BUILD_ID names its build).
+const DeploymentName = "rebook"
+
 // Search attributes: ids and categories only.
 var (
 	RequestTypeKey  = temporal.NewSearchAttributeKeyKeyword("RequestType")

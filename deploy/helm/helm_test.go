@@ -70,6 +70,8 @@ func TestHelmChartRendersStrictly(t *testing.T) {
 	mtls := render(t, root, filepath.Join(root, "deploy/helm/examples/self-hosted-mtls.yaml"))
 	assert.Contains(t, mtls, "secretName: rebook-temporal-client")
 	assert.Contains(t, mtls, "replicas: 3")
+	assert.Contains(t, mtls, "name: REBOOK_BUILD_ID")
+	assert.NotContains(t, render(t, root), "REBOOK_BUILD_ID", "unversioned unless a build is named")
 	raw, err := os.ReadFile(filepath.Join(root, "deploy/helm/rebook/values.yaml"))
 	require.NoError(t, err)
 	for _, secret := range []string{"xoxb-", "local-signing-secret", "rebook-local-secret"} {

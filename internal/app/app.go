@@ -25,6 +25,7 @@ import (
 	"go.temporal.io/sdk/client"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/rebookhq/rebook/activities"
@@ -358,7 +359,19 @@ func Worker(cfg config.Config, st *store.Store, tc client.Client, o WorkerOption
 	if cfg.WorkflowCache > 0 {
 		worker.SetStickyWorkflowCacheSize(cfg.WorkflowCache)
 	}
-	w := worker.New(tc, workflows.TaskQueue, worker.Options{WorkerStopTimeout: 30 * time.Second})
+	opts := worker.Options{WorkerStopTimeout: 30 * time.Second}
+	if cfg.BuildID != "" {
+		// Worker Versioning: this build serves the workflows the
+		// deployment's current (or ramping) version is given. Requests
+		// wait for weeks, so they move to a new build at their next task
+		// (auto-upgrade): their code changes ship behind GetVersion
+		// patches, and `starter replay` proves the new build replays
+		// every history before it is ramped.
+		opts.DeploymentOptions = worker.DeploymentOptions{UseVersioning: true,
+			Version:                   worker.WorkerDeploymentVersion{DeploymentName: workflows.DeploymentName, BuildID: cfg.BuildID},
+			DefaultVersioningBehavior: workflow.VersioningBehaviorAutoUpgrade}
+	}
+	w := worker.New(tc, workflows.TaskQueue, opts)
 	workflows.Register(w)
 	activities.Register(w, acts)
 	return w, nil
@@ -509,4 +522,41 @@ func (p pkbPatients) Patient(ctx context.Context, r store.Request) (dashboard.Pa
 	}
 	out.Subject, out.Text = m.Subject, m.Content
 	return out, nil
+}
+
+// SetCurrentBuild makes buildID the Worker Deployment's current version:
+// new requests and (auto-upgrading) waiting ones run on it from their next
+// task. The server takes it once workers of that build have polled, so
+// this waits for them, for up to a minute.
+func SetCurrentBuild(ctx context.Context, tc client.Client, buildID string) error {
+	h := tc.WorkerDeploymentClient().GetHandle(workflows.DeploymentName)
+	return untilTaken(ctx, func() error {
+		_, err := h.SetCurrentVersion(ctx, client.WorkerDeploymentSetCurrentVersionOptions{BuildID: buildID})
+		return err
+	})
+}
+
+// RampBuild sends percent of new work to buildID beside the current one.
+func RampBuild(ctx context.Context, tc client.Client, buildID string, percent float32) error {
+	h := tc.WorkerDeploymentClient().GetHandle(workflows.DeploymentName)
+	return untilTaken(ctx, func() error {
+		_, err := h.SetRampingVersion(ctx, client.WorkerDeploymentSetRampingVersionOptions{BuildID: buildID, Percentage: percent})
+		return err
+	})
+}
+
+func untilTaken(ctx context.Context, set func() error) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		err := set()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("worker deployment %s: %w (do workers of that build run with REBOOK_BUILD_ID set?)", workflows.DeploymentName, err)
+		case <-time.After(time.Second):
+		}
+	}
 }

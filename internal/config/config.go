@@ -75,6 +75,7 @@ const (
 	TeamsServiceURL    = "TEAMS_SERVICE_URL"
 	TeamsLoginBase     = "TEAMS_LOGIN_BASE"
 	TeamsOpenIDURL     = "TEAMS_OPENID_URL"
+	BuildID            = "REBOOK_BUILD_ID"
 )
 
 // Shipped are the secrets this project ships for its demos (`make dev`,
@@ -187,6 +188,10 @@ type Config struct {
 	// Framework's OpenID metadata.
 	TeamsAppID, TeamsAppPassword, TeamsTenantID     string
 	TeamsServiceURL, TeamsLoginBase, TeamsOpenIDURL string
+	// BuildID, when set, opts the worker into Temporal's Worker
+	// Versioning as this build of the "rebook" deployment (starter deploy
+	// makes a build current or ramps it).
+	BuildID string
 	// DBLoginPassword is the password `starter migrate --login` gives
 	// the login serve and the worker use.
 	DBLoginPassword string
@@ -271,6 +276,7 @@ func Load(getenv func(string) string, need ...string) (Config, error) {
 		TeamsServiceURL:    get(TeamsServiceURL),
 		TeamsLoginBase:     strings.TrimRight(get(TeamsLoginBase), "/"),
 		TeamsOpenIDURL:     get(TeamsOpenIDURL),
+		BuildID:            get(BuildID),
 	}
 	if v := get(LocalUsers); v != "" {
 		users, err := signin.ParseLocalUsers(v)

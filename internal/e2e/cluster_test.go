@@ -17,7 +17,10 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/rebookhq/rebook/internal/app"
+	"github.com/rebookhq/rebook/internal/codec"
+	"github.com/rebookhq/rebook/internal/config"
 	"github.com/rebookhq/rebook/internal/dev/devserver"
+	"github.com/rebookhq/rebook/internal/replay"
 	"github.com/rebookhq/rebook/workflows"
 )
 
@@ -125,4 +128,54 @@ func TestEnsureNamespaceCreatesItOnce(t *testing.T) {
 	ns, err := c.WorkflowService().DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: "rebook-prod"})
 	require.NoError(t, err)
 	require.Equal(t, 72*time.Hour, ns.GetConfig().GetWorkflowExecutionRetentionTtl().AsDuration())
+}
+
+// TestWorkerVersioningCarriesWaitingRequests deploys a new build as a trust
+// would, on the cluster: requests are routed and wait on build A (Worker
+// Versioning, REBOOK_BUILD_ID); `starter replay`'s check passes on the new
+// build; build B's workers start beside A's, B is ramped, then made
+// current, and A's workers are retired; every request, those waiting
+// across the deploy included, completes once, on build B.
+func TestWorkerVersioningCarriesWaitingRequests(t *testing.T) {
+	if os.Getenv(clusterEnv) == "" {
+		t.Skip("needs a running cluster: make cluster-test")
+	}
+	n := 12
+	s := start(t, n, func(c *config.Config) { c.BuildID = "build-a" })
+	ctx := context.Background()
+	require.NoError(t, app.SetCurrentBuild(ctx, s.tc, "build-a"))
+	require.NoError(t, s.startSchedules(ctx))
+	waitFor(t, "every request routed and waiting on build A", limit(3*time.Minute), func() bool { return len(s.cards()) >= n })
+
+	// Before the ramp: the new build replays every live history.
+	dc, err := codec.DataConverter(s.cfg.EncryptionKey)
+	require.NoError(t, err)
+	results, err := replay.Live(ctx, s.tc, dc, replay.Options{Namespace: s.cfg.TemporalNamespace})
+	require.NoError(t, err)
+	require.NotEmpty(t, results)
+	for _, r := range results {
+		require.NoError(t, r.Err, "%s does not replay on the new build", r.WorkflowID)
+	}
+
+	cfgB := s.cfg
+	cfgB.BuildID = "build-b"
+	b, err := app.Worker(cfgB, s.st, s.tc, app.WorkerOptions{Metrics: s.workerMetrics})
+	require.NoError(t, err)
+	require.NoError(t, b.Start())
+	require.NoError(t, app.RampBuild(ctx, s.tc, "build-b", 50))
+	require.NoError(t, app.SetCurrentBuild(ctx, s.tc, "build-b"))
+	s.worker.Stop() // build A retired; the stack's cleanup stops B
+	s.worker = b
+
+	s.closeAll(t, n, limit(4*time.Minute))
+	rows, err := s.st.AllRequests(ctx)
+	require.NoError(t, err)
+	require.Len(t, rows, n)
+	for _, row := range rows {
+		d, err := s.tc.DescribeWorkflowExecution(ctx, row.WorkflowID, "")
+		require.NoError(t, err)
+		v := d.GetWorkflowExecutionInfo().GetVersioningInfo()
+		require.NotNil(t, v, row.Ref)
+		require.Equal(t, "build-b", v.GetDeploymentVersion().GetBuildId(), "%s finished on the new build", row.Ref)
+	}
 }
