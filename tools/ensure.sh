@@ -11,6 +11,8 @@
 #                              Rebook and its tests at it, for eval.
 #   tools/ensure.sh chromium   Chromium for the browser test, installed
 #                              when missing and run as root.
+#   tools/ensure.sh compose    Debian's docker-compose, for the compose
+#                              test's own `config` check (CI).
 #
 # A DATABASE_URL or REBOOK_TEST_DATABASE_URL already set is used as it is.
 set -euo pipefail
@@ -95,8 +97,23 @@ ensure_chromium() {
   say "chromium: installed Debian's chromium for the browser test"
 }
 
+ensure_compose() {
+  if command -v docker-compose >/dev/null 2>&1 || docker compose version >/dev/null 2>&1; then
+    say "compose: using $(command -v docker-compose || echo docker compose)"
+    return
+  fi
+  if ! root; then
+    say "compose: not installed; the compose file is checked by its parse alone (sudo apt-get install docker-compose adds the tool's own check)"
+    return
+  fi
+  apt-get update -qq >&2
+  apt-get install -y -qq docker-compose >/dev/null
+  say "compose: installed Debian's docker-compose to validate docker-compose.yml (no container engine is needed for that)"
+}
+
 case "${1:-}" in
   postgres) ensure_postgres ;;
   chromium) ensure_chromium ;;
-  *) say "usage: tools/ensure.sh postgres|chromium"; exit 2 ;;
+  compose) ensure_compose ;;
+  *) say "usage: tools/ensure.sh postgres|chromium|compose"; exit 2 ;;
 esac
