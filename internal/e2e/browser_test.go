@@ -214,6 +214,14 @@ func TestDashboardInTheBrowser(t *testing.T) {
 		chromedp.Navigate(s.door+"/admin"), chromedp.WaitVisible(chromedp.CSS("#sign-out-everyone")))
 	axe("the admin page")
 	shot("admin.png")
+
+	// The grant link an admin makes, as the clinician opens it: a page
+	// that asks before anything is spent.
+	run(chromedp.Click(chromedp.CSS("#make-grant-link")), chromedp.WaitVisible(chromedp.CSS("#grant-link")))
+	link := strings.TrimSpace(get(chromedp.Text(chromedp.CSS("#grant-link"))))
+	require.Contains(t, link, "/oauth/start?link=")
+	run(chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("#continue-to-pkb")))
+	axe("the grant link's page")
 }
 
 //go:embed testdata/axe/axe.min.js
