@@ -93,7 +93,7 @@ func New(o Options) (http.Handler, error) {
 	if o.Feed != nil {
 		m.Handle("POST /feed/fhir/Appointment", o.Feed)
 	}
-	return secureHeaders(limitRate(limitBody(m), o.Auth.SignedIn), o.HSTS), nil
+	return o.Auth.OncePerRequest(secureHeaders(limitRate(limitBody(m), o.Auth.SignedIn), o.HSTS)), nil
 }
 
 // contentSecurity lets pages load scripts, styles and images from the

@@ -83,7 +83,39 @@ func (a *Auth) session(r *http.Request) *User {
 	return a.check(r, id, s)
 }
 
+// lookedUp is a request's session as read from the store, kept for the
+// rest of the request: the rate limiter, the page guard and the flash
+// each ask, and each would otherwise read the store again.
+type lookedUp struct {
+	done bool
+	id   string
+	s    *session
+}
+
+type lookedUpKey struct{}
+
+// OncePerRequest makes every look-up of the session during a request
+// after the first one free. The front door wraps its whole handler in it.
+func (a *Auth) OncePerRequest(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), lookedUpKey{}, &lookedUp{})))
+	})
+}
+
 func (a *Auth) lookup(r *http.Request) (string, *session) {
+	memo, _ := r.Context().Value(lookedUpKey{}).(*lookedUp)
+	if memo != nil && memo.done {
+		return memo.id, memo.s
+	}
+	id, s := a.read(r)
+	if memo != nil {
+		memo.done, memo.id, memo.s = true, id, s
+	}
+	return id, s
+}
+
+// read reads the session r's cookie names from the store.
+func (a *Auth) read(r *http.Request) (string, *session) {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil {
 		return "", nil
@@ -129,6 +161,7 @@ func (a *Auth) check(r *http.Request, id string, s *session) *User {
 	if err != nil {
 		a.o.Log.Info("session ended: roles could not be read again from the identity provider", "user", u.Name, "why", err)
 		_ = a.o.Sessions.DeleteSession(r.Context(), id)
+		forget(r)
 		return nil
 	}
 	if err := a.putSession(r.Context(), id, *s, a.o.Now()); err != nil {
@@ -178,6 +211,14 @@ func (a *Auth) endSession(r *http.Request) {
 		if err := a.o.Sessions.DeleteSession(r.Context(), id); err != nil {
 			a.o.Log.Warn("sign-out: could not end the session", "err", err)
 		}
+	}
+	forget(r)
+}
+
+// forget says, for the rest of the request, that it has no session.
+func forget(r *http.Request) {
+	if memo, _ := r.Context().Value(lookedUpKey{}).(*lookedUp); memo != nil {
+		*memo = lookedUp{done: true}
 	}
 }
 

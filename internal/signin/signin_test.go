@@ -7,7 +7,9 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -365,4 +367,67 @@ func TestSecurityStableSubject(t *testing.T) {
 	c := webclient.New(t, local.URL).SignIn("dev")
 	_, body := c.Get("/whoami")
 	assert.Equal(t, "local:dev", body)
+}
+
+// counted is a session store that counts its reads.
+type counted struct {
+	mu    sync.Mutex
+	m     map[string][]byte
+	seen  map[string]time.Time
+	reads int
+}
+
+func (c *counted) PutSession(_ context.Context, id string, sealed []byte, seen, _ time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m[id], c.seen[id] = sealed, seen
+	return nil
+}
+
+func (c *counted) GetSession(_ context.Context, id string) ([]byte, time.Time, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reads++
+	return c.m[id], c.seen[id], nil
+}
+
+func (c *counted) TouchSession(context.Context, string, time.Time) error { return nil }
+
+func (c *counted) DeleteSession(_ context.Context, id string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, id)
+	return nil
+}
+
+func (c *counted) DeleteAllSessions(context.Context) (int64, error) { return 0, nil }
+
+// The rate limiter, the page guard and the page itself each ask who is
+// signed in; behind OncePerRequest the store is read once a request.
+func TestSessionIsReadOncePerRequest(t *testing.T) {
+	store := &counted{m: map[string][]byte{}, seen: map[string]time.Time{}}
+	srv := httptest.NewUnstartedServer(nil)
+	auth, err := signin.New(context.Background(), signin.Options{PublicURL: "http://" + srv.Listener.Addr().String(), Key: bytes.Repeat([]byte{7}, 32),
+		Sessions: store, LocalUsers: []signin.LocalUser{{Name: "dev", Roles: []string{signin.Operator}}}})
+	require.NoError(t, err)
+	m := http.NewServeMux()
+	auth.Register(m)
+	m.Handle("/page", auth.Page(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(strconv.FormatBool(auth.SignedIn(r))))
+	})))
+	srv.Config.Handler = auth.OncePerRequest(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = auth.SignedIn(r) // as the front door's rate limiter asks
+		m.ServeHTTP(w, r)
+	}))
+	srv.Start()
+	t.Cleanup(srv.Close)
+	c := webclient.New(t, srv.URL).SignIn("dev")
+	store.mu.Lock()
+	store.reads = 0
+	store.mu.Unlock()
+	_, body := c.Get("/page")
+	require.Equal(t, "true", body)
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	assert.Equal(t, 1, store.reads, "three questions, one read")
 }
