@@ -46,13 +46,11 @@ func runSchedule(ctx context.Context, args []string) error {
 		}
 	}
 	if *attrs {
-		// A namespace just made reaches every service within seconds.
-		err := app.RegisterSearchAttributes(ctx, tc, cfg.TemporalNamespace)
-		for i := 0; err != nil && *create && i < 30; i++ {
-			time.Sleep(2 * time.Second)
-			err = app.RegisterSearchAttributes(ctx, tc, cfg.TemporalNamespace)
+		register := app.RegisterSearchAttributes
+		if *create {
+			register = app.RegisterSearchAttributesWhenReady
 		}
-		if err != nil {
+		if err := register(ctx, tc, cfg.TemporalNamespace); err != nil {
 			return fmt.Errorf("%w (on Temporal Cloud, add them with tcld; see README)", err)
 		}
 	}

@@ -546,17 +546,33 @@ func RampBuild(ctx context.Context, tc client.Client, buildID string, percent fl
 }
 
 func untilTaken(ctx context.Context, set func() error) error {
+	if err := forAMinute(ctx, set); err != nil {
+		return fmt.Errorf("worker deployment %s: %w (do workers of that build run with REBOOK_BUILD_ID set?)", workflows.DeploymentName, err)
+	}
+	return nil
+}
+
+// forAMinute tries f each second until it succeeds, for up to a minute:
+// what a cluster takes to learn of a new namespace or a new build's
+// workers. It returns f's last error.
+func forAMinute(ctx context.Context, f func() error) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	for {
-		err := set()
+		err := f()
 		if err == nil {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("worker deployment %s: %w (do workers of that build run with REBOOK_BUILD_ID set?)", workflows.DeploymentName, err)
+			return err
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// RegisterSearchAttributesWhenReady is RegisterSearchAttributes on a
+// namespace just made, which every service knows only seconds later.
+func RegisterSearchAttributesWhenReady(ctx context.Context, c client.Client, namespace string) error {
+	return forAMinute(ctx, func() error { return RegisterSearchAttributes(ctx, c, namespace) })
 }

@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,7 +12,6 @@ import (
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/rebookhq/rebook/internal/app"
 	"github.com/rebookhq/rebook/internal/codec"
@@ -29,28 +26,16 @@ import (
 // of its own, instead of on a dev server of its own.
 const clusterEnv = "REBOOK_E2E_TEMPORAL"
 
-// clusterNamespace registers a fresh namespace, with Rebook's search
-// attributes, on the cluster clusterEnv names, and returns the address
-// and namespace; empty when clusterEnv is unset.
+// clusterNamespace is a fresh namespace, with Rebook's search attributes,
+// on the cluster clusterEnv names, and that cluster's address; empty when
+// clusterEnv is unset.
 func clusterNamespace(t *testing.T, ctx context.Context) (string, string) {
 	addr := os.Getenv(clusterEnv)
 	if addr == "" {
 		return "", ""
 	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	ns := "e2e-" + hex.EncodeToString(b)
-	nc, err := client.NewNamespaceClient(client.Options{HostPort: addr})
+	ns, err := devserver.FreshNamespace(ctx, addr, "e2e-")
 	require.NoError(t, err)
-	defer nc.Close()
-	require.NoError(t, nc.Register(ctx, &workflowservice.RegisterNamespaceRequest{Namespace: ns, WorkflowExecutionRetentionPeriod: durationpb.New(24 * time.Hour)}))
-	c, err := client.Dial(client.Options{HostPort: addr, Namespace: ns})
-	require.NoError(t, err)
-	defer c.Close()
-	// A new namespace reaches every service's cache within seconds.
-	waitFor(t, "the namespace known to every service", time.Minute, func() bool {
-		return app.RegisterSearchAttributes(ctx, c, ns) == nil
-	})
 	return addr, ns
 }
 
@@ -58,10 +43,7 @@ func clusterNamespace(t *testing.T, ctx context.Context) (string, string) {
 // (tools/cluster.sh restart), as a node failing would.
 func restartService(t *testing.T, service string) {
 	t.Helper()
-	wd, _ := os.Getwd()
-	root, err := devserver.RepoRoot(wd)
-	require.NoError(t, err)
-	out, err := exec.Command(filepath.Join(root, "tools/cluster.sh"), "restart", service).CombinedOutput()
+	out, err := exec.Command(filepath.Join(repoRoot(t), "tools/cluster.sh"), "restart", service).CombinedOutput()
 	require.NoError(t, err, "%s", out)
 }
 
@@ -108,14 +90,7 @@ func TestEnsureNamespaceCreatesItOnce(t *testing.T) {
 		t.Skip("starts a Temporal dev server")
 	}
 	ctx := context.Background()
-	wd, _ := os.Getwd()
-	root, err := devserver.RepoRoot(wd)
-	require.NoError(t, err)
-	bin, err := devserver.Binary(ctx, root)
-	require.NoError(t, err)
-	srv, err := devserver.Start(ctx, devserver.Options{Binary: bin, UIPort: -1})
-	require.NoError(t, err)
-	t.Cleanup(srv.Stop)
+	srv := devServer(t, devserver.Options{})
 	c, err := client.Dial(client.Options{HostPort: srv.Address})
 	require.NoError(t, err)
 	defer c.Close()

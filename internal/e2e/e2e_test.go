@@ -91,16 +91,9 @@ func startLogged(t *testing.T, n int, logs io.Writer, tune ...func(*config.Confi
 		slog.SetDefault(log)
 		t.Cleanup(func() { slog.SetDefault(was) })
 	}
-	wd, _ := os.Getwd()
-	root, err := devserver.RepoRoot(wd)
-	require.NoError(t, err)
 	temporalAddr, namespace := clusterNamespace(t, ctx)
 	if temporalAddr == "" {
-		bin, err := devserver.Binary(ctx, root)
-		require.NoError(t, err)
-		srv, err := devserver.Start(ctx, devserver.Options{Binary: bin, UIPort: -1, SearchAttributes: workflows.SearchAttributes})
-		require.NoError(t, err)
-		t.Cleanup(srv.Stop)
+		srv := devServer(t, devserver.Options{SearchAttributes: workflows.SearchAttributes})
 		temporalAddr, namespace = srv.Address, "default"
 	}
 
@@ -108,6 +101,7 @@ func startLogged(t *testing.T, n int, logs io.Writer, tune ...func(*config.Confi
 	_, _ = rand.Read(key)
 	s := &stack{ds: pkbsim.Pending(n)}
 	dbURL := testdb.URL(t)
+	var err error
 	s.st, err = store.Open(ctx, dbURL, key)
 	require.NoError(t, err)
 	t.Cleanup(s.st.Close)
@@ -184,6 +178,29 @@ func (s *stack) count(t *testing.T, query string) int64 {
 	resp, err := s.tc.CountWorkflow(context.Background(), &workflowservice.CountWorkflowExecutionsRequest{Namespace: s.cfg.TemporalNamespace, Query: query})
 	require.NoError(t, err)
 	return resp.Count
+}
+
+// repoRoot is the repository's root, where its tools and scripts are.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	wd, _ := os.Getwd()
+	root, err := devserver.RepoRoot(wd)
+	require.NoError(t, err)
+	return root
+}
+
+// devServer starts the pinned Temporal dev server for the test (no Web
+// UI), stopped when the test ends.
+func devServer(t *testing.T, o devserver.Options) *devserver.Server {
+	t.Helper()
+	ctx := context.Background()
+	bin, err := devserver.Binary(ctx, repoRoot(t))
+	require.NoError(t, err)
+	o.Binary, o.UIPort = bin, -1
+	srv, err := devserver.Start(ctx, o)
+	require.NoError(t, err)
+	t.Cleanup(srv.Stop)
+	return srv
 }
 
 func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {

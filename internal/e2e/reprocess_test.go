@@ -21,7 +21,6 @@ import (
 
 	"github.com/rebookhq/rebook/activities"
 	"github.com/rebookhq/rebook/internal/app"
-	"github.com/rebookhq/rebook/internal/dev/devserver"
 	"github.com/rebookhq/rebook/internal/slackmsg"
 	"github.com/rebookhq/rebook/internal/store"
 	"github.com/rebookhq/rebook/workflows"
@@ -69,12 +68,9 @@ func (s *stack) reprocessCLI(t *testing.T) func(args ...string) string {
 
 // reprocessCmd is reprocessCLI that returns the command's error.
 func (s *stack) reprocessCmd(t *testing.T) func(args ...string) (string, error) {
-	wd, _ := os.Getwd()
-	root, err := devserver.RepoRoot(wd)
-	require.NoError(t, err)
 	bin := filepath.Join(t.TempDir(), "starter")
 	build := exec.Command("go", "build", "-o", bin, "./starter")
-	build.Dir = root
+	build.Dir = repoRoot(t)
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, string(out))
 	return func(args ...string) (string, error) {

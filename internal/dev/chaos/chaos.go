@@ -36,7 +36,6 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/rebookhq/rebook/internal/app"
 	"github.com/rebookhq/rebook/internal/config"
@@ -292,7 +291,7 @@ func (r *run) up(ctx context.Context) error {
 			return err
 		}
 		temporalAddr = r.o.Cluster
-		if namespace, err = freshNamespace(ctx, r.o.Cluster); err != nil {
+		if namespace, err = devserver.FreshNamespace(ctx, r.o.Cluster, "chaos-"); err != nil {
 			return err
 		}
 		r.say("Temporal cluster at %s, namespace %s (each service its own process)", temporalAddr, namespace)
@@ -572,29 +571,6 @@ func (r *run) clusterScript(ctx context.Context, args ...string) error {
 		return fmt.Errorf("chaos: tools/cluster.sh %s: %w\n%s", strings.Join(args, " "), err, out)
 	}
 	return nil
-}
-
-// freshNamespace registers a namespace of the run's own on the cluster,
-// and waits until every service knows it.
-func freshNamespace(ctx context.Context, addr string) (string, error) {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	ns := "chaos-" + hex.EncodeToString(b)
-	nc, err := client.NewNamespaceClient(client.Options{HostPort: addr})
-	if err != nil {
-		return "", err
-	}
-	defer nc.Close()
-	if err := nc.Register(ctx, &workflowservice.RegisterNamespaceRequest{Namespace: ns, WorkflowExecutionRetentionPeriod: durationpb.New(24 * time.Hour)}); err != nil {
-		return "", err
-	}
-	c, err := client.Dial(client.Options{HostPort: addr, Namespace: ns})
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	err = child.Until(ctx, time.Minute, func() bool { return app.RegisterSearchAttributes(ctx, c, ns) == nil })
-	return ns, err
 }
 
 // apply breaks something for half of FaultEvery, mends it, and waits the
