@@ -112,33 +112,27 @@ func (s *Store) NewGrantLink(ctx context.Context, clientID, issuedBy string, ttl
 // so the page that asks "grant access?" can refuse a dead link before
 // anyone presses anything.
 func (s *Store) PeekGrantLink(ctx context.Context, link, clientID string) (string, error) {
-	var issuedBy string
-	var live bool
-	err := s.pool.QueryRow(ctx, `SELECT issued_by, expires_at > now() FROM grant_links WHERE link_hash = $1 AND client_id = $2`,
-		hashState(link), clientID).Scan(&issuedBy, &live)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", ErrLinkUnknown
-	}
-	if err != nil {
-		return "", fmt.Errorf("store: peek grant link: %w", err)
-	}
-	if !live {
-		return "", ErrLinkExpired
-	}
-	return issuedBy, nil
+	return grantLink(s.pool.QueryRow(ctx, `SELECT issued_by, expires_at > now() FROM grant_links WHERE link_hash = $1 AND client_id = $2`,
+		hashState(link), clientID), "peek")
 }
 
 // ConsumeGrantLink spends a grant link and says who it was issued to.
 func (s *Store) ConsumeGrantLink(ctx context.Context, link, clientID string) (string, error) {
+	return grantLink(s.pool.QueryRow(ctx, `DELETE FROM grant_links WHERE link_hash = $1 AND client_id = $2 RETURNING issued_by, expires_at > now()`,
+		hashState(link), clientID), "consume")
+}
+
+// grantLink reads a grant link's row (who it was issued to, and whether it
+// is live) as Peek and Consume answer: unknown, expired, or its issuer.
+func grantLink(row pgx.Row, op string) (string, error) {
 	var issuedBy string
 	var live bool
-	err := s.pool.QueryRow(ctx, `DELETE FROM grant_links WHERE link_hash = $1 AND client_id = $2 RETURNING issued_by, expires_at > now()`,
-		hashState(link), clientID).Scan(&issuedBy, &live)
+	err := row.Scan(&issuedBy, &live)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", ErrLinkUnknown
 	}
 	if err != nil {
-		return "", fmt.Errorf("store: consume grant link: %w", err)
+		return "", fmt.Errorf("store: %s grant link: %w", op, err)
 	}
 	if !live {
 		return "", ErrLinkExpired

@@ -11,7 +11,6 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -310,8 +309,7 @@ func (s *Server) createConversation(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	s.next++
-	m.ID = strconv.FormatInt(time.Now().UnixMilli()*1000+int64(s.next), 10)
+	m.ID = s.newID()
 	conv := in.ChannelData.Channel.ID + ";messageid=" + m.ID
 	s.threads[conv] = &Thread{Conversation: conv, Channel: in.ChannelData.Channel.ID, Root: m}
 	s.order = append(s.order, conv)
@@ -337,21 +335,33 @@ func (s *Server) thread(w http.ResponseWriter, r *http.Request) *Thread {
 	return t
 }
 
-func (s *Server) reply(w http.ResponseWriter, r *http.Request) {
+// incoming reads an activity posted to a thread the bot may write in, or
+// answers why not; ok is false when it has answered.
+func (s *Server) incoming(w http.ResponseWriter, r *http.Request) (*Thread, *Message, bool) {
 	if s.refuse(w, r) {
-		return
+		return nil, nil, false
 	}
 	t := s.thread(w, r)
 	if t == nil {
-		return
+		return nil, nil, false
 	}
 	m, ok := s.message(w, r)
+	return t, m, ok
+}
+
+// newID is a new activity id, in time order; the caller holds s.mu.
+func (s *Server) newID() string {
+	s.next++
+	return strconv.FormatInt(time.Now().UnixMilli()*1000+int64(s.next), 10)
+}
+
+func (s *Server) reply(w http.ResponseWriter, r *http.Request) {
+	t, m, ok := s.incoming(w, r)
 	if !ok {
 		return
 	}
 	s.mu.Lock()
-	s.next++
-	m.ID = fmt.Sprintf("%d", time.Now().UnixMilli()*1000+int64(s.next))
+	m.ID = s.newID()
 	t.Replies = append(t.Replies, m)
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
@@ -360,14 +370,7 @@ func (s *Server) reply(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) update(w http.ResponseWriter, r *http.Request) {
-	if s.refuse(w, r) {
-		return
-	}
-	t := s.thread(w, r)
-	if t == nil {
-		return
-	}
-	m, ok := s.message(w, r)
+	t, m, ok := s.incoming(w, r)
 	if !ok {
 		return
 	}
