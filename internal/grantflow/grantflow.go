@@ -50,7 +50,9 @@ func (h *Handler) Register(m *http.ServeMux) {
 	m.HandleFunc("GET /oauth/callback", h.callback)
 }
 
-var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
+// frameTop and frameBottom are the NHS design system's page around each
+// of the grant's pages; .Title is the page's title.
+const frameTop = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Rebook: {{.Title}}</title>
 <link rel="stylesheet" href="/static/nhsuk/nhsuk-frontend.min.css"><link rel="icon" href="/static/nhsuk/assets/images/favicon.ico"></head>
 <body><a class="nhsuk-skip-link" href="#maincontent">Skip to main content</a>
@@ -58,9 +60,13 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
 <span class="nhsuk-header__service-logo"><svg class="nhsuk-header__logo" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 200 80" height="40" width="100" focusable="false" role="img" aria-label="NHS"><title>NHS</title><path fill="currentcolor" d="M200 0v80H0V0h200Zm-27.5 5.5c-14.5 0-29 5-29 22 0 10.2 7.7 13.5 14.7 16.3l.7.3c5.4 2 10.1 3.9 10.1 8.4 0 6.5-8.5 7.5-14 7.5s-12.5-1.5-16-3.5L135 70c5.5 2 13.5 3.5 20 3.5 15.5 0 32-4.5 32-22.5 0-19.5-25.5-16.5-25.5-25.5 0-5.5 5.5-6.5 12.5-6.5a35 35 0 0 1 14.5 3l4-13.5c-4.5-2-12-3-20-3Zm-131 2h-22l-14 65H22l9-45h.5l13.5 45h21.5l14-65H64l-9 45h-.5l-13-45Zm63 0h-18l-13 65h17l6-28H117l-5.5 28H129l13.5-65H125L119.5 32h-20l5-24.5Z"/></svg>
 <span class="nhsuk-header__service-name">Rebook</span></span></div></div></header>
 <div class="nhsuk-width-container"><main class="nhsuk-main-wrapper" id="maincontent">
-<h1>{{.Title}}</h1>{{range .Lines}}<p>{{.}}</p>{{end}}
-</main></div></body></html>
-`))
+`
+
+const frameBottom = `</main></div></body></html>
+`
+
+var pageTmpl = template.Must(template.New("page").Parse(frameTop + `<h1>{{.Title}}</h1>{{range .Lines}}<p>{{.}}</p>{{end}}
+` + frameBottom))
 
 func page(w http.ResponseWriter, status int, title string, lines ...string) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -77,15 +83,7 @@ const LinkTTL = 30 * time.Minute
 // LinkParam is the query parameter of /oauth/start that carries the link.
 const LinkParam = "link"
 
-var confirmTmpl = template.Must(template.New("confirm").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Rebook: grant access to PKB</title>
-<link rel="stylesheet" href="/static/nhsuk/nhsuk-frontend.min.css"><link rel="icon" href="/static/nhsuk/assets/images/favicon.ico"></head>
-<body><a class="nhsuk-skip-link" href="#maincontent">Skip to main content</a>
-<header class="nhsuk-header" role="banner"><div class="nhsuk-header__container nhsuk-width-container"><div class="nhsuk-header__service">
-<span class="nhsuk-header__service-logo"><svg class="nhsuk-header__logo" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 200 80" height="40" width="100" focusable="false" role="img" aria-label="NHS"><title>NHS</title><path fill="currentcolor" d="M200 0v80H0V0h200Zm-27.5 5.5c-14.5 0-29 5-29 22 0 10.2 7.7 13.5 14.7 16.3l.7.3c5.4 2 10.1 3.9 10.1 8.4 0 6.5-8.5 7.5-14 7.5s-12.5-1.5-16-3.5L135 70c5.5 2 13.5 3.5 20 3.5 15.5 0 32-4.5 32-22.5 0-19.5-25.5-16.5-25.5-25.5 0-5.5 5.5-6.5 12.5-6.5a35 35 0 0 1 14.5 3l4-13.5c-4.5-2-12-3-20-3Zm-131 2h-22l-14 65H22l9-45h.5l13.5 45h21.5l14-65H64l-9 45h-.5l-13-45Zm63 0h-18l-13 65h17l6-28H117l-5.5 28H129l13.5-65H125L119.5 32h-20l5-24.5Z"/></svg>
-<span class="nhsuk-header__service-name">Rebook</span></span></div></div></header>
-<div class="nhsuk-width-container"><main class="nhsuk-main-wrapper" id="maincontent">
-<h1>Grant Rebook access to PKB</h1>
+var confirmTmpl = template.Must(template.New("confirm").Parse(frameTop + `<h1>Grant Rebook access to PKB</h1>
 <p>Rebook reads your teams' appointment-request messages in Patients Know Best, and the appointments and patient records they concern (PKB scope CLINICIAN), so it can route each request to the team that acts on it.</p>
 <div class="nhsuk-inset-text"><span class="nhsuk-u-visually-hidden">Information: </span><p>Continue only if you are the clinician asked to grant access. PKB will ask you to sign in and approve. Rebook records which PKB account granted access, when PKB names it.</p></div>
 <p>This link was made for {{.IssuedBy}}. It works once.</p>
@@ -94,8 +92,7 @@ var confirmTmpl = template.Must(template.New("confirm").Parse(`<!doctype html>
 <input type="hidden" name="csrf" value="{{.CSRF}}">
 <button class="nhsuk-button" type="submit" id="continue-to-pkb">Continue to PKB</button>
 </form>
-</main></div></body></html>
-`))
+` + frameBottom))
 
 // csrfCookie carries the confirm page's token back with its POST. The
 // grant page has no signed-in session to hang a token on, so the token is
@@ -116,7 +113,7 @@ func (h *Handler) confirm(w http.ResponseWriter, r *http.Request) {
 		HttpOnly: true, Secure: r.TLS != nil || strings.HasPrefix(h.OAuth.RedirectURL, "https:"), SameSite: http.SameSiteStrictMode})
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	_ = confirmTmpl.Execute(w, map[string]string{"Link": link, "CSRF": token, "IssuedBy": issuedBy})
+	_ = confirmTmpl.Execute(w, map[string]string{"Title": "grant access to PKB", "Link": link, "CSRF": token, "IssuedBy": issuedBy})
 }
 
 // checkLink answers for a missing, unknown, spent or expired link, and

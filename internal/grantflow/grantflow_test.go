@@ -89,6 +89,18 @@ func (e *env) consent(t *testing.T, decision string) string {
 	return resp.Header.Get("Location")
 }
 
+// grant walks a fresh link through PKB's consent to an approved callback
+// and returns the grant's audit entry.
+func (e *env) grant(t *testing.T) store.AuditEntry {
+	t.Helper()
+	resp, _ := get(t, http.DefaultClient, e.consent(t, "approve"))
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	trail, err := e.st.AuditTrail(context.Background(), "pkb-grant/c")
+	require.NoError(t, err)
+	require.NotEmpty(t, trail)
+	return trail[len(trail)-1]
+}
+
 func TestGrantAndRefusals(t *testing.T) {
 	e := setup(t)
 	ctx := context.Background()
@@ -173,14 +185,9 @@ func TestHazardGrantStartsOnlyFromAnAdminsLink(t *testing.T) {
 	resp, _ = get(t, noRedirect, e.rebook+"/oauth/start?link="+expired)
 	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "an expired link")
 
-	cb := e.consent(t, "approve")
-	resp, _ = get(t, http.DefaultClient, cb)
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	trail, err := e.st.AuditTrail(ctx, "pkb-grant/c")
-	require.NoError(t, err)
-	require.NotEmpty(t, trail)
-	assert.Equal(t, "starter grant-link", trail[len(trail)-1].Detail["started_by"])
-	assert.Equal(t, grantflow.NotNamed, trail[len(trail)-1].Detail["pkb_account"], "PKB named nobody, and the audit says so")
+	granted := e.grant(t)
+	assert.Equal(t, "starter grant-link", granted.Detail["started_by"])
+	assert.Equal(t, grantflow.NotNamed, granted.Detail["pkb_account"], "PKB named nobody, and the audit says so")
 }
 
 // Finding 12: a link scanner's GET spends nothing; only the confirm page's
@@ -232,11 +239,5 @@ func TestSecurityGrantLinkAsksBeforeItActs(t *testing.T) {
 	resp, _ = get(t, noRedirect, start)
 	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "spent")
 
-	cb := e.consent(t, "approve")
-	resp, _ = get(t, http.DefaultClient, cb)
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	trail, err := e.st.AuditTrail(ctx, "pkb-grant/c")
-	require.NoError(t, err)
-	require.NotEmpty(t, trail)
-	assert.Equal(t, "clinician-4711", trail[len(trail)-1].Detail["pkb_account"])
+	assert.Equal(t, "clinician-4711", e.grant(t).Detail["pkb_account"])
 }
